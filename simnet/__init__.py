@@ -1,0 +1,28 @@
+"""simnet: a neural network simulated as a graph of neuron actors that pass messages.
+
+    import simnet as sn
+    net = sn.Network.layered([2, 8, 1], output="sigmoid", seed=0)
+    history = net.train(X, Y, steps=500, lr=0.5, loss="bce")
+"""
+from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError, TraceError
+from .events import Event, EventBus, EventLog
+from .graph import Connection, Network, Neuron
+from .train import History
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Network", "Neuron", "Connection", "History", "Event", "EventBus", "EventLog",
+    "SimnetError", "TopologyError", "ScenarioError", "TraceError", "DivergenceError",
+    "Recorder", "open_trace", "Trace", "__version__",
+]
+
+# The trace store pulls in sqlite3 and the renderers matplotlib; load them on first use.
+_LAZY = {"Recorder": "trace", "open_trace": "trace", "Trace": "trace"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from importlib import import_module
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'simnet' has no attribute {name!r}")

@@ -1,0 +1,34 @@
+"""The errors simnet raises on purpose.
+
+Every one derives from :class:`SimnetError`, so callers can catch them all
+in one place, and the command line turns them into a one-line message with
+exit code 2.
+"""
+
+
+class SimnetError(Exception):
+    """Base of every error simnet raises on purpose."""
+
+
+class TopologyError(SimnetError):
+    """The network's graph would become invalid (cycle, duplicate, unknown name...)."""
+
+
+class ScenarioError(SimnetError):
+    """A scenario file is malformed: names the file, the key path and what was wrong."""
+
+    def __init__(self, file, where, why):
+        self.file, self.where, self.why = str(file), where, why
+        super().__init__(f"{self.file}: {where}: {why}" if where else f"{self.file}: {why}")
+
+
+class TraceError(SimnetError):
+    """A trace cannot be read, or a query asks for something it does not hold."""
+
+
+class DivergenceError(SimnetError):
+    """Training produced NaN or inf; names the step and the neuron where it appeared first."""
+
+    def __init__(self, step, where, quantity):
+        self.step, self.where, self.quantity = step, where, quantity
+        super().__init__(f"diverged at step {step}: {quantity} of {where} is not finite")

@@ -1,0 +1,112 @@
+"""Activations and losses by name: the textbook formulas, vectorised over a batch.
+
+An activation is a pair (f, f') where f' takes both z and a = f(z), so each
+derivative can use whichever is cheaper.  A loss maps outputs Y_hat and
+targets Y, both (batch, n_outputs), to a scalar L averaged over the batch,
+and gives dL/dY_hat for the backward sweep.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .errors import SimnetError
+
+LEAKY_SLOPE = 0.01
+
+
+@dataclass(frozen=True)
+class Activation:
+    name: str
+    f: Callable[[np.ndarray], np.ndarray]
+    df: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (z, a) -> da/dz
+
+
+def _sigmoid(z):
+    # tanh form: the same value as 1/(1+e^-z) without overflow for large |z|
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+ACTIVATIONS = {
+    a.name: a
+    for a in (
+        Activation("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float)),
+        Activation("leaky_relu", lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
+                   lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE)),
+        Activation("sigmoid", _sigmoid, lambda z, a: a * (1.0 - a)),
+        Activation("tanh", np.tanh, lambda z, a: 1.0 - a * a),
+        Activation("linear", lambda z: z, lambda z, a: np.ones_like(z)),
+    )
+}
+
+
+def activation(name):
+    """The Activation called `name`; SimnetError listing the known names otherwise."""
+    try:
+        return ACTIVATIONS[name]
+    except (KeyError, TypeError):
+        raise SimnetError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}") from None
+
+
+# Probabilities are clipped so that log() stays finite for saturated sigmoids.
+EPS = 1e-12
+
+
+def _mse(P, Y):
+    diff = P - Y
+    return np.mean(diff * diff), 2.0 * diff / diff.size
+
+
+def _bce(P, Y):
+    p = np.clip(P, EPS, 1.0 - EPS)
+    loss = -np.mean(Y * np.log(p) + (1.0 - Y) * np.log(1.0 - p))
+    # where the clip bites, the clipped loss is flat in P
+    grad = np.where(p == P, (p - Y) / (p * (1.0 - p)), 0.0) / P.size
+    return loss, grad
+
+
+def hinge_sign(Y):
+    """Labels as -1/+1: positive labels stay +1, zero or negative ones become -1."""
+    return np.where(Y > 0, 1.0, -1.0)
+
+
+def _hinge(P, Y):
+    t = hinge_sign(Y)
+    margin = 1.0 - t * P
+    active = margin > 0
+    return np.mean(np.where(active, margin, 0.0)), np.where(active, -t, 0.0) / P.size
+
+
+def _cross_entropy(P, Y):
+    shifted = P - P.max(axis=1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    batch = P.shape[0]
+    loss = -np.sum(Y * log_softmax) / batch
+    softmax = np.exp(log_softmax)
+    grad = (softmax * Y.sum(axis=1, keepdims=True) - Y) / batch
+    return loss, grad
+
+
+LOSSES = {"mse": _mse, "bce": _bce, "hinge": _hinge, "cross_entropy": _cross_entropy}
+CLASSIFICATION = {"bce", "hinge", "cross_entropy"}
+
+
+def loss_function(name):
+    """The loss called `name` as a function (P, Y) -> (L, dL/dP)."""
+    try:
+        return LOSSES[name]
+    except (KeyError, TypeError):
+        raise SimnetError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}") from None
+
+
+def accuracy(loss_name, P, Y):
+    """Fraction of samples classified right under `loss_name`'s rule, None for regression."""
+    if loss_name == "bce":
+        hits = (P > 0.5) == (Y > 0.5)
+    elif loss_name == "hinge":
+        hits = (P > 0) == (Y > 0)
+    elif loss_name == "cross_entropy":
+        return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
+    else:
+        return None
+    return float(np.mean(np.all(hits, axis=1)))

@@ -1,0 +1,420 @@
+"""The network as a graph of objects: Neuron actors joined by Connection objects.
+
+A :class:`Neuron` is an actor: it collects messages in an inbox and fires
+when it has heard from every connection it waits on.  Its two handlers,
+:meth:`Neuron.fire_forward` and :meth:`Neuron.fire_backward`, are the whole
+of backpropagation for one neuron.  Delivering the messages is the engine's
+job (``simnet.engine``); the network only keeps the graph valid and says
+what changed on its event bus.
+"""
+import math
+
+import numpy as np
+
+from .errors import SimnetError, TopologyError
+from .events import EventBus
+from .functions import activation as lookup_activation
+
+ROLES = ("input", "hidden", "output")
+INIT_RULES = ("he", "xavier", "uniform")
+
+
+class Neuron:
+    """One neuron: z = Σ inbox + b, a = f(z); backward dL/dz = dL/da · f'(z)."""
+
+    __slots__ = ("name", "role", "bias", "bias_grad", "value", "z", "dL_da", "dL_dz",
+                 "incoming", "outgoing", "inbox", "_activation")
+
+    def __init__(self, name, role, activation, bias):
+        self.name, self.role, self.bias = name, role, bias
+        self.activation = activation
+        self.bias_grad = 0.0
+        self.value = self.z = self.dL_da = self.dL_dz = None
+        self.incoming, self.outgoing = [], []
+        self.inbox = []
+
+    @property
+    def activation(self):
+        return self._activation.name
+
+    @activation.setter
+    def activation(self, name):
+        self._activation = lookup_activation(name)
+
+    def fire_forward(self, batch_size):
+        """Sum the messages and the bias, apply f; returns the message a·w for each outgoing connection."""
+        z = self.bias + (np.add.reduce(self.inbox) if self.inbox else np.zeros(batch_size))
+        a = self._activation.f(z)
+        self.z, self.value = z, a
+        return [(c, a * c.weight) for c in self.outgoing]
+
+    def fire_backward(self, batch_size):
+        """Sum the gradients sent back, go through f'; returns dL/dz·w for each incoming connection.
+
+        Along the way each incoming connection accumulates dL/dw = dL/dz · a_source
+        and the neuron dL/db = dL/dz, both summed over the batch.
+        """
+        dL_da = np.add.reduce(self.inbox) if self.inbox else np.zeros(batch_size)
+        dL_dz = dL_da * self._activation.df(self.z, self.value)
+        self.dL_da, self.dL_dz = dL_da, dL_dz
+        self.bias_grad += float(dL_dz.sum())
+        for c in self.incoming:
+            c.grad += float(dL_dz @ c.source.value)
+        return [(c, dL_dz * c.weight) for c in self.incoming]
+
+    def __repr__(self):
+        return f"Neuron({self.name!r}, {self.role}, {self.activation}, bias={self.bias:.4g})"
+
+
+class Connection:
+    """A weighted edge source -> target; carries a·w forward and dL/dz·w back."""
+
+    __slots__ = ("source", "target", "weight", "grad", "frozen")
+
+    def __init__(self, source, target, weight, frozen=False):
+        self.source, self.target = source, target
+        self.weight, self.grad, self.frozen = weight, 0.0, frozen
+
+    @property
+    def key(self):
+        return self.source.name, self.target.name
+
+    def __repr__(self):
+        return f"Connection({self.source.name!r} -> {self.target.name!r}, weight={self.weight:.4g})"
+
+
+class Network:
+    """A directed acyclic graph of neurons that can change between any two steps.
+
+    All randomness (initial weights, shuffling) comes from ``seed``; with no
+    seed a fresh one is drawn and kept in ``net.seed`` so the run can be repeated.
+    """
+
+    def __init__(self, seed=None, init="he"):
+        if init not in INIT_RULES:
+            raise SimnetError(f"unknown init rule {init!r}; expected one of {', '.join(INIT_RULES)}")
+        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.init = init
+        self.rng = np.random.default_rng(self.seed)
+        self.neurons = {}
+        self.connections = []
+        self._by_key = {}
+        self.bus = EventBus()
+        self.step = 0  # weight updates done so far
+        self.learning_rate = None  # set by train(), changeable between steps
+
+    # ---- reading the graph -------------------------------------------------
+
+    @property
+    def inputs(self):
+        return [n for n in self.neurons.values() if n.role == "input"]
+
+    @property
+    def outputs(self):
+        return [n for n in self.neurons.values() if n.role == "output"]
+
+    def neuron(self, ref):
+        """The Neuron named `ref` (or `ref` itself if it is one of ours); TopologyError otherwise."""
+        if isinstance(ref, Neuron):
+            if self.neurons.get(ref.name) is not ref:
+                raise TopologyError(f"neuron {ref.name!r} is not in this network")
+            return ref
+        try:
+            return self.neurons[ref]
+        except (KeyError, TypeError):
+            raise TopologyError(f"unknown neuron {ref!r}") from None
+
+    def connection(self, source, target):
+        """The Connection source -> target; TopologyError if there is none."""
+        s, t = self.neuron(source), self.neuron(target)
+        try:
+            return self._by_key[s.name, t.name]
+        except KeyError:
+            raise TopologyError(f"no connection {s.name!r} -> {t.name!r}") from None
+
+    def __contains__(self, name):
+        return name in self.neurons
+
+    def __repr__(self):
+        return (f"Network({len(self.inputs)} inputs, {len(self.neurons) - len(self.inputs) - len(self.outputs)}"
+                f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
+
+    def parameters(self):
+        """Number of trainable numbers: weights plus biases of non-input neurons."""
+        return len(self.connections) + sum(n.role != "input" for n in self.neurons.values())
+
+    # ---- changing the graph ------------------------------------------------
+
+    def _emit(self, kind, **fields):
+        # mutations belong to the step they come before
+        data = fields.pop("data", None)
+        self.bus.emit(self.step + 1, "script", kind, data=data, **fields)
+
+    def add_neuron(self, name, *, role="hidden", activation="relu", bias=None):
+        """Add a neuron and return it; inputs are always linear with bias 0."""
+        if not isinstance(name, str) or not name:
+            raise TopologyError(f"neuron name must be a non-empty string, got {name!r}")
+        if name in self.neurons:
+            raise TopologyError(f"duplicate neuron name {name!r}")
+        if role not in ROLES:
+            raise TopologyError(f"neuron {name!r}: unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        if role == "input":
+            activation, bias = "linear", 0.0
+        elif bias is None:
+            bias = 0.0  # every init rule starts biases at zero
+        bias = _finite(bias, f"bias of neuron {name!r}")
+        neuron = Neuron(name, role, activation, bias)
+        self.neurons[name] = neuron
+        if self.bus:
+            self._emit("neuron_added", neuron=name,
+                       data={"role": role, "activation": neuron.activation, "bias": bias})
+        return neuron
+
+    def init_weight(self, fan_in, fan_out):
+        """One weight drawn by the network's init rule from its own generator."""
+        if self.init == "he":
+            return float(self.rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1))))
+        if self.init == "xavier":
+            return float(self.rng.normal(0.0, math.sqrt(2.0 / max(fan_in + fan_out, 1))))
+        return float(self.rng.uniform(-1.0, 1.0))
+
+    def connect(self, source, target, *, weight=None, frozen=False):
+        """Add the connection source -> target and return it.
+
+        With weight None the init rule draws one, using the fan-in and fan-out
+        the two neurons have once this connection exists.
+        """
+        s, t = self.neuron(source), self.neuron(target)
+        if (s.name, t.name) in self._by_key:
+            raise TopologyError(f"duplicate connection {s.name!r} -> {t.name!r}")
+        if t.role == "input":
+            raise TopologyError(f"connection {s.name!r} -> {t.name!r} goes into input neuron {t.name!r}")
+        if s.role == "output":
+            raise TopologyError(f"connection {s.name!r} -> {t.name!r} comes out of output neuron {s.name!r}")
+        if s is t:
+            raise TopologyError(f"connection {s.name!r} -> {t.name!r} would close a cycle: {s.name} -> {s.name}")
+        path = self._path(t, s)
+        if path:
+            cycle = " -> ".join([s.name] + [n.name for n in path])
+            raise TopologyError(f"connection {s.name!r} -> {t.name!r} would close a cycle: {cycle}")
+        if weight is None:
+            weight = self.init_weight(len(t.incoming) + 1, len(s.outgoing) + 1)
+        weight = _finite(weight, f"weight of {s.name!r} -> {t.name!r}")
+        c = Connection(s, t, weight, bool(frozen))
+        self.connections.append(c)
+        self._by_key[s.name, t.name] = c
+        s.outgoing.append(c)
+        t.incoming.append(c)
+        if self.bus:
+            self._emit("connection_added", source=s.name, target=t.name,
+                       data={"weight": weight, "frozen": c.frozen})
+        return c
+
+    def disconnect(self, source, target):
+        """Remove the connection source -> target."""
+        c = self.connection(source, target)
+        self.connections.remove(c)
+        del self._by_key[c.key]
+        c.source.outgoing.remove(c)
+        c.target.incoming.remove(c)
+        if self.bus:
+            self._emit("connection_removed", source=c.source.name, target=c.target.name,
+                       data={"weight": c.weight})
+
+    def remove_neuron(self, name):
+        """Remove a neuron together with all its connections."""
+        n = self.neuron(name)
+        for c in list(n.incoming) + list(n.outgoing):
+            self.disconnect(c.source, c.target)
+        del self.neurons[n.name]
+        if self.bus:
+            self._emit("neuron_removed", neuron=n.name)
+
+    def set_weight(self, source, target, weight):
+        c = self.connection(source, target)
+        old, c.weight = c.weight, _finite(weight, f"weight of {c.source.name!r} -> {c.target.name!r}")
+        if self.bus:
+            self._emit("weight_set", source=c.source.name, target=c.target.name,
+                       data={"old": old, "new": c.weight})
+
+    def set_bias(self, name, bias):
+        n = self.neuron(name)
+        old, n.bias = n.bias, _finite(bias, f"bias of neuron {n.name!r}")
+        if self.bus:
+            self._emit("bias_set", neuron=n.name, data={"old": old, "new": n.bias})
+
+    def set_frozen(self, source, target, frozen=True):
+        """Freeze (or unfreeze) a connection: the optimizer leaves a frozen weight alone."""
+        c = self.connection(source, target)
+        c.frozen = bool(frozen)
+        if self.bus:
+            self._emit("frozen" if frozen else "unfrozen", source=c.source.name, target=c.target.name)
+
+    def set_learning_rate(self, value):
+        """Change the learning rate from the next step on (during or between `train` calls)."""
+        new = _finite(value, "learning rate")
+        if new <= 0:
+            raise SimnetError(f"learning rate must be positive, got {value!r}")
+        old, self.learning_rate = self.learning_rate, new
+        if self.bus:
+            self._emit("learning_rate_set", data={"old": old, "new": self.learning_rate})
+
+    def _path(self, start, goal):
+        """Neurons on a path start -> ... -> goal along connections, or [] if there is none."""
+        parent = {start.name: None}
+        stack = [start]
+        while stack:
+            n = stack.pop()
+            if n is goal:
+                path = []
+                while n is not None:
+                    path.append(n)
+                    n = parent[n.name]
+                return path[::-1]
+            for c in n.outgoing:
+                if c.target.name not in parent:
+                    parent[c.target.name] = n
+                    stack.append(c.target)
+        return []
+
+    def check(self):
+        """Warnings about hidden neurons that no input reaches or that reach no output."""
+        reached = _reachable(self.inputs, lambda n: (c.target for c in n.outgoing))
+        reaching = _reachable(self.outputs, lambda n: (c.source for c in n.incoming))
+        warnings = []
+        for n in self.neurons.values():
+            if n.role != "hidden":
+                continue
+            if n.name not in reached:
+                warnings.append(f"hidden neuron {n.name!r} cannot be reached from any input")
+            if n.name not in reaching:
+                warnings.append(f"hidden neuron {n.name!r} cannot reach any output")
+        return warnings
+
+    # ---- running -----------------------------------------------------------
+
+    def forward(self, X):
+        """Outputs for inputs X (batch, n_inputs) -> (batch, n_outputs); neurons keep their values."""
+        from .engine import ActorEngine  # the engine imports this module
+        return ActorEngine().forward(self, validate_inputs(self, X))
+
+    def backward(self, grad_outputs):
+        """Backward sweep from dL/d(outputs) (batch, n_outputs); accumulates .grad and .bias_grad."""
+        from .engine import ActorEngine
+        return ActorEngine().backward(self, validate_grad_outputs(self, grad_outputs))
+
+    def zero_grad(self):
+        for c in self.connections:
+            c.grad = 0.0
+        for n in self.neurons.values():
+            n.bias_grad = 0.0
+
+    def train(self, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
+              recorder=None, engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
+        """Train for `steps` weight updates; returns a :class:`simnet.train.History`.
+
+        `before_step(net, step)` runs before every step (scripted actions go there);
+        `progress(step)` after every step.  See :func:`simnet.train.train`.
+        """
+        from .train import train
+        return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
+                     batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
+                     before_step=before_step, progress=progress)
+
+    # ---- building and converting ------------------------------------------
+
+    @classmethod
+    def layered(cls, sizes, *, hidden="relu", output="linear", seed=None, init="he"):
+        """Fully connected layers: inputs x0.., hidden h{layer}_{i}, outputs y0.."""
+        sizes = list(sizes)
+        if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
+            raise TopologyError(f"layer sizes must be at least two positive integers, got {sizes}")
+        net = cls(seed=seed, init=init)
+        names = [[f"x{i}" for i in range(sizes[0])]]
+        names += [[f"h{l}_{i}" for i in range(size)] for l, size in enumerate(sizes[1:-1], start=1)]
+        names.append([f"y{i}" for i in range(sizes[-1])])
+        last = len(names) - 1
+        for l, layer in enumerate(names):
+            role = "input" if l == 0 else "output" if l == last else "hidden"
+            for name in layer:
+                net.add_neuron(name, role=role, activation=output if l == last else hidden)
+        for prev, layer in zip(names, names[1:]):
+            for target in layer:
+                for source in prev:
+                    net.connect(source, target, weight=net.init_weight(len(prev), len(layer)))
+        return net
+
+    def to_networkx(self):
+        """A DiGraph: nodes carry role, activation, bias, order; edges weight and frozen."""
+        import networkx as nx
+        G = nx.DiGraph(seed=self.seed, init=self.init, step=self.step)
+        for i, n in enumerate(self.neurons.values()):
+            G.add_node(n.name, role=n.role, activation=n.activation, bias=n.bias, order=i)
+        for i, c in enumerate(self.connections):
+            G.add_edge(c.source.name, c.target.name, weight=c.weight, frozen=c.frozen, order=i)
+        return G
+
+    @classmethod
+    def from_networkx(cls, G, seed=None):
+        """A Network from a DiGraph shaped like :meth:`to_networkx` gives (missing attributes take defaults)."""
+        net = cls(seed=G.graph.get("seed") if seed is None else seed, init=G.graph.get("init", "he"))
+        nodes = sorted(G.nodes(data=True), key=lambda item: item[1].get("order", 0))
+        for name, attrs in nodes:
+            net.add_neuron(name, role=attrs.get("role", "hidden"),
+                           activation=attrs.get("activation", "relu"), bias=attrs.get("bias"))
+        edges = sorted(G.edges(data=True), key=lambda item: item[2].get("order", 0))
+        for source, target, attrs in edges:
+            net.connect(source, target, weight=attrs.get("weight"), frozen=attrs.get("frozen", False))
+        net.step = G.graph.get("step", 0)
+        return net
+
+    def copy(self):
+        """An independent network with the same topology, weights, biases and step (no subscribers)."""
+        return Network.from_networkx(self.to_networkx())
+
+
+def _finite(x, what):
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        raise SimnetError(f"{what} must be a number, got {x!r}") from None
+    if not math.isfinite(value):
+        raise SimnetError(f"{what} must be finite, got {x!r}")
+    return value
+
+
+def _reachable(starts, neighbours):
+    seen = {n.name for n in starts}
+    stack = list(starts)
+    while stack:
+        for m in neighbours(stack.pop()):
+            if m.name not in seen:
+                seen.add(m.name)
+                stack.append(m)
+    return seen
+
+
+def validate_inputs(net, X):
+    """X as a float64 (batch, n_inputs) array; SimnetError saying what is wrong otherwise."""
+    if not net.inputs or not net.outputs:
+        raise SimnetError(f"the network needs at least one input and one output neuron "
+                          f"(it has {len(net.inputs)} inputs, {len(net.outputs)} outputs)")
+    return _matrix(X, "X", len(net.inputs), "inputs")
+
+
+def validate_grad_outputs(net, G):
+    return _matrix(G, "grad_outputs", len(net.outputs), "outputs")
+
+
+def _matrix(A, what, columns, per):
+    try:
+        A = np.asarray(A, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise SimnetError(f"{what} must be numeric, got {type(A).__name__}") from None
+    if A.ndim != 2 or A.shape[1] != columns or A.shape[0] == 0:
+        raise SimnetError(f"{what} has shape {A.shape}; expected (batch, {columns}), one column per {per[:-1]}"
+                          f" ({columns} {per}) and at least one row")
+    if not np.all(np.isfinite(A)):
+        bad = np.argwhere(~np.isfinite(A))[0]
+        raise SimnetError(f"{what} contains {A[tuple(bad)]} at row {bad[0]}, column {bad[1]}; expected finite numbers")
+    return A

@@ -1,0 +1,207 @@
+"""The training loop: script actions, forward sweep, loss, backward sweep, update.
+
+The loop drives an engine and announces each step on the network's bus;
+whatever records the run (a trace, a progress bar) subscribes there.
+"""
+import math
+import signal
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .engine import make_engine
+from .errors import DivergenceError, SimnetError
+from .functions import CLASSIFICATION, accuracy as accuracy_of, loss_function
+from .graph import _matrix, validate_inputs
+from .optim import optimizer as make_optimizer
+
+
+@dataclass
+class History:
+    """What a call to `train` did: per-step loss and (classification only) accuracy."""
+
+    steps: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    accuracy: list = field(default_factory=list)
+    interrupted: bool = False
+
+    def __len__(self):
+        return len(self.steps)
+
+
+def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None, recorder=None,
+          engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
+    """Train `net` on X (samples, n_inputs) and Y (samples, n_outputs) for `steps` updates.
+
+    Steps continue the network's count (`net.step`).  `recorder` is subscribed to
+    the network's bus for the run.  `before_step(net, step)` is called before each
+    step, `progress(step, loss)` after it.  Ctrl-C stops at the next step boundary;
+    NaN or inf raises DivergenceError (with `.history`) naming where it appeared.
+    Returns a History.
+    """
+    X = validate_inputs(net, X)
+    Y = _matrix(Y, "Y", len(net.outputs), "outputs")
+    if Y.shape[0] != X.shape[0]:
+        raise SimnetError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; expected one target row per sample")
+    steps = _positive_int(steps, "steps")
+    lr = _positive_number(lr, "lr")
+    l1, l2 = _non_negative(l1, "l1"), _non_negative(l2, "l2")
+    loss_fn = loss_function(loss)
+    opt = make_optimizer(optimizer)
+    runner = make_engine(engine)
+    samples = X.shape[0]
+    batch_size = samples if batch_size is None else min(_positive_int(batch_size, "batch_size"), samples)
+    batches = _batches(samples, batch_size, np.random.default_rng([net.seed, net.step]))
+    net.learning_rate = lr
+    history = History()
+    bus = net.bus
+    if recorder is not None:
+        bus.subscribe(recorder)
+    try:
+        if bus:
+            _announce(net, lr=lr, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size,
+                      samples=samples, engine=runner.name, l1=l1, l2=l2)
+        with _stop_on_interrupt() as interrupted:
+            for _ in range(steps):
+                if interrupted():
+                    history.interrupted = True
+                    break
+                step = net.step + 1
+                if before_step is not None:
+                    before_step(net, step)
+                index = next(batches)
+                L, acc = _step(net, runner, opt, loss, loss_fn, X[index], Y[index], net.learning_rate,
+                               l1, l2, step, history)
+                history.steps.append(step)
+                history.loss.append(L)
+                history.accuracy.append(acc)
+                if progress is not None:
+                    progress(step, L)
+        if bus:
+            bus.emit(net.step, "end", "run_end",
+                     data={"steps": net.step, "reason": "interrupted" if history.interrupted else "complete"})
+    finally:
+        if recorder is not None:
+            bus.unsubscribe(recorder)
+    return history
+
+
+def _step(net, runner, opt, loss_name, loss_fn, Xb, Yb, lr, l1, l2, step, history):
+    bus = net.bus
+    if bus:
+        bus.emit(step, "step", "step_begin", data={"batch_size": Xb.shape[0], "lr": lr})
+    P = runner.forward(net, Xb, step)
+    L, dP = loss_fn(P, Yb)
+    if l1 or l2:
+        weights = np.array([c.weight for c in net.connections])
+        L += l1 * np.abs(weights).sum() + 0.5 * l2 * (weights @ weights)
+    L = float(L)
+    acc = accuracy_of(loss_name, P, Yb) if loss_name in CLASSIFICATION else None
+    if bus:
+        bus.emit(step, "loss", "loss", data={"loss": L, "accuracy": acc})
+    if not math.isfinite(L):
+        _diverge(net, step, _first_non_finite_neuron(net) or ("the loss", "loss"), history)
+    net.zero_grad()
+    runner.backward(net, dP, step)
+    runner.update(net, opt, lr, l1, l2, step)
+    net.step = step
+    bad = _first_non_finite_parameter(net)
+    if bad:
+        _diverge(net, step, bad, history)
+    if bus:
+        bus.emit(step, "step", "step_end", data={"loss": L, "accuracy": acc})
+    return L, acc
+
+
+def _diverge(net, step, where, history):
+    name, quantity = where
+    if net.bus:
+        net.bus.emit(step, "end", "run_end", data={"steps": step - 1, "reason": "diverged", "step": step,
+                                                    "where": name, "quantity": quantity})
+    error = DivergenceError(step, name, quantity)
+    error.history = history
+    raise error
+
+
+def _first_non_finite_neuron(net):
+    from .engine import firing_order
+    for n in firing_order(net):
+        if n.value is not None and not np.all(np.isfinite(n.value)):
+            return f"neuron {n.name}", "activation"
+    return None
+
+
+def _first_non_finite_parameter(net):
+    if math.isfinite(math.fsum(c.weight for c in net.connections) + math.fsum(n.bias for n in net.neurons.values())):
+        return None
+    for c in net.connections:
+        if not math.isfinite(c.weight):
+            return f"connection {c.source.name} -> {c.target.name}", "weight"
+    for n in net.neurons.values():
+        if not math.isfinite(n.bias):
+            return f"neuron {n.name}", "bias"
+    return None
+
+
+def _announce(net, **config):
+    """Tell subscribers how the run is set up and what the network looks like before it."""
+    bus = net.bus
+    bus.emit(net.step, "init", "run_begin", data={"seed": net.seed, **config})
+    for n in net.neurons.values():
+        bus.emit(net.step, "init", "neuron_added", neuron=n.name,
+                 data={"role": n.role, "activation": n.activation, "bias": n.bias})
+    for c in net.connections:
+        bus.emit(net.step, "init", "connection_added", source=c.source.name, target=c.target.name,
+                 data={"weight": c.weight, "frozen": c.frozen})
+
+
+def _batches(samples, batch_size, rng):
+    """Endless index arrays: the full batch each time, or seeded shuffled mini-batches per epoch."""
+    if batch_size >= samples:
+        everything = np.arange(samples)
+        while True:
+            yield everything
+    while True:
+        order = rng.permutation(samples)
+        for start in range(0, samples, batch_size):
+            yield order[start:start + batch_size]
+
+
+class _stop_on_interrupt:
+    """Within the block, Ctrl-C sets a flag (read by calling the value) instead of raising."""
+
+    def __enter__(self):
+        self.flag = False
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return lambda: self.flag
+
+    def _handle(self, signum, frame):
+        if self.flag:  # a second Ctrl-C means stop now
+            raise KeyboardInterrupt
+        self.flag = True
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+        return False
+
+
+def _positive_int(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise SimnetError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _positive_number(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value <= 0:
+        raise SimnetError(f"{name} must be a positive finite number, got {value!r}")
+    return float(value)
+
+
+def _non_negative(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) or value < 0:
+        raise SimnetError(f"{name} must be a non-negative finite number, got {value!r}")
+    return float(value)
