@@ -57,7 +57,8 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     history = History()
     bus = net.bus
     if recorder is not None:
-        bus.subscribe(recorder)
+        # a recorder may listen to some kinds only (a trace without messages, say)
+        bus.subscribe(recorder, kinds=getattr(recorder, "kinds", None))
     try:
         if bus:
             _announce(net, lr=lr, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size,
