@@ -63,7 +63,8 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
         if bus:
             _announce(net, lr=lr, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size,
                       samples=samples, engine=runner.name, l1=l1, l2=l2)
-        with _stop_on_interrupt() as interrupted:
+        # overflow is how divergence starts; it is detected and reported per step instead
+        with _stop_on_interrupt() as interrupted, np.errstate(over="ignore", invalid="ignore"):
             for _ in range(steps):
                 if interrupted():
                     history.interrupted = True
