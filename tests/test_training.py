@@ -226,3 +226,20 @@ def test_training_without_inputs_or_outputs_is_refused():
     net.add_neuron("x0", role="input")
     with pytest.raises(sn.SimnetError, match="0 outputs"):
         net.train(np.zeros((2, 1)), np.zeros((2, 0)), steps=1, lr=0.1)
+
+
+def test_ctrl_c_ends_the_run_at_a_step_boundary():
+    import os
+    import signal
+
+    def press_ctrl_c(net, step):
+        if step == 5:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    net = sn.Network.layered([2, 3, 1], seed=0)
+    log = sn.EventLog()
+    history = net.train(XOR_X, XOR_Y, steps=50, lr=0.1, before_step=press_ctrl_c, recorder=log)
+    assert history.interrupted and history.steps == [1, 2, 3, 4, 5] and net.step == 5
+    assert log.events[-2].kind == "step_end" and log.events[-2].step == 5
+    assert log.events[-1].kind == "run_end" and log.events[-1].data["reason"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
