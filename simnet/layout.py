@@ -1,0 +1,221 @@
+"""Where each neuron goes in a picture: columns by depth, rows chosen to reduce crossings.
+
+A neuron's column is the length of the longest path from the inputs to it
+(inputs in column 0, outputs together in the last column), so every
+connection points to the right.  Within a column the order starts from the
+network's insertion order and is improved by barycentre sweeps (Sugiyama
+style): each neuron moves towards the mean height of its neighbours, and the
+order with the fewest crossings between adjacent columns is kept.
+
+A :class:`Layout` remembers where it put every neuron.  Extending it with a
+graph that has new neurons places only those: each goes between its
+neighbours' columns and at their mean height, and the neurons already placed
+keep their column and their order.  An animation lays out every frame's graph
+in turn, so no neuron moves while the network grows.
+"""
+import math
+
+import networkx as nx
+
+SWEEPS = 8  # barycentre passes (alternately left-to-right and right-to-left)
+
+
+class Layout:
+    """Column and order of every neuron ever placed; see the module docstring.
+
+    ``column[name]`` is a float (a neuron squeezed between two existing
+    columns gets a half column); ``rank[name]`` orders neurons within a
+    column, top first.
+    """
+
+    def __init__(self):
+        self.column = {}
+        self.rank = {}
+
+    @classmethod
+    def of(cls, graph):
+        """The layout of one graph (a snapshot or ``Network.to_networkx()``)."""
+        return cls().extend(graph)
+
+    @classmethod
+    def over(cls, graphs):
+        """One layout for a sequence of graphs (the frames of an animation), placing neurons as they appear."""
+        layout = cls()
+        for graph in graphs:
+            layout.extend(graph)
+        return layout
+
+    def __contains__(self, name):
+        return name in self.column
+
+    def __len__(self):
+        return len(self.column)
+
+    def extend(self, graph):
+        """Place the neurons of `graph` not placed yet, leaving the others where they are; returns self."""
+        new = [n for n in graph.nodes if n not in self.column]
+        if not new:
+            return self
+        if not self.column:
+            self._place_afresh(graph)
+        else:
+            self._insert(graph, new)
+        return self
+
+    def positions(self):
+        """{name: (x, y)}: x is the column, y runs downwards from the top, columns centred on y = 0."""
+        out = {}
+        for column in self.columns().values():
+            top = (len(column) - 1) / 2
+            for i, name in enumerate(column):
+                out[name] = (self.column[name], top - i)
+        return out
+
+    def columns(self):
+        """{column: [names, top first]}, columns in ascending order."""
+        by_column = {}
+        for name in sorted(self.column, key=lambda n: (self.column[n], self.rank[n])):
+            by_column.setdefault(self.column[name], []).append(name)
+        return by_column
+
+    # ---- a whole graph ---------------------------------------------------
+
+    def _place_afresh(self, graph):
+        self.column = depth_columns(graph)
+        columns = {}
+        for name in graph.nodes:  # insertion order is the starting order
+            columns.setdefault(self.column[name], []).append(name)
+        keys = sorted(columns)
+        order = [columns[c] for c in keys]
+        best, fewest = [list(c) for c in order], crossings(graph, order)
+        for sweep in range(SWEEPS):
+            forward = sweep % 2 == 0
+            neighbours = graph.predecessors if forward else graph.successors
+            for i in (range(1, len(order)) if forward else range(len(order) - 2, -1, -1)):
+                heights = _heights(order)
+                order[i] = _by_barycentre(order[i], neighbours, heights)
+            count = crossings(graph, order)
+            if count < fewest:
+                best, fewest = [list(c) for c in order], count
+        for column in best:
+            for rank, name in enumerate(column):
+                self.rank[name] = float(rank)
+
+    # ---- new neurons in a placed graph -----------------------------------
+
+    def _insert(self, graph, new):
+        new_set = set(new)
+        for name in nx.topological_sort(graph.subgraph(new)):
+            column = self._column_for(graph, name, new_set)
+            self.rank[name] = self._rank_for(graph, name, column)
+            self.column[name] = column
+            new_set.discard(name)
+
+    def _column_for(self, graph, name, unplaced):
+        role = graph.nodes[name].get("role")
+        if role == "input":
+            return 0.0
+        before = [self.column[p] for p in graph.predecessors(name) if p not in unplaced]
+        after = [self.column[s] for s in graph.successors(name) if s not in unplaced]
+        lo = max(before, default=0.0)
+        if role == "output":
+            outputs = [c for n, c in self.column.items() if graph.nodes.get(n, {}).get("role") == "output"]
+            return max(lo + 1, max(outputs, default=lo + 1))
+        hi = min(after, default=math.inf)
+        # squeeze between the neighbours rather than push anyone already placed
+        return lo + 1 if lo + 1 < hi else (lo + hi) / 2
+
+    def _rank_for(self, graph, name, column):
+        members = [n for n in self.column if self.column[n] == column]
+        if not members:
+            return 0.0
+        heights = _heights_of(self)
+        placed = [m for m in nx.all_neighbors(graph, name) if m in heights]
+        ordered = sorted(members, key=lambda n: self.rank[n])
+        if not placed:
+            return self.rank[ordered[-1]] + 1.0
+        target = sum(heights[m] for m in placed) / len(placed)
+        # heights run downwards, so the new neuron goes before the first member below the target
+        below = [n for n in ordered if heights[n] < target]
+        if not below:
+            return self.rank[ordered[-1]] + 1.0
+        after = below[0]
+        i = ordered.index(after)
+        before_rank = self.rank[ordered[i - 1]] if i > 0 else self.rank[after] - 1.0
+        return (before_rank + self.rank[after]) / 2
+
+
+def depth_columns(graph):
+    """{name: column}: 0 for inputs, else 1 + the deepest predecessor; outputs share the last column.
+
+    A neuron that nothing feeds (and is not an input) sits in column 1.
+    """
+    column = {}
+    for name in nx.topological_sort(graph):
+        if graph.nodes[name].get("role") == "input":
+            column[name] = 0.0
+        else:
+            column[name] = 1.0 + max((column[p] for p in graph.predecessors(name)), default=0.0)
+    outputs = [n for n in graph.nodes if graph.nodes[n].get("role") == "output"]
+    if outputs:
+        last = max(column.values())
+        for name in outputs:
+            column[name] = last
+    return column
+
+
+def crossings(graph, order):
+    """Edge crossings between adjacent columns of `order` (a list of columns, each a list of names, top first)."""
+    position = {}
+    column_of = {}
+    for c, names in enumerate(order):
+        for i, name in enumerate(names):
+            position[name], column_of[name] = i, c
+    total = 0
+    for c in range(len(order) - 1):
+        pairs = sorted((position[u], position[v]) for u in order[c] for v in graph.successors(u)
+                       if column_of.get(v) == c + 1)
+        total += _inversions([v for _, v in pairs], len(order[c + 1]))
+    return total
+
+
+def _inversions(values, size):
+    """Pairs i < j with values[i] > values[j] (values are ints in range(size)), by a Fenwick tree."""
+    tree = [0] * (size + 1)
+    seen = count = 0
+    for v in values:
+        i = v + 1
+        not_greater = 0
+        while i > 0:
+            not_greater += tree[i]
+            i -= i & -i
+        count += seen - not_greater
+        i = v + 1
+        while i <= size:
+            tree[i] += 1
+            i += i & -i
+        seen += 1
+    return count
+
+
+def _heights(order):
+    heights = {}
+    for names in order:
+        top = (len(names) - 1) / 2
+        for i, name in enumerate(names):
+            heights[name] = top - i
+    return heights
+
+
+def _heights_of(layout):
+    return {name: y for name, (_, y) in layout.positions().items()}
+
+
+def _by_barycentre(names, neighbours, heights):
+    """`names` reordered by the mean height of their neighbours (ties and loners keep their place)."""
+    def key(item):
+        i, name = item
+        around = [heights[m] for m in neighbours(name) if m in heights]
+        own = heights[name]
+        return (-(sum(around) / len(around)) if around else -own, i)
+    return [name for _, name in sorted(enumerate(names), key=key)]
