@@ -872,15 +872,15 @@ def check(checks, net, X, Y, loss):
     bound("accuracy_min", acc, checks.accuracy_min, lambda a, b: a >= b, ">=", percent)
     bound("accuracy_max", acc, checks.accuracy_max, lambda a, b: a <= b, "<=", percent)
     for key, want_dead in (("dead", True), ("alive", False)):
-        for name in getattr(checks, key):
+        for i, name in enumerate(getattr(checks, key)):
             dead = not np.any(values[name] > 0)
             ok = dead == want_dead
             state = "dead (never active on the data set)" if dead else (
                 f"active on {np.count_nonzero(values[name] > 0)} of {len(X)} samples")
-            out.append(CheckResult(f"{checks.where}.{key}", ok, f"{name}{when} is {state}"))
-    for group in checks.symmetric:
+            out.append(CheckResult(f"{checks.where}.{key}[{i}]", ok, f"{name}{when} is {state}"))
+    for g, group in enumerate(checks.symmetric):
         difference = _asymmetry(net, group)
-        out.append(CheckResult(f"{checks.where}.symmetric", difference <= 1e-9,
+        out.append(CheckResult(f"{checks.where}.symmetric[{g}]", difference <= 1e-9,
                                f"{', '.join(group)}{when} " + ("interchangeable" if difference <= 1e-9 else
                                                                f"differ by up to {difference:.3g}")))
     return out
