@@ -1,8 +1,9 @@
 """The actor engine: a scheduler that delivers messages between neuron actors.
 
 The scheduler knows nothing of the arithmetic: it asks a ready neuron to
-fire, takes the messages the neuron hands back and drops each into the inbox
-at the other end of its connection.  A neuron becomes ready when its inbox
+fire, takes the value the neuron hands back and drops a message (w, value)
+into the inbox at the other end of each of its connections, w being that
+connection's weight.  A neuron becomes ready when its inbox
 holds one message per connection it waits on.  Ready neurons fire first in,
 first out, starting from the neurons that wait on nobody in insertion order,
 so the firing order depends on the topology only and is the same every run.
@@ -23,36 +24,23 @@ class ActorEngine:
 
     def forward(self, net, X, step=None):
         """Forward sweep for inputs X (batch, n_inputs); returns the outputs (batch, n_outputs)."""
-        bus = net.bus if step is not None else None
-        batch_size = X.shape[0]
         for n in net.neurons.values():
             n.inbox = []
         for column, n in zip(X.T, net.inputs):
-            n.inbox.append(column)
-        self._sweep(
-            net, batch_size, bus, step, "forward",
-            waits_on=lambda n: len(n.incoming) or (n.role == "input"),
-            fire=lambda n: n.fire_forward(batch_size),
-            deliver_to=lambda c: c.target,
-            fired=lambda n: {"z": n.z, "a": n.value},
-        )
+            n.inbox.append((1.0, column))
+        expected = {n: len(n.incoming) or (n.role == "input") for n in net.neurons.values()}
+        self._sweep(net, expected, X.shape[0], net.bus if step is not None else None, step, forward=True)
         return np.column_stack([n.value for n in net.outputs])
 
     def backward(self, net, grad_outputs, step=None):
         """Backward sweep from dL/d(outputs) (batch, n_outputs); accumulates every .grad and .bias_grad."""
-        bus = net.bus if step is not None else None
-        batch_size = grad_outputs.shape[0]
         for n in net.neurons.values():
             n.inbox = []
         for column, n in zip(grad_outputs.T, net.outputs):
-            n.inbox.append(column)  # the loss is the one thing an output sends back to
-        self._sweep(
-            net, batch_size, bus, step, "backward",
-            waits_on=lambda n: len(n.outgoing) or (n.role == "output"),
-            fire=lambda n: n.fire_backward(batch_size),
-            deliver_to=lambda c: c.source,
-            fired=lambda n: {"dL_da": n.dL_da, "dL_dz": n.dL_dz},
-        )
+            n.inbox.append((1.0, column))  # the loss is the one thing an output sends back to
+        expected = {n: len(n.outgoing) or (n.role == "output") for n in net.neurons.values()}
+        self._sweep(net, expected, grad_outputs.shape[0], net.bus if step is not None else None, step,
+                    forward=False)
 
     def update(self, net, optimizer, lr, l1, l2, step=None):
         """Apply the optimizer to every unfrozen weight and every non-input bias.
@@ -60,46 +48,61 @@ class ActorEngine:
         L1 and L2 act on weights only: the gradient gains l1·sign(w) + l2·w.
         """
         bus = net.bus if step is not None else None
-        tell_weight = bool(bus) and bus.wants("weight_update")
-        tell_bias = bool(bus) and bus.wants("bias_update")
         optimizer.next_step()
-        for c in net.connections:
-            if c.frozen:
-                continue
-            w = c.weight
-            grad = c.grad + l1 * ((w > 0) - (w < 0)) + l2 * w if (l1 or l2) else c.grad
-            c.weight = optimizer.update(c, w, grad, lr)
-            if tell_weight:
-                bus.emit(step, "update", "weight_update", source=c.source.name, target=c.target.name,
-                         data={"old": w, "new": c.weight, "delta": c.weight - w, "grad": grad})
-        for n in net.neurons.values():
-            if n.role == "input":
-                continue
-            b = n.bias
-            n.bias = optimizer.update(n, b, n.bias_grad, lr)
-            if tell_bias:
-                bus.emit(step, "update", "bias_update", neuron=n.name,
-                         data={"old": b, "new": n.bias, "delta": n.bias - b, "grad": n.bias_grad})
+        connections = [c for c in net.connections if not c.frozen]
+        old = np.array([c.weight for c in connections])
+        grads = np.array([c.grad for c in connections])
+        if l1 or l2:
+            grads = grads + l1 * np.sign(old) + l2 * old
+        new = optimizer.update(connections, old, grads, lr)
+        for c, w in zip(connections, new.tolist()):
+            c.weight = w
+        if bus and bus.wants("weight_update"):
+            emit_updates(bus, step, "weight_update", old, new, grads,
+                         sources=[c.source.name for c in connections],
+                         targets=[c.target.name for c in connections])
+        neurons = [n for n in net.neurons.values() if n.role != "input"]
+        old = np.array([n.bias for n in neurons])
+        grads = np.array([n.bias_grad for n in neurons])
+        new = optimizer.update(neurons, old, grads, lr)
+        for n, b in zip(neurons, new.tolist()):
+            n.bias = b
+        if bus and bus.wants("bias_update"):
+            emit_updates(bus, step, "bias_update", old, new, grads, neurons=[n.name for n in neurons])
 
     @staticmethod
-    def _sweep(net, batch_size, bus, step, phase, waits_on, fire, deliver_to, fired):
-        expected = {n: waits_on(n) for n in net.neurons.values()}
+    def _sweep(net, expected, batch_size, bus, step, forward):
+        # a fired neuron sends one value along all its links: forward a along its outgoing
+        # connections to their targets, backward dL/dz along its incoming ones to their sources
+        phase = "forward" if forward else "backward"
         ready = deque(n for n, count in expected.items() if len(n.inbox) == count)
         tell_fire = bool(bus) and bus.wants("fire")
         tell_message = bool(bus) and bus.wants("message")
         while ready:
             neuron = ready.popleft()
-            messages = fire(neuron)
+            if forward:
+                value, links = neuron.fire_forward(batch_size), neuron.outgoing
+            else:
+                value, links = neuron.fire_backward(batch_size), neuron.incoming
             if tell_fire:
-                bus.emit(step, phase, "fire", neuron=neuron.name, data=fired(neuron))
-            for connection, message in messages:
-                receiver = deliver_to(connection)
-                if tell_message:
-                    bus.emit(step, phase, "message", source=connection.source.name,
-                             target=connection.target.name, data={"value": message})
-                receiver.inbox.append(message)
+                bus.emit(step, phase, "fire", neuron=neuron.name,
+                         data={"z": neuron.z, "a": neuron.value} if forward
+                         else {"dL_da": neuron.dL_da, "dL_dz": neuron.dL_dz})
+            if tell_message and links:
+                bus.emit_batch(step, phase, "message", sources=[c.source.name for c in links],
+                               targets=[c.target.name for c in links],
+                               data={"value": np.multiply.outer([c.weight for c in links], value)})
+            for connection in links:
+                receiver = connection.target if forward else connection.source
+                receiver.inbox.append((connection.weight, value))
                 if len(receiver.inbox) == expected[receiver]:
                     ready.append(receiver)
+
+
+def emit_updates(bus, step, kind, old, new, grads, neurons=None, sources=None, targets=None):
+    """One weight_update or bias_update batch from arrays of old values, new values and gradients."""
+    bus.emit_batch(step, "update", kind, neurons=neurons, sources=sources, targets=targets,
+                   data={"old": old, "new": new, "delta": new - old, "grad": grads})
 
 
 def make_engine(name):

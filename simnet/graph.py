@@ -42,32 +42,53 @@ class Neuron:
         self._activation = lookup_activation(name)
 
     def fire_forward(self, batch_size):
-        """Sum the messages and the bias, apply f; returns the message a·w for each outgoing connection."""
-        z = self.bias + (np.add.reduce(self.inbox) if self.inbox else np.zeros(batch_size))
+        """z = Σ w·x over the inbox + b, a = f(z); returns a, to be sent along every outgoing connection.
+
+        The inbox holds one message (w, x) per incoming connection: the value x
+        its source sent and the connection's weight w, so that it carries x·w.
+        """
+        if self.inbox:
+            weights, values = zip(*self.inbox)
+            z = self.bias + np.dot(weights, values)
+        else:
+            z = self.bias + np.zeros(batch_size)
         a = self._activation.f(z)
         self.z, self.value = z, a
-        return [(c, a * c.weight) for c in self.outgoing]
+        return a
 
     def fire_backward(self, batch_size):
-        """Sum the gradients sent back, go through f'; returns dL/dz·w for each incoming connection.
+        """dL/da = Σ w·δ over the inbox, dL/dz = dL/da · f'(z); returns dL/dz, to be sent back along
+        every incoming connection.
 
-        Along the way each incoming connection accumulates dL/dw = dL/dz · a_source
-        and the neuron dL/db = dL/dz, both summed over the batch.
+        The inbox holds one message (w, δ) per outgoing connection: δ = dL/dz of its
+        target and the connection's weight w.  Along the way each incoming connection
+        accumulates dL/dw = dL/dz · a_source and the neuron dL/db = dL/dz, both summed
+        over the batch.
         """
-        dL_da = np.add.reduce(self.inbox) if self.inbox else np.zeros(batch_size)
+        if self.inbox:
+            weights, deltas = zip(*self.inbox)
+            dL_da = np.dot(weights, deltas)
+        else:
+            dL_da = np.zeros(batch_size)
         dL_dz = dL_da * self._activation.df(self.z, self.value)
         self.dL_da, self.dL_dz = dL_da, dL_dz
         self.bias_grad += float(dL_dz.sum())
-        for c in self.incoming:
-            c.grad += float(dL_dz @ c.source.value)
-        return [(c, dL_dz * c.weight) for c in self.incoming]
+        if self.incoming:
+            a_sources = np.array([c.source.value for c in self.incoming])
+            for c, dL_dw in zip(self.incoming, (a_sources @ dL_dz).tolist()):
+                c.grad += dL_dw
+        return dL_dz
 
     def __repr__(self):
         return f"Neuron({self.name!r}, {self.role}, {self.activation}, bias={self.bias:.4g})"
 
 
 class Connection:
-    """A weighted edge source -> target; carries a·w forward and dL/dz·w back."""
+    """A weighted edge source -> target; carries a·w forward and dL/dz·w back.
+
+    A message travels as the pair (w, value): the engine hands the target (or,
+    backward, the source) the connection's weight along with what was sent.
+    """
 
     __slots__ = ("source", "target", "weight", "grad", "frozen")
 
