@@ -49,6 +49,7 @@ two ``train`` calls) carry phase ``script`` too: they happen before the next
 step.  Forward events come in firing order, backward events in the order the
 backward sweep fires, so a recorded run can be replayed message by message.
 """
+from itertools import repeat
 
 PHASES = ("init", "script", "step", "forward", "loss", "backward", "update", "end")
 KINDS = (
@@ -115,19 +116,23 @@ class EventBatch:
         return 0
 
     def __iter__(self):
+        count = len(self)
         names = list(self.data)
-        columns = [self.data[name] for name in names]
-        for i in range(len(self)):
-            yield Event(self.seq + i, self.step, self.phase, self.kind,
-                        self.neurons[i] if self.neurons is not None else None,
-                        self.sources[i] if self.sources is not None else None,
-                        self.targets[i] if self.targets is not None else None,
-                        {name: _item(column[i]) for name, column in zip(names, columns)})
+        columns = [_rows(self.data[name]) for name in names]
+        subjects = [repeat(None, count) if column is None else column
+                    for column in (self.neurons, self.sources, self.targets)]
+        step, phase, kind = self.step, self.phase, self.kind
+        for seq, neuron, source, target, *values in zip(range(self.seq, self.seq + count), *subjects, *columns):
+            yield Event(seq, step, phase, kind, neuron, source, target, dict(zip(names, values)))
 
 
-def _item(x):
-    # scalars leave a batch as Python floats, like the ones single events carry
-    return x.item() if getattr(x, "ndim", None) == 0 else x
+def _rows(column):
+    """A column's entries, one per event; scalars leave as Python floats, like the ones single events carry."""
+    if getattr(column, "ndim", None) == 1:
+        return column.tolist()
+    if getattr(column, "ndim", None):
+        return list(column)
+    return [x.item() if getattr(x, "ndim", None) == 0 else x for x in column]
 
 
 class EventBus:
@@ -197,16 +202,32 @@ class EventBus:
 
 
 class EventLog:
-    """A subscriber that keeps every event in a list (for tests and small runs)."""
+    """A subscriber that keeps every event in a list (for tests and small runs).
+
+    Batches are kept whole as they come and turned into events the first time
+    ``events`` is read after them, so keeping a run costs little until it is read.
+    """
 
     def __init__(self):
-        self.events = []
+        self._events = []
+        self._unread = []  # events and batches that came after the last reading
 
     def __call__(self, event):
-        self.events.append(event)
+        self._unread.append(event)
 
     def on_batch(self, batch):
-        self.events.extend(batch)
+        self._unread.append(batch)
+
+    @property
+    def events(self):
+        """Every event so far, in order."""
+        for item in self._unread:
+            if isinstance(item, EventBatch):
+                self._events.extend(item)
+            else:
+                self._events.append(item)
+        self._unread = []
+        return self._events
 
     def of_kind(self, kind):
         return [e for e in self.events if e.kind == kind]
