@@ -59,6 +59,10 @@ class _Table:
         self.used.add(key)
         if key not in self.table:
             if default is _REQUIRED:
+                # a required key that is missing is most often a misspelt one
+                close = difflib.get_close_matches(key, [k for k in self.table if k not in self.used], n=1)
+                if close:
+                    raise self.error(close[0], f"unknown key; did you mean {key!r}?")
                 raise self.error(key, f"missing; expected {check.expects}")
             return default
         try:
@@ -391,6 +395,9 @@ class Scenario:
         """
         inputs, outputs = self.network.names("input"), self.network.names("output")
         if self.data.kind == "csv":
+            if not self.data.path.is_file():
+                raise ScenarioError(self.path, "data.path", f"{str(self.data.path)!r} "
+                                    + ("is not a file" if self.data.path.exists() else "does not exist"))
             table = datasets.read_csv(self.data.path, inputs + outputs)
             X, Y = table[:, :len(inputs)], table[:, len(inputs):]
         else:
@@ -449,6 +456,16 @@ def _perturb(net, p, rng):
 
 _FROM_TO = {"from": (neuron_name, _REQUIRED), "to": (neuron_name, _REQUIRED)}
 
+
+def _on_connection(change):
+    """Operations of an action on the connection from -> to: both ends must exist, then `change(net, p)`."""
+    def operations(net, p, rng):
+        yield "from", lambda: net.neuron(p["from"])
+        yield "to", lambda: net.neuron(p["to"])
+        yield "to", lambda: change(net, p)
+    return operations
+
+
 ACTIONS = {
     "add_neuron": _ActionKind(
         {"name": (neuron_name, _REQUIRED), "activation": (choice(tuple(ACTIVATIONS)), "relu"),
@@ -460,14 +477,13 @@ ACTIONS = {
     "connect": _ActionKind(
         {**_FROM_TO, "weight": (number(), None), "frozen": (boolean, False)},
         lambda p: f"connect {_edge(p)}",
-        lambda net, p, rng: [("to", lambda: net.connect(p["from"], p["to"], weight=p["weight"],
-                                                        frozen=p["frozen"]))]),
+        _on_connection(lambda net, p: net.connect(p["from"], p["to"], weight=p["weight"], frozen=p["frozen"]))),
     "disconnect": _ActionKind(
         _FROM_TO, lambda p: f"disconnect {_edge(p)}",
-        lambda net, p, rng: [("to", lambda: net.disconnect(p["from"], p["to"]))]),
+        _on_connection(lambda net, p: net.disconnect(p["from"], p["to"]))),
     "set_weight": _ActionKind(
         {**_FROM_TO, "weight": (number(), _REQUIRED)}, lambda p: f"set {_edge(p)} = {p['weight']:g}",
-        lambda net, p, rng: [("to", lambda: net.set_weight(p["from"], p["to"], p["weight"]))]),
+        _on_connection(lambda net, p: net.set_weight(p["from"], p["to"], p["weight"]))),
     "set_bias": _ActionKind(
         {"name": (neuron_name, _REQUIRED), "bias": (number(), _REQUIRED)},
         lambda p: f"bias {p['name']} = {p['bias']:g}",
@@ -477,10 +493,10 @@ ACTIONS = {
         lambda net, p, rng: [("value", lambda: net.set_learning_rate(p["value"]))]),
     "freeze": _ActionKind(
         _FROM_TO, lambda p: f"freeze {_edge(p)}",
-        lambda net, p, rng: [("to", lambda: net.set_frozen(p["from"], p["to"], True))]),
+        _on_connection(lambda net, p: net.set_frozen(p["from"], p["to"], True))),
     "unfreeze": _ActionKind(
         _FROM_TO, lambda p: f"unfreeze {_edge(p)}",
-        lambda net, p, rng: [("to", lambda: net.set_frozen(p["from"], p["to"], False))]),
+        _on_connection(lambda net, p: net.set_frozen(p["from"], p["to"], False))),
     "perturb": _ActionKind(
         {"noise": (number(0, strict=True), _REQUIRED), "neurons": (array_of(neuron_name), ())},
         lambda p: f"perturb {p['noise']:g}", _perturb),
@@ -705,17 +721,25 @@ STEP_BYTES = 100  # one entry in each of the History lists
 
 
 def memory_estimate(scenario):
-    """{part: bytes} a run of `scenario` needs at least: the network, the data set, the history."""
+    """{part: bytes} a run of `scenario` needs at least: the network's objects, the values one
+    batch puts on them, the data set, the per-step history."""
     neurons, connections = scenario.network.size()
     samples = scenario.data.samples if scenario.data.kind != "csv" else 0
-    batch = scenario.training.batch_size or samples or 1
+    batch = _batch_size(scenario)
     columns = len(scenario.network.names("input")) + len(scenario.network.names("output"))
     return {
+        "network": neurons * NEURON_BYTES + connections * CONNECTION_BYTES,
         # every neuron keeps z, a, dL/da, dL/dz; every connection a message each way, per sample of the batch
-        "network": neurons * (NEURON_BYTES + 4 * 8 * batch) + connections * (CONNECTION_BYTES + 2 * 8 * batch),
+        "batch": (neurons * 4 * 8 + connections * 2 * 8) * batch,
         "data": samples * columns * 8 * 2,
         "history": scenario.training.steps * STEP_BYTES,
     }
+
+
+def _batch_size(scenario):
+    """Samples per step as far as the file tells (a CSV file's length is not known yet)."""
+    samples = scenario.data.samples if scenario.data.kind != "csv" else 0
+    return scenario.training.batch_size or samples or 1
 
 
 def available_memory():
@@ -746,10 +770,16 @@ def _check_sizes(scenario):
     if total <= limit:
         return
     biggest = max(parts, key=parts.get)
+    if biggest == "batch" and parts["network"] + parts["batch"] // _batch_size(scenario) > limit:
+        biggest = "network"  # too big even for one sample at a time: the network is what to shrink
     neurons, connections = scenario.network.size()
+    network = f"a network of {neurons:,} neurons and {connections:,} connections"
+    batch = scenario.training.batch_size
     where, what = {
-        "network": ("network.layers" if scenario.network.layers else "network.neurons",
-                    f"a network of {neurons:,} neurons and {connections:,} connections"),
+        "network": ("network.layers" if scenario.network.layers else "network.neurons", network),
+        "batch": ("training.batch_size", f"{network} with batches of {batch:,} samples") if batch else
+                 ("data.samples", f"{network} with the whole data set of {scenario.data.samples:,} samples "
+                                  "as one batch"),
         "data": ("data.samples", f"{scenario.data.samples:,} samples"),
         "history": ("training.steps", f"{scenario.training.steps:,} steps"),
     }[biggest]
@@ -814,6 +844,7 @@ class CheckResult:
     where: str  # key path of the expectation
     ok: bool
     message: str
+    actual: object = None  # the value checked (a loss, an accuracy, a neuron's dead flag...)
 
 
 @dataclass
@@ -859,7 +890,8 @@ def check(checks, net, X, Y, loss):
             ok = actual is not None and math.isfinite(actual) and holds(actual, limit)
             shown = "none" if actual is None else fmt(actual)
             out.append(CheckResult(f"{checks.where}.{key}", ok,
-                                   f"{key.split('_')[0]}{when} {shown} {op if ok else _negate[op]} {fmt(limit)}"))
+                                   f"{key.split('_')[0]}{when} {shown} {op if ok else _negate[op]} {fmt(limit)}",
+                                   actual))
 
     def percent(x):
         return f"{x:.1%}"
@@ -877,12 +909,13 @@ def check(checks, net, X, Y, loss):
             ok = dead == want_dead
             state = "dead (never active on the data set)" if dead else (
                 f"active on {np.count_nonzero(values[name] > 0)} of {len(X)} samples")
-            out.append(CheckResult(f"{checks.where}.{key}[{i}]", ok, f"{name}{when} is {state}"))
+            out.append(CheckResult(f"{checks.where}.{key}[{i}]", ok, f"{name}{when} is {state}", dead))
     for g, group in enumerate(checks.symmetric):
         difference = _asymmetry(net, group)
         out.append(CheckResult(f"{checks.where}.symmetric[{g}]", difference <= 1e-9,
                                f"{', '.join(group)}{when} " + ("interchangeable" if difference <= 1e-9 else
-                                                               f"differ by up to {difference:.3g}")))
+                                                               f"differ by up to {difference:.3g}"),
+                               difference))
     return out
 
 
