@@ -5,27 +5,29 @@ the scripted actions, the recorded sweeps) and writes a page that needs no
 network to open: the script and style of ``replay_page.js`` and
 ``replay_page.css`` are inlined, and the run's numbers travel as base64
 little-endian float64, so every value the page shows as exact is the trace's
-own float, bit for bit.  The page is kept under :data:`PAGE_BUDGET` bytes by
-sampling the recorded steps evenly; it says what it sampled.
+own float, bit for bit.  Layout, colours and decision surfaces are the GIFs'
+(:class:`simnet.frames.Film`).  The page stays under :data:`PAGE_BUDGET`
+bytes by keeping an even sample of the recorded steps; it says what it kept.
 """
 import base64
 import html
 import json
-import math
 import os
 import re
 from importlib import resources
 
 import numpy as np
+from matplotlib.colors import to_hex
 
-from .engine import probe
 from .errors import TraceError
-from .layout import Layout
+from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
+                     Film, _classes)
+from .render import training_data
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message
-MAX_SURFACES = 200  # decision surfaces probed at most
-SURFACE_GRID = 48  # probe points per side of a decision surface
+MAX_SURFACES = 100  # decision surfaces on a page at most
+B64 = 4 / 3  # base64 makes bytes this much longer
 
 NODE_FIELDS = ("bias", "activation", "preactivation", "gradient", "bias_grad")
 EDGE_FIELDS = ("weight", "grad", "delta", "message")
@@ -33,6 +35,8 @@ STEP_FIELDS = ("loss", "accuracy", "lr")
 # (phase, kind) of the events a sweep is made of, numbered as the page knows them
 SWEEP_KINDS = (("forward", "fire"), ("forward", "message"), ("backward", "fire"),
                ("backward", "message"), ("update", "weight_update"), ("update", "bias_update"))
+# which two numbers of each kind of sweep event the page shows (batch means of vectors)
+SWEEP_VALUES = (("z", "a"), ("value", None), ("dL_da", "dL_dz"), ("value", None), ("old", "new"), ("old", "new"))
 
 
 def write_page(trace, path, *, progress=None):
@@ -57,7 +61,7 @@ def render_page(trace, *, budget=PAGE_BUDGET, progress=None):
     if not recorded:
         raise TraceError("the trace holds no recorded step to show")
     keep = _steps_to_keep(recorded, trace.actions())
-    count = len(recorded)
+    count = _affordable_steps(reader, recorded, budget)
     while True:
         steps = _sample(recorded, keep, count)
         page = _fill_template(page_data(trace, steps, reader, sweep_budget=budget * SWEEP_SHARE,
@@ -72,16 +76,17 @@ def render_page(trace, *, budget=PAGE_BUDGET, progress=None):
 def page_data(trace, steps, reader, *, sweep_budget, progress=None):
     """Everything the page shows, as a JSON-ready dict, for the recorded `steps` it keeps.
 
-    `progress(done, total)` is told of each snapshot read and each surface probed.
+    `progress(done, total)` is told of each snapshot read and, last, of the
+    film (layout, colour scales, surfaces) being made from them.
     """
     graphs = []
-    two_inputs = sum(role == "input" for _, role in reader.snapshot(steps[-1]).nodes(data="role")) == 2
-    surface_steps = _surface_steps(steps) if two_inputs else []
-    total = len(steps) + len(surface_steps)
     for s in steps:
         graphs.append(reader.snapshot(s))
         if progress is not None:
-            progress(len(graphs), total)
+            progress(len(graphs), len(steps) + 1)
+    film = Film(graphs, data=reader.data())
+    if progress is not None:
+        progress(len(steps) + 1, len(steps) + 1)
     nodes, edges = _union(graphs)
     node_index = {name: i for i, name in enumerate(nodes)}
     edge_index = {key: i for i, key in enumerate(edges)}
@@ -96,62 +101,52 @@ def page_data(trace, steps, reader, *, sweep_budget, progress=None):
             j = edge_index[source, target]
             edge_values[k, j] = [_number(attrs.get(f)) for f in EDGE_FIELDS]
             if attrs.get("frozen"):
-                frozen.setdefault(k, []).append(j)
+                frozen.setdefault(str(k), []).append(j)
         step_values[k] = [_number(G.graph.get(f)) for f in STEP_FIELDS]
-    roles = {}
-    for G in graphs:
-        for name, attrs in G.nodes(data=True):
-            roles.setdefault(name, (attrs.get("role", "hidden"), attrs.get("fn", "")))
     recorded = list(trace.steps)
     history = trace.history()
-    config = _run_config(trace)
-    data = {
+    positions = film.layout.positions()
+    return {
         "title": _title(trace),
-        "config": {k: v for k, v in config.items() if _jsonable(v)},
         "complete": bool(getattr(trace, "complete", True)),
         "lastStep": int(getattr(trace, "last_step", recorded[-1])),
         "recordedSteps": len(recorded),
         "recordEvery": _interval(recorded),
         "steps": [int(s) for s in steps],
-        "nodes": [{"name": n, "role": roles[n][0], "fn": roles[n][1]} for n in nodes],
+        "nodes": [{"name": n, "role": film.roles[n], "fn": film.fns[n] or ""} for n in nodes],
         "edges": [[node_index[s], node_index[t]] for s, t in edges],
-        "positions": _positions(graphs, nodes),
+        "positions": _fit([positions[n] for n in nodes]),
         "nodeFields": list(NODE_FIELDS),
         "edgeFields": list(EDGE_FIELDS),
         "stepFields": list(STEP_FIELDS),
         "nodeValues": _pack(node_values),
         "edgeValues": _pack(edge_values),
         "stepValues": _pack(step_values),
-        "frozen": {str(k): v for k, v in frozen.items()},
-        "scales": _scales(node_values, edge_values),
-        "colours": _colours(),
+        "frozen": frozen,
+        "scales": {name: float(value) for name, value in film.scales.items()},
+        "look": _look(),
         "history": {key: _pack(np.asarray(history[key], dtype=np.float64)) for key in ("step", "loss", "accuracy")
                     if key in history},
         "actions": [{"step": int(a["step"]), "action": str(a.get("action", "")), "label": str(a.get("label", ""))}
                     for a in trace.actions()],
         "sweeps": _recorded_sweeps(steps, reader, node_index, edge_index, sweep_budget),
-        "surface": _surfaces(trace, surface_steps, reader, config,
-                             lambda done: progress and progress(len(steps) + done, total)),
+        "surface": _surfaces(film, steps, reader.data()),
     }
-    return data
 
 
 class _CachedReader:
-    """Reads snapshots, networks and sweep events of a trace once each, however often asked."""
+    """Reads the snapshots, sweep events and training data of a trace once each, however often asked."""
 
     def __init__(self, trace):
         self.trace = trace
-        self._snapshots, self._networks, self._sweeps = {}, {}, {}
+        self._snapshots, self._sweeps = {}, {}
+        self._data = None
+        self._data_read = False
 
     def snapshot(self, step):
         if step not in self._snapshots:
             self._snapshots[step] = self.trace.snapshot(step)
         return self._snapshots[step]
-
-    def network(self, step):
-        if step not in self._networks:
-            self._networks[step] = self.trace.network_at(step)
-        return self._networks[step]
 
     def sweep_events(self, step):
         """The fire, message and update events of `step`, in recorded order."""
@@ -159,6 +154,12 @@ class _CachedReader:
             self._sweeps[step] = [e for e in self.trace.events(step=step)
                                   if (e["phase"], e["kind"]) in SWEEP_KINDS]
         return self._sweeps[step]
+
+    def data(self):
+        """The training set (X, Y) rebuilt from the scenario the trace recorded, or None."""
+        if not self._data_read:
+            self._data, self._data_read = training_data(self.trace), True
+        return self._data
 
 
 def _steps_to_keep(recorded, actions):
@@ -168,6 +169,15 @@ def _steps_to_keep(recorded, actions):
     for p in positions:
         keep.update(recorded[i] for i in (p - 1, p) if 0 <= i < len(recorded))
     return sorted(keep)
+
+
+def _affordable_steps(reader, recorded, budget):
+    """About how many steps fit in `budget` beside the loss history, surfaces, sweeps, script and style."""
+    nodes, edges = _union([reader.snapshot(recorded[0]), reader.snapshot(recorded[-1])])
+    per_step = B64 * 8 * (len(nodes) * len(NODE_FIELDS) + len(edges) * len(EDGE_FIELDS) + len(STEP_FIELDS))
+    fixed = (B64 * 8 * 3 * (recorded[-1] - recorded[0] + 1) + B64 * MAX_SURFACES * SURFACE_GRID ** 2
+             + budget * SWEEP_SHARE + 100_000)
+    return max(2, int((budget - fixed) // per_step))
 
 
 def _sample(recorded, keep, count):
@@ -181,11 +191,15 @@ def _sample(recorded, keep, count):
 
 
 def _union(graphs):
-    """Every neuron and connection of the graphs, in the order they first appear."""
+    """Every neuron and connection of the graphs, in the network's insertion order as they first appear.
+
+    networkx lists edges source by source; the ``order`` attribute gives the
+    network's own order, the one the engine updates connections in.
+    """
     nodes, edges = {}, {}
     for G in graphs:
-        nodes.update(dict.fromkeys(G.nodes))
-        edges.update(dict.fromkeys(G.edges))
+        nodes.update(dict.fromkeys(sorted(G.nodes, key=lambda n: G.nodes[n].get("order", 0))))
+        edges.update(dict.fromkeys(sorted(G.edges, key=lambda e: G.edges[e].get("order", 0))))
     return list(nodes), list(edges)
 
 
@@ -202,33 +216,22 @@ def _pack_ints(values, dtype):
     return base64.b64encode(np.asarray(values, dtype=dtype).tobytes()).decode("ascii")
 
 
-def _scales(node_values, edge_values):
-    """Colour scales fixed for the whole page: the largest magnitude of each quantity."""
-    def largest(a):
-        finite = np.abs(a[np.isfinite(a)])
-        return float(finite.max()) if finite.size and finite.max() > 0 else 1.0
-    weights = edge_values[:, :, EDGE_FIELDS.index("weight")]
-    change = np.diff(weights, axis=0) if len(weights) > 1 else np.zeros_like(weights)
+def _look():
+    """The GIFs' colour maps (256 colours each), edge colours and widths, for the page to draw alike."""
     return {
-        "activation": largest(node_values[:, :, NODE_FIELDS.index("activation")]),
-        "gradient": largest(node_values[:, :, NODE_FIELDS.index("gradient")]),
-        "weight": largest(weights),
-        "change": largest(change),
+        "values": _lut(VALUES), "gradients": _lut(GRADIENTS), "changes": _lut(CHANGES),
+        "positive": to_hex(POSITIVE), "negative": to_hex(NEGATIVE), "unknown": to_hex(UNKNOWN),
+        "minWidth": MIN_WIDTH, "maxWidth": MAX_WIDTH,
     }
 
 
-def _colours():
-    """The diverging colour map of the GIFs as 256 CSS colours."""
-    from matplotlib import colormaps
-    cmap = colormaps["RdBu_r"]
-    return ["#%02x%02x%02x" % tuple(int(round(255 * c)) for c in cmap(i)[:3]) for i in range(256)]
+def _lut(cmap):
+    return [to_hex(cmap(i / 255)) for i in range(256)]
 
 
-def _positions(graphs, nodes):
-    """Each neuron's place as [x, y] in [0, 1], y downwards: the GIFs' layout, scaled to fit."""
-    placed = Layout.over(graphs).positions()
-    xs = [placed[n][0] for n in nodes]
-    ys = [placed[n][1] for n in nodes]
+def _fit(points):
+    """Layout positions (x right, y up) as [x, y] in [0, 1], y downwards as on a page."""
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
     x0, x1, y0, y1 = min(xs), max(xs), min(ys), max(ys)
     # a single column or row sits in the middle
     return [[(x - x0) / (x1 - x0) if x1 > x0 else 0.5, (y1 - y) / (y1 - y0) if y1 > y0 else 0.5]
@@ -244,8 +247,8 @@ def _recorded_sweeps(steps, reader, node_index, edge_index, budget):
     candidates = [s for s in steps if s > 0]
     if not candidates or not any(e["kind"] == "message" for e in reader.sweep_events(candidates[-1])):
         return {}
-    per_step = len(reader.sweep_events(candidates[-1])) * 21 * 4 / 3  # code, subject, two float64
-    fit = int(budget // per_step) if per_step else len(candidates)
+    per_step = B64 * 21 * len(reader.sweep_events(candidates[-1]))  # code, subject, two float64 per event
+    fit = int(budget // per_step)
     if fit < 1:
         return {}
     chosen = candidates if fit >= len(candidates) else \
@@ -258,106 +261,52 @@ def _recorded_sweeps(steps, reader, node_index, edge_index, budget):
             codes.append(code)
             subjects.append(node_index[e["neuron"]] if e["kind"] in ("fire", "bias_update")
                             else edge_index[e["source"], e["target"]])
-            values.append(_sweep_values(e, code))
+            values.append([np.nan if name is None else float(np.mean(np.asarray(e[name], dtype=np.float64)))
+                           for name in SWEEP_VALUES[code]])
         if codes:
             sweeps[str(s)] = {"codes": _pack_ints(codes, "u1"), "subjects": _pack_ints(subjects, "<u4"),
                               "values": _pack(np.array(values, dtype=np.float64))}
     return sweeps
 
 
-def _sweep_values(event, code):
-    """The two numbers the page shows for a sweep event (batch means where the event holds vectors)."""
-    names = {0: ("z", "a"), 1: ("value", None), 2: ("dL_da", "dL_dz"), 3: ("value", None),
-             4: ("old", "new"), 5: ("old", "new")}[code]
-    return [np.nan if n is None else float(np.mean(np.asarray(event[n], dtype=np.float64))) for n in names]
+def _surfaces(film, steps, data):
+    """The GIFs' decision surfaces at up to MAX_SURFACES of the kept steps, or None without them.
+
+    Each is the film's surface through its fixed norm, as bytes 0..255 (an
+    index into the page's copy of the colour map), top row first.
+    """
+    if film.surface_norm is None:
+        return None
+    chosen = range(len(steps)) if len(steps) <= MAX_SURFACES else \
+        sorted(set(np.linspace(0, len(steps) - 1, MAX_SURFACES).round().astype(int).tolist()))
+    images = []
+    for k in chosen:
+        shade = np.asarray(film.surface_norm(film._surface_values(film.frames[k])), dtype=np.float64)
+        images.append(_pack_ints(np.round(np.nan_to_num(shade, nan=0.5)[::-1] * 255), "u1"))
+    outputs = [n for n in film.nodes if film.roles[n] == "output"]
+    surface = {"steps": [int(steps[k]) for k in chosen], "extent": [float(e) for e in film.extent],
+               "n": SURFACE_GRID, "data": images, "norm": _norm_ends(film.surface_norm),
+               "what": f"{outputs[0]}" if len(outputs) == 1 else f"{outputs[-1]} − max(other outputs)"}
+    if data is not None:
+        X, Y = data
+        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], _classes(Y))]
+    return surface
 
 
-def _run_config(trace):
-    """The run_begin configuration (loss, optimizer, lr ...) as the trace's metadata holds it."""
-    meta = getattr(trace, "metadata", None) or {}
-    config = dict(meta.get("run_begin") or meta.get("config") or {})
-    for key in ("seed", "loss"):
-        if key in meta and key not in config:
-            config[key] = meta[key]
-    return config
+def _norm_ends(norm):
+    """The values a norm maps to 0, 0.5 and 1: what blue, white and red stand for."""
+    low, high = float(norm.vmin), float(norm.vmax)
+    return [low, float(getattr(norm, "vcenter", (low + high) / 2)), high]
 
 
 def _title(trace):
     meta = getattr(trace, "metadata", None) or {}
-    return str(meta.get("name") or meta.get("scenario_name") or "simnet run")
+    return str(meta.get("scenario") or meta.get("name") or "simnet run")
 
 
 def _interval(recorded):
     gaps = np.diff(recorded)
     return int(np.median(gaps)) if len(gaps) else 1
-
-
-def _jsonable(value):
-    return value is None or isinstance(value, (str, bool, int)) or (isinstance(value, float) and math.isfinite(value))
-
-
-def _surface_steps(steps):
-    """The kept steps that get a decision surface: all of them, or MAX_SURFACES spread evenly."""
-    if len(steps) <= MAX_SURFACES:
-        return list(steps)
-    return sorted({steps[i] for i in np.linspace(0, len(steps) - 1, MAX_SURFACES).round().astype(int)})
-
-
-def _surfaces(trace, chosen, reader, config, progress):
-    """Decision surfaces of a two-input network at the `chosen` steps, or None.
-
-    One output: its value on a grid, as bytes 0..255 over a scale fixed for the
-    whole page and centred on the decision threshold.  Several outputs: the
-    index of the largest.  The grid spans the data when the trace knows it.
-    """
-    if not chosen:
-        return None
-    first = reader.network(chosen[-1])
-    if len(first.inputs) != 2 or not first.outputs:
-        return None
-    points = _data_points(trace)
-    extent = _extent(points)
-    xs = np.linspace(extent[0], extent[1], SURFACE_GRID)
-    ys = np.linspace(extent[3], extent[2], SURFACE_GRID)  # top row first, as an image
-    gx, gy = np.meshgrid(xs, ys)
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    outputs = []
-    for done, s in enumerate(chosen, start=1):
-        net = reader.network(s)
-        values = probe(net, grid)
-        outputs.append(np.column_stack([values[n.name] for n in net.outputs]))
-        progress(done)
-    surface = {"steps": [int(s) for s in chosen], "extent": extent, "n": SURFACE_GRID,
-               "outputs": [n.name for n in first.outputs]}
-    if outputs[0].shape[1] > 1:
-        surface["kind"] = "class"
-        surface["data"] = [_pack_ints(o.argmax(axis=1), "u1") for o in outputs]
-    else:
-        threshold = {"hinge": 0.0}.get(config.get("loss"), 0.5)
-        stacked = np.array([o[:, 0] for o in outputs])
-        finite = stacked[np.isfinite(stacked)]
-        half = float(np.max(np.abs(finite - threshold))) if finite.size else 1.0
-        half = half if half > 0 else 1.0
-        scaled = np.clip(np.nan_to_num((stacked - threshold) / half, nan=0.0), -1, 1)
-        surface.update(kind="value", threshold=threshold, half=half)
-        surface["data"] = [_pack_ints(np.round((row + 1) * 127.5), "u1") for row in scaled]
-    if points is not None:
-        surface["points"] = [[round(float(x), 4), round(float(y), 4), int(label)] for x, y, label in points]
-    return surface
-
-
-def _data_points(trace):
-    """The training set's (x0, x1, label) rows if the trace says how to rebuild it, else None."""
-    return None
-
-
-def _extent(points):
-    """[xmin, xmax, ymin, ymax] around the data with a margin, or a default square."""
-    if points is None:
-        return [-2.0, 2.0, -2.0, 2.0]
-    lo, hi = points[:, :2].min(axis=0), points[:, :2].max(axis=0)
-    pad = 0.1 * (hi - lo) + 0.1
-    return [float(lo[0] - pad[0]), float(hi[0] + pad[0]), float(lo[1] - pad[1]), float(hi[1] + pad[1])]
 
 
 def _fill_template(data):

@@ -90,10 +90,17 @@
     if (parent) parent.appendChild(node);
     return node;
   }
-  function colour(t) {
-    const clipped = Math.max(-1, Math.min(1, Number.isNaN(t) ? 0 : t));
-    return D.colours[Math.round((clipped + 1) * 127.5)];
+  // The GIFs' colours: a colour map (256 entries) read at u in [0, 1] ...
+  const L = D.look;
+  function colour(map, u) {
+    const clipped = Math.max(0, Math.min(1, Number.isNaN(u) ? 0.5 : u));
+    return L[map][Math.round(clipped * 255)];
   }
+  // ... through a linear norm on [-m, m], or a square-root one that spreads small magnitudes
+  const linear = (x, m) => (x / m + 1) / 2;
+  const root = (x, m) => (Math.sign(x) * Math.sqrt(Math.abs(x) / m) + 1) / 2;
+  const WIDTH_PX = 1.3;  // the GIFs' widths are points on a figure a little smaller than this picture
+  const width = (fraction) => WIDTH_PX * (L.minWidth + (L.maxWidth - L.minWidth) * Math.min(1, fraction));
 
   // ---- the network picture -----------------------------------------------------
 
@@ -152,7 +159,9 @@
 
   function nodeColour(kk, i, quantity) {
     const v = nodeValue(kk, i, quantity);
-    return Number.isNaN(v) ? "#eeeeee" : colour(v / D.scales[quantity]);
+    if (Number.isNaN(v)) return L.unknown;
+    return quantity === "activation" ? colour("values", linear(v, D.scales.activation))
+      : colour("gradients", root(v, D.scales.gradient));
   }
 
   function weightChange(kk, j) {
@@ -167,17 +176,18 @@
       edgeHits[j].classList.toggle("absent", !present);
       if (!present) continue;
       const w = edgeValue(k, j, "weight");
-      let stroke, width;
+      let stroke, size;
       if (mode === "activations") {
-        stroke = colour(w >= 0 ? 0.85 : -0.85);
-        width = 0.4 + 4.6 * Math.abs(w) / D.scales.weight;
+        stroke = w < 0 ? L.negative : L.positive;
+        size = width(Math.abs(w) / D.scales.weight);
       } else {
-        const change = weightChange(k, j);
-        stroke = colour(change / D.scales.change);
-        width = 0.4 + 4.6 * Math.abs(change) / D.scales.change;
+        const u = root(weightChange(k, j), D.scales.change);
+        stroke = colour("changes", u);
+        size = width(Math.abs(2 * u - 1));
       }
       line.setAttribute("stroke", stroke);
-      line.setAttribute("stroke-width", width.toFixed(2));
+      line.setAttribute("stroke-opacity", mode === "activations" ? "0.85" : "1");
+      line.setAttribute("stroke-width", size.toFixed(2));
       line.setAttribute("stroke-dasharray", frozen(k, j) ? "5 4" : "none");
     }
     const quantity = mode === "activations" ? "activation" : "gradient";
@@ -189,22 +199,24 @@
     drawLegend();
   }
 
-  function gradientBar() {
+  function bar(map, label, scale, spread) {
     const stops = [];
-    for (let i = 0; i <= 8; i++) stops.push(D.colours[Math.round(i * 255 / 8)]);
-    return `<span class="bar" style="background: linear-gradient(to right, ${stops.join(", ")})"></span>`;
+    for (let i = 0; i <= 16; i++) stops.push(L[map][Math.round(i * 255 / 16)]);
+    return `<span>${label}: −${fmt(scale)}<span class="bar" style="background: linear-gradient(to right, ` +
+      `${stops.join(", ")})"></span>+${fmt(scale)}${spread ? " (square-root scale)" : ""}</span>`;
   }
 
   function drawLegend() {
-    const act = mode === "activations";
-    const s = act ? D.scales.activation : D.scales.gradient;
-    const e = act ? D.scales.weight : D.scales.change;
-    $("legend").innerHTML =
-      `<span>neuron: ${act ? "activation (batch mean)" : "gradient dL/dz (batch mean)"} ` +
-      `−${fmt(s)}${gradientBar()}+${fmt(s)}</span>` +
-      `<span>connection: ${act ? "colour = sign of weight (red +, blue −), width = |weight|, up to " + fmt(e)
-        : "colour and width = change of weight since the previous step shown, up to ±" + fmt(e)}</span>` +
-      `<span>■ input · ● hidden · ◆ output · dashed line: frozen connection</span>`;
+    const s = D.scales;
+    const swatch = (c) => `<span class="swatch" style="background: ${c}"></span>`;
+    $("legend").innerHTML = (mode === "activations"
+      ? bar("values", "neuron: activation (batch mean)", s.activation, false) +
+        `<span>connection: ${swatch(L.positive)} weight &gt; 0 ${swatch(L.negative)} weight &lt; 0, ` +
+        `width: |weight|, thickest ${fmt(s.weight)}</span>`
+      : bar("gradients", "neuron: gradient dL/dz (batch mean)", s.gradient, true) +
+        bar("changes", "connection: weight change since the previous step shown", s.change, true) +
+        `<span>width: |change|, thickest ${fmt(s.change)}</span>`) +
+      `<span>■ input · ● hidden · ◆ output · dashed line: frozen connection · grey: no value yet</span>`;
   }
 
   // ---- status, details, tooltip ----------------------------------------------
@@ -407,7 +419,6 @@
 
   const surface = D.surface;
   const surfaceImages = surface ? surface.data.map(bytes) : [];
-  const CLASS_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"];
 
   function drawSurface() {
     if (!surface) return;
@@ -420,11 +431,11 @@
     small.width = n; small.height = n;
     const sctx = small.getContext("2d"), data = sctx.createImageData(n, n);
     for (let p = 0; p < n * n; p++) {
-      const hex = surface.kind === "value" ? D.colours[img[p]] : CLASS_COLOURS[img[p] % CLASS_COLOURS.length];
+      const hex = L.values[img[p]];
       data.data[4 * p] = parseInt(hex.slice(1, 3), 16);
       data.data[4 * p + 1] = parseInt(hex.slice(3, 5), 16);
       data.data[4 * p + 2] = parseInt(hex.slice(5, 7), 16);
-      data.data[4 * p + 3] = surface.kind === "value" ? 255 : 110;
+      data.data[4 * p + 3] = 255;
     }
     sctx.putImageData(data, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
@@ -433,17 +444,16 @@
     const [ex0, ex1, ey0, ey1] = surface.extent;
     for (const [px, py, labelValue] of surface.points || []) {
       ctx.beginPath();
-      ctx.arc((px - ex0) / (ex1 - ex0) * canvas.width, (ey1 - py) / (ey1 - ey0) * canvas.height, 2.6, 0, 2 * Math.PI);
-      ctx.fillStyle = surface.kind === "value" ? (labelValue > 0 ? D.colours[235] : D.colours[20])
-        : CLASS_COLOURS[labelValue % CLASS_COLOURS.length];
+      ctx.arc((px - ex0) / (ex1 - ex0) * canvas.width, (ey1 - py) / (ey1 - ey0) * canvas.height, 3.2, 0, 2 * Math.PI);
+      ctx.fillStyle = labelValue ? L.positive : L.negative;
       ctx.fill();
-      ctx.strokeStyle = "#fff";
+      ctx.lineWidth = 1;
+      ctx.strokeStyle = "#ffffff";
       ctx.stroke();
     }
-    const what = surface.kind === "value"
-      ? `${surface.outputs[0]} − ${surface.threshold} (white: on the decision boundary, red above, blue below; ±${fmt(surface.half)} saturates)`
-      : `the output with the largest value (${surface.outputs.join(", ")})`;
-    $("surface-caption").textContent = `Decision surface at step ${surface.steps[m]}: ${what}. ` +
+    const [low, middle, high] = surface.norm;
+    $("surface-caption").textContent = `Decision surface at step ${surface.steps[m]}: ${surface.what} over the ` +
+      `inputs, blue ${fmt(low)}, white ${fmt(middle)}, red ${fmt(high)}; dots: the training data by class. ` +
       `x0 across ${fmt(ex0)}…${fmt(ex1)}, x1 up ${fmt(ey0)}…${fmt(ey1)}.`;
   }
 
@@ -723,4 +733,6 @@
   notes();
   drawLossChart();
   go(0);
+  // for the console (and tests): the repr printer and the step shown
+  window.simnetReplay = {pyRepr, step: () => D.steps[k]};
 })();
