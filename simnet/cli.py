@@ -143,7 +143,6 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 
 def cmd_run(args):
     from .scenario import execute, load
-    from .trace import Recorder
 
     started = time.perf_counter()
     scenario = load(args.scenario).with_overrides(steps=args.steps, seed=args.seed, engine=args.engine)
@@ -151,10 +150,13 @@ def cmd_run(args):
     target = Path(args.output) if args.output else Path("output") / scenario.name
     show = not args.quiet and sys.stderr.isatty()
     with _staging(target) as staging:
+        from .trace import Recorder
         recorder = Recorder(staging, every=scenario.record.every, detail=scenario.record.detail,
                             scenario_text=scenario.text,
-                            metadata={"scenario": scenario.name, "scenario_file": str(args.scenario),
-                                      "description": scenario.description, "seed": scenario.seed})
+                            metadata={"scenario": scenario.name, "description": scenario.description,
+                                      "scenario_path": str(Path(args.scenario).resolve()),
+                                      "overrides": {"steps": args.steps, "seed": args.seed,
+                                                    "engine": args.engine}})
         try:
             with _bar(show, scenario.training.steps, scenario.name, "step") as bar:
                 outcome = execute(scenario, data=data, recorder=recorder,
@@ -162,16 +164,17 @@ def cmd_run(args):
         finally:
             recorder.close()
         with _trace(staging) as trace:
-            _render(trace, staging, () if args.no_gif else scenario.record.gifs, show)
+            _render(trace, staging, () if args.no_gif else scenario.record.gifs, data, show)
         checked = args.steps is None and args.seed is None
         _write_json(staging / "summary.json", _summary(outcome, checked, time.perf_counter() - started))
     return _report_run(outcome, target, checked, args.quiet)
 
 
-def _render(trace, run_dir, gifs, show):
+def _render(trace, run_dir, gifs, data, show):
     from .render import render_run
     with _bar(show, None, "drawing", "frame") as bar:
-        render_run(trace, run_dir, gifs=gifs, progress=bar and (lambda done, total: _advance_to(bar, done, total)))
+        render_run(trace, run_dir, gifs=gifs, data=data,
+                   progress=bar and (lambda done, total: _advance_to(bar, done, total)))
 
 
 def _summary(outcome, checked, wall_time):
@@ -435,11 +438,21 @@ def cmd_replay(args):
                 step = trace.last_step
             out = Path(args.output) if args.output else run_dir / f"{kind}.gif"
             with _bar(show, None, kind, "frame") as bar, _partial_file(out) as temp:
-                render_gif(trace, kind, temp, step=step,
+                render_gif(trace, kind, temp, step=step, data=_recorded_data(trace),
                            progress=bar and (lambda done, total: _advance_to(bar, done, total)))
     if not args.quiet:
         print(f"wrote {out}")
     return 0
+
+
+def _recorded_data(trace):
+    """The data set of the scenario `trace` recorded (None if there is none or it cannot be rebuilt)."""
+    from .scenario import recorded
+    try:
+        scenario = recorded(trace.metadata)
+        return scenario.dataset() if scenario is not None else None
+    except SimnetError:
+        return None
 
 
 def cmd_inspect(args):

@@ -409,6 +409,20 @@ class Scenario:
         return X, Y
 
 
+def recorded(metadata):
+    """The Scenario a trace's `metadata` recorded, with the run's overrides, or None if it holds none.
+
+    A run records the scenario's text and path and what its command line
+    overrode, so that its data set can be drawn again exactly.
+    """
+    text = (metadata or {}).get("scenario_text")
+    if not text:
+        return None
+    overrides = metadata.get("overrides") or {}
+    return loads(text, metadata.get("scenario_path") or "<scenario>").with_overrides(
+        **{key: overrides.get(key) for key in ("steps", "seed", "engine")})
+
+
 # ---- script actions --------------------------------------------------------
 
 @dataclass(frozen=True)
