@@ -175,8 +175,9 @@ def _affordable_steps(reader, recorded, budget):
     """About how many steps fit in `budget` beside the loss history, surfaces, sweeps, script and style."""
     nodes, edges = _union([reader.snapshot(recorded[0]), reader.snapshot(recorded[-1])])
     per_step = B64 * 8 * (len(nodes) * len(NODE_FIELDS) + len(edges) * len(EDGE_FIELDS) + len(STEP_FIELDS))
+    sweeps = budget * SWEEP_SHARE if _has_messages(reader, recorded) else 0
     fixed = (B64 * 8 * 3 * (recorded[-1] - recorded[0] + 1) + B64 * MAX_SURFACES * SURFACE_GRID ** 2
-             + budget * SWEEP_SHARE + 100_000)
+             + sweeps + 100_000)
     return max(2, int((budget - fixed) // per_step))
 
 
@@ -245,7 +246,7 @@ def _recorded_sweeps(steps, reader, node_index, edge_index, budget):
     trace keeps no messages (the page then derives each sweep from snapshot values).
     """
     candidates = [s for s in steps if s > 0]
-    if not candidates or not any(e["kind"] == "message" for e in reader.sweep_events(candidates[-1])):
+    if not _has_messages(reader, candidates):
         return {}
     per_step = B64 * 21 * len(reader.sweep_events(candidates[-1]))  # code, subject, two float64 per event
     fit = int(budget // per_step)
@@ -267,6 +268,12 @@ def _recorded_sweeps(steps, reader, node_index, edge_index, budget):
             sweeps[str(s)] = {"codes": _pack_ints(codes, "u1"), "subjects": _pack_ints(subjects, "<u4"),
                               "values": _pack(np.array(values, dtype=np.float64))}
     return sweeps
+
+
+def _has_messages(reader, steps):
+    """True if the trace kept the messages of the last of `steps` that is a training step."""
+    trained = [s for s in steps if s > 0]
+    return bool(trained) and any(e["kind"] == "message" for e in reader.sweep_events(trained[-1]))
 
 
 def _surfaces(film, steps, data):

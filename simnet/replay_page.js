@@ -104,7 +104,12 @@
 
   // ---- the network picture -----------------------------------------------------
 
-  const W = 900, HEIGHT = 520, MARGIN = 46;
+  // tall enough for the fullest column to get about 34 px a neuron
+  const fullest = Math.max(...Object.values(D.positions.reduce((count, [x]) => {
+    count[x] = (count[x] || 0) + 1;
+    return count;
+  }, {})));
+  const W = 900, MARGIN = 46, HEIGHT = Math.round(Math.max(440, Math.min(1400, 2 * MARGIN + 34 * fullest)));
   const svg = $("network");
   svg.setAttribute("viewBox", `0 0 ${W} ${HEIGHT}`);
   const xy = D.positions.map(([x, y]) => [MARGIN + x * (W - 2 * MARGIN), MARGIN + y * (HEIGHT - 2 * MARGIN)]);
@@ -135,7 +140,9 @@
   D.nodes.forEach((n, i) => {
     const g = el("g", {class: `node ${n.role}`, "data-name": n.name}, nodeLayer);
     shape(n.role, xy[i], g);
-    const label = el("text", {x: xy[i][0], y: xy[i][1] - radius - 3, "font-size": labelSize}, g);
+    // names sit left of their neuron, where a column has room and a neighbour above or below has none
+    const label = el("text", {x: xy[i][0] - 1.3 * radius - 3, y: xy[i][1] + labelSize / 3,
+                              "font-size": labelSize, "text-anchor": "end"}, g);
     label.textContent = n.name;
     g.addEventListener("mouseenter", (ev) => showTooltip(i, ev));
     g.addEventListener("mousemove", (ev) => moveTooltip(ev));

@@ -76,7 +76,7 @@ def test_scrub_click_and_play(browser, runs, tmp_path):
 
     # a neuron's numbers are the trace's, exactly
     G = trace.snapshot(step)
-    page.click('#network g.node[data-name="h1_1"]')
+    page.click('#network g.node[data-name="h1_1"] .shape')
     assert page.get_attribute("#neuron-table", "data-step") == str(step)
     for field in ("activation", "preactivation", "bias", "gradient", "bias_grad"):
         assert page.inner_text(f'#neuron-table [data-field="{field}"]') == repr(G.nodes["h1_1"][field]), field
