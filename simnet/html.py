@@ -48,9 +48,14 @@ def write_page(trace, path, *, progress=None):
     page = render_page(trace, progress=progress)
     path = os.fspath(path)
     partial = f"{path}.partial"
-    with open(partial, "w", encoding="utf-8") as out:
-        out.write(page)
-    os.replace(partial, path)
+    try:
+        with open(partial, "w", encoding="utf-8") as out:
+            out.write(page)
+        os.replace(partial, path)
+    except BaseException:
+        if os.path.exists(partial):
+            os.remove(partial)
+        raise
     return path
 
 
@@ -320,8 +325,8 @@ def _fill_template(data):
     """The page: template with style, data and script inlined."""
     assets = resources.files(__package__)
     template = assets.joinpath("replay_page.html").read_text(encoding="utf-8")
-    # "</" inside a script element would end it early; "<\/" means the same in JSON
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # no "<" at all inside the script element ("</script>", "<!--" would confuse the HTML parser)
+    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
     parts = {
         "TITLE": html.escape(data["title"]),
         "STYLE": assets.joinpath("replay_page.css").read_text(encoding="utf-8"),

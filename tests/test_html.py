@@ -192,3 +192,38 @@ def test_write_page_writes_the_whole_page_and_nothing_else(trace, page, tmp_path
     assert (tmp_path / "replay.html").read_text(encoding="utf-8") == page
     assert str(out) == str(tmp_path / "replay.html")
     assert ticks and ticks[-1][0] == ticks[-1][1] and [d for d, _ in ticks] == sorted(d for d, _ in ticks)
+
+
+def test_names_cannot_break_out_of_the_page(tmp_path):
+    net = sn.Network(seed=0)
+    net.add_neuron("x</script>", role="input")
+    net.add_neuron("<!--h", activation="tanh")
+    net.add_neuron("y&<b>", role="output")
+    net.connect("x</script>", "<!--h")
+    net.connect("<!--h", "y&<b>")
+    recorder = sn.Recorder(tmp_path, every=1)
+    try:
+        net.train(np.linspace(-1, 1, 8)[:, None], np.linspace(0, 1, 8)[:, None], steps=3, lr=0.1, recorder=recorder)
+    finally:
+        recorder.close()
+    page = render_page(sn.open_trace(tmp_path))
+    assert page.count("</script>") == 2 and "<!--" not in page and "y&<b>" not in page
+    data = page_payload(page)
+    assert [n["name"] for n in data["nodes"]] == ["x</script>", "<!--h", "y&<b>"]
+    assert data["surface"] is None  # one input: no decision surface
+    assert len(data["steps"]) == 4
+
+
+def test_simnet_replay_html_writes_the_page(tmp_path):
+    from simnet.cli import main
+    scenario = tmp_path / "page_test.toml"
+    scenario.write_text(SCENARIO)
+    run_dir = tmp_path / "run"
+    assert main(["run", str(scenario), "-o", str(run_dir), "--no-gif", "-q"]) == 0
+    assert main(["replay", str(run_dir), "--html", "-q"]) == 0
+    data = page_payload((run_dir / "replay.html").read_text(encoding="utf-8"))
+    assert data["title"] == "page_test" and data["steps"] == list(sn.open_trace(run_dir).steps)
+    assert len(data["surface"]["points"]) == 16
+    out = tmp_path / "elsewhere.html"
+    assert main(["replay", str(run_dir), "--html", "-o", str(out), "-q"]) == 0
+    assert out.read_text(encoding="utf-8") == (run_dir / "replay.html").read_text(encoding="utf-8")
