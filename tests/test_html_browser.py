@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simnet.html import write_page
+from simnet.html import render_page, write_page
 from test_html import record_run
 
 CHROMIUM = "/usr/bin/chromium"
@@ -189,3 +189,17 @@ def test_values_print_as_python_repr(browser, runs):
     texts = [repr(float(v)) for v in values]
     shown = page.evaluate("texts => texts.map((t) => simnetReplay.pyRepr(Number(t)))", texts)
     assert shown == texts
+
+
+def test_a_sampled_page_says_what_it_kept(browser, runs, tmp_path):
+    trace, path = runs["updates"]
+    budget = os.path.getsize(path) * 2 // 3
+    small = tmp_path / "small.html"
+    small.write_text(render_page(trace, budget=budget), encoding="utf-8")
+    page = open_page(browser, small)
+    kept = int(page.get_attribute("#slider", "max")) + 1
+    assert kept < len(trace.steps)
+    assert f"This page shows {kept} of the {len(trace.steps)} recorded steps" in page.inner_text("#notes")
+    page.keyboard.press("End")
+    assert shown_step(page) == trace.steps[-1]
+    assert page.errors == []
