@@ -1,0 +1,343 @@
+"""From snapshots to frames: the numbers each picture shows and the colours that say them.
+
+A :class:`Film` reads a sequence of per-step snapshots (from a trace or from
+a live :class:`simnet.snapshot.SnapshotBuilder`; both give the same graphs)
+into arrays over every neuron and connection that appears in any of them,
+lays them out once (:class:`simnet.layout.Layout`), and fixes each colour
+scale over the whole sequence, so a colour means the same number in every
+frame.  ``film.picture(kind)`` builds the figure for a kind of animation and
+``film.look(i, kind)`` the colours of frame i.
+
+Colour meaning, everywhere: red is positive, blue is negative, white (or
+grey for connections) is zero.  Connections in the activations picture are
+coloured by the sign of their weight and sized by its magnitude.
+"""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.colors import FuncNorm, LinearSegmentedColormap, Normalize, TwoSlopeNorm, to_rgba
+
+from .layout import Layout
+from .picture import Bar, Look, Picture, Surface
+
+KINDS = ("activations", "weights")
+LEVELS = 15  # colours per map: odd, so that zero has a colour of its own
+POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
+UNKNOWN = to_rgba("#d9d9d9")  # a neuron with no value yet (the state before the first step)
+# a few distinct levels read as well as a continuous map, and change far less often from frame to frame
+VALUES = colormaps["RdBu_r"].resampled(LEVELS)
+GRADIENTS = colormaps["PuOr"]
+# a change of zero should still show the connection, so the middle of this map is grey, not white
+CHANGES = LinearSegmentedColormap.from_list(
+    "change", [VALUES(0.0), VALUES(0.2), "#c4c4c4", VALUES(0.8), VALUES(1.0)])
+SURFACE_GRID = 64  # probe points per side for the decision surface
+HEAT_STRIDE = 4  # every 4th probe point per side makes a node's 16x16 heatmap
+PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it shows
+MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
+SATURATE = 95  # percentile of the probed values that gets the darkest colour
+
+
+@dataclass
+class Frame:
+    """One snapshot as arrays over the film's nodes (N) and edges (E); NaN where there is no value."""
+    step: int
+    loss: float
+    accuracy: float
+    lr: float
+    node_shown: np.ndarray
+    edge_shown: np.ndarray
+    activation: np.ndarray
+    gradient: np.ndarray
+    weight: np.ndarray
+    delta: np.ndarray
+    message: np.ndarray
+    outputs: np.ndarray = None  # (N, g, g) float32 neuron outputs over the input plane, or None
+    change: np.ndarray = None  # weight change since the previous frame (filled in by Film)
+
+
+class Film:
+    """The frames of a run, one per snapshot, with one layout and fixed colour scales.
+
+    snapshots: iterable of DiGraphs with the attributes of simnet.snapshot.
+    data: (X, Y) of the training set, or None; with two inputs its points are
+    drawn over the decision surface and its extent bounds the probed plane.
+    """
+
+    def __init__(self, snapshots, *, data=None):
+        self.layout = Layout()
+        self.nodes, self.edges = [], []
+        self._node, self._edge = {}, {}
+        self.roles, self.fns = {}, {}
+        self.frames = []
+        self.data = data
+        self.extent = _extent(data)
+        graphs = list(snapshots) if not isinstance(snapshots, list) else snapshots
+        if not graphs:
+            from .errors import SimnetError
+            raise SimnetError("no snapshots to draw: the run recorded no steps")
+        self.probing = all(_probeable(G) for G in graphs)
+        for G in graphs:
+            self._read(G)
+        self._finish()
+
+    def __len__(self):
+        return len(self.frames)
+
+    # ---- reading ---------------------------------------------------------
+
+    def _read(self, G):
+        self.layout.extend(G)
+        for name, attrs in G.nodes(data=True):
+            if name not in self._node:
+                self._node[name] = len(self.nodes)
+                self.nodes.append(name)
+            self.roles[name], self.fns[name] = attrs.get("role", "hidden"), attrs.get("fn")
+        for key in G.edges:
+            if key not in self._edge:
+                self._edge[key] = len(self.edges)
+                self.edges.append(key)
+        N, E = len(self.nodes), len(self.edges)
+        node = [self._node[n] for n in G.nodes]
+        edge = [self._edge[k] for k in G.edges]
+
+        def on_nodes(attr):
+            out = np.full(N, np.nan)
+            out[node] = [_number(a.get(attr)) for _, a in G.nodes(data=True)]
+            return out
+
+        def on_edges(attr):
+            out = np.full(E, np.nan)
+            out[edge] = [_number(a.get(attr)) for _, _, a in G.edges(data=True)]
+            return out
+
+        node_shown, edge_shown = np.zeros(N, bool), np.zeros(E, bool)
+        node_shown[node], edge_shown[edge] = True, True
+        frame = Frame(int(G.graph.get("step", len(self.frames))), _number(G.graph.get("loss")),
+                      _number(G.graph.get("accuracy")), _number(G.graph.get("lr")), node_shown, edge_shown,
+                      on_nodes("activation"), on_nodes("gradient"), on_edges("weight"), on_edges("delta"),
+                      on_edges("message"))
+        if self.probing:
+            frame.outputs = self._probe(G, node)
+        self.frames.append(frame)
+
+    def _probe(self, G, node):
+        from .engine import probe
+        from .graph import Network
+        net = Network(seed=0)
+        for name, attrs in G.nodes(data=True):
+            net.add_neuron(name, role=attrs["role"], activation=attrs.get("fn") or "linear", bias=attrs["bias"])
+        for s, t, attrs in G.edges(data=True):
+            net.connect(s, t, weight=attrs["weight"])
+        grid = self.grid()
+        values = probe(net, grid)
+        out = np.full((len(self.nodes), SURFACE_GRID, SURFACE_GRID), np.nan, dtype=np.float32)
+        for i, name in zip(node, G.nodes):
+            out[i] = values[name].reshape(SURFACE_GRID, SURFACE_GRID)
+        return out
+
+    def grid(self):
+        """The probed points of the input plane, (g*g, 2), row by row from the bottom."""
+        x0 = np.linspace(self.extent[0], self.extent[1], SURFACE_GRID)
+        x1 = np.linspace(self.extent[2], self.extent[3], SURFACE_GRID)
+        a, b = np.meshgrid(x0, x1)
+        return np.column_stack([a.ravel(), b.ravel()])
+
+    def _finish(self):
+        N, E = len(self.nodes), len(self.edges)
+        previous = None
+        for f in self.frames:
+            for name in ("node_shown", "edge_shown"):
+                setattr(f, name, _pad(getattr(f, name), N if name == "node_shown" else E, False))
+            for name in ("activation", "gradient"):
+                setattr(f, name, _pad(getattr(f, name), N, np.nan))
+            for name in ("weight", "delta", "message"):
+                setattr(f, name, _pad(getattr(f, name), E, np.nan))
+            if f.outputs is not None and len(f.outputs) < N:
+                f.outputs = np.concatenate([f.outputs, np.full((N - len(f.outputs),) + f.outputs.shape[1:], np.nan,
+                                                               dtype=np.float32)])
+            # a connection that has just appeared has not changed yet
+            f.change = np.zeros(E) if previous is None else np.where(
+                np.isnan(previous.weight) | np.isnan(f.weight), 0.0, f.weight - previous.weight)
+            previous = f
+        self.scales = self._scales()
+        self.surface_norm = self._surface_norm() if self.probing else None
+
+    def _scales(self):
+        stack = lambda name: np.concatenate([getattr(f, name) for f in self.frames])
+        activation = _nice(_max_abs(stack("activation")))
+        if self.probing:
+            hidden = [i for i, n in enumerate(self.nodes) if self.roles[n] != "input"]
+            heat = np.concatenate([self._tiles(f)[hidden].ravel() for f in self.frames])
+            heat = np.abs(heat[np.isfinite(heat)])
+            if heat.size:  # large values far from the data should not wash out the rest
+                activation = max(activation, _nice(float(np.percentile(heat, SATURATE))))
+        return {"activation": activation, "weight": _nice(_max_abs(stack("weight"))),
+                "change": _nice(_max_abs(stack("change"))), "gradient": _nice(_max_abs(stack("gradient")))}
+
+    # ---- drawing ---------------------------------------------------------
+
+    def picture(self, kind, **extra):
+        """The figure for `kind` ("activations" or "weights"), built once for every frame."""
+        positions = self.layout.positions()
+        s = self.scales
+        if kind == "activations":
+            bars = [Bar("activation (batch mean)", VALUES, _symmetric(s["activation"]))]
+            legend = [("weight > 0", {"color": POSITIVE, "linewidth": 2.5}),
+                      ("weight < 0", {"color": NEGATIVE, "linewidth": 2.5}),
+                      (f"width: |weight|, thickest {s['weight']:g}", {"color": "#777777", "linewidth": 4})]
+            surface = self._surface() if self.probing else None
+            heat = self.probing
+            caption = "squares: each neuron's output over the input plane; frame: its batch-mean activation"
+        elif kind == "weights":
+            bars = [Bar("weight change since previous frame", CHANGES, _square_root(s["change"])),
+                    Bar("gradient dL/dz (batch mean)", GRADIENTS, _square_root(s["gradient"]))]
+            legend = [(f"width: |change|, thickest {s['change']:g}", {"color": "#777777", "linewidth": 4})]
+            surface, heat, caption = None, False, ""
+        else:
+            raise ValueError(f"unknown picture kind {kind!r}")
+        return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
+                       heat_possible=heat, heat_caption=caption, **extra)
+
+    def _surface(self):
+        outputs = [n for n in self.nodes if self.roles[n] == "output"]
+        inputs = [n for n in self.nodes if self.roles[n] == "input"]
+        title = f"{outputs[0]} over the inputs" if len(outputs) == 1 else f"{outputs[-1]} − max(other outputs)"
+        points = None
+        if self.data is not None:
+            X, Y = self.data
+            points = (np.asarray(X, float), np.array([to_rgba(POSITIVE if c else NEGATIVE) for c in _classes(Y)]))
+        return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]))
+
+    def _surface_norm(self):
+        outputs = [n for n in self.nodes if self.roles[n] == "output"]
+        fn = self.fns.get(outputs[0]) if len(outputs) == 1 else None
+        if fn == "sigmoid":
+            return TwoSlopeNorm(0.5, 0.0, 1.0)
+        if fn == "tanh":
+            return TwoSlopeNorm(0.0, -1.0, 1.0)
+        values = np.abs(np.concatenate([self._surface_values(f).ravel() for f in self.frames]))
+        return _symmetric(_nice(float(np.percentile(values[np.isfinite(values)], SATURATE))))
+
+    def _surface_values(self, frame):
+        outs = [self._node[n] for n in self.nodes if self.roles[n] == "output"]
+        values = frame.outputs[outs].astype(float)
+        if len(outs) == 1:
+            return values[0]
+        return values[-1] - np.max(values[:-1], axis=0)
+
+    def look(self, i, kind, picture):
+        """The colours of frame i for `picture` (built by ``self.picture(kind)``)."""
+        f = self.frames[i]
+        s = self.scales
+        if kind == "activations":
+            node_color = _colours(VALUES, _symmetric(s["activation"]), f.activation)
+            edge_color = np.array([to_rgba(POSITIVE, 0.85), to_rgba(NEGATIVE, 0.85)])[(f.weight < 0).astype(int)]
+            edge_width = _widths(f.weight, s["weight"], f.edge_shown)
+        else:
+            node_color = _colours(GRADIENTS, _square_root(s["gradient"]), f.gradient)
+            norm = _square_root(s["change"])
+            edge_color = CHANGES(norm(f.change))
+            edge_width = _widths(2 * norm(f.change) - 1, 1.0, f.edge_shown)
+        look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width)
+        if kind == "activations" and f.outputs is not None:
+            norm = _symmetric(s["activation"])
+            if picture.geo.heat:
+                look.heat = VALUES(norm(self._tiles(f)), bytes=True)
+            if picture.surface_axes is not None:
+                look.surface = VALUES(self.surface_norm(self._surface_values(f)))
+        return look
+
+    @staticmethod
+    def _tiles(frame):
+        """The neurons' outputs on the coarse grid of the heatmap tiles, (N, 16, 16)."""
+        return frame.outputs[:, HEAT_STRIDE // 2::HEAT_STRIDE, HEAT_STRIDE // 2::HEAT_STRIDE]
+
+    def title(self, i, kind):
+        """The frame's title: step, loss and accuracy (and, for weights, the step the changes are counted from)."""
+        f = self.frames[i]
+        parts = [f"step {f.step}" + (" (before training)" if f.step == 0 and math.isnan(f.loss) else "")]
+        if not math.isnan(f.loss):
+            parts.append(f"loss {f.loss:.4g}")
+        if not math.isnan(f.accuracy):
+            parts.append(f"accuracy {f.accuracy:.1%}")
+        if kind == "weights" and i > 0:
+            parts.append(f"changes since step {self.frames[i - 1].step}")
+        return "   ·   ".join(parts)
+
+
+def _probeable(G):
+    roles = [a.get("role") for _, a in G.nodes(data=True)]
+    return roles.count("input") == 2 and "output" in roles and G.number_of_edges() <= PROBE_LIMIT
+
+
+def _extent(data):
+    """(x0 lo, x0 hi, x1 lo, x1 hi) around the data with a margin; a default square without data."""
+    if data is None or np.asarray(data[0]).ndim != 2 or np.asarray(data[0]).shape[1] != 2:
+        return (-1.5, 1.5, -1.5, 1.5)
+    X = np.asarray(data[0], float)
+    lo, hi = X.min(axis=0), X.max(axis=0)
+    pad = 0.1 * np.maximum(hi - lo, 1e-9)
+    return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
+
+
+def _classes(Y):
+    """True for the positive class of each sample: label above 0.5 (0/1 labels), above 0 (±1) or the last one-hot."""
+    Y = np.asarray(Y, float)
+    if Y.ndim == 2 and Y.shape[1] > 1:
+        return Y.argmax(axis=1) == Y.shape[1] - 1
+    y = Y.ravel()
+    return y > (0.5 if y.min() >= 0 else 0.0)
+
+
+def _number(x):
+    """A snapshot value as a float: NaN for None; vectors (a whole batch) by their mean."""
+    if x is None:
+        return math.nan
+    if isinstance(x, float):
+        return x
+    return float(np.mean(x))
+
+
+def _pad(a, n, fill):
+    return a if len(a) == n else np.concatenate([a, np.full(n - len(a), fill, dtype=a.dtype)])
+
+
+def _max_abs(a):
+    a = np.abs(np.asarray(a, float))
+    a = a[np.isfinite(a)]
+    return float(a.max()) if a.size else 0.0
+
+
+def _nice(x):
+    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least x (1 for nothing to scale)."""
+    if not x > 0 or not math.isfinite(x):
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(x))
+    for m in (1, 2, 2.5, 5, 10):
+        if x <= m * power * (1 + 1e-12):
+            return m * power
+    return 10 * power
+
+
+def _symmetric(m):
+    return Normalize(-m, m, clip=True)
+
+
+def _square_root(m):
+    """A symmetric norm on [-m, m] that spreads small magnitudes (where most changes and gradients are)."""
+    return FuncNorm((lambda x: np.sign(x) * np.sqrt(np.abs(x)), lambda y: np.sign(y) * y * y), vmin=-m, vmax=m,
+                    clip=True)
+
+
+def _colours(cmap, norm, values):
+    out = cmap(norm(np.nan_to_num(values)))
+    out[np.isnan(values)] = UNKNOWN
+    return out
+
+
+def _widths(values, scale, shown):
+    """Line widths for |values| up to `scale`, in steps of half a point (steady lines compress well in a GIF)."""
+    w = MIN_WIDTH + (MAX_WIDTH - MIN_WIDTH) * np.minimum(np.abs(np.nan_to_num(values)) / scale, 1.0)
+    return np.where(shown, np.round(w * 2) / 2, 0.0)

@@ -1,0 +1,430 @@
+"""The network picture: a matplotlib figure built once, whose artists change from frame to frame.
+
+A :class:`Picture` lays out the furniture (axes, colour bars, legends, name
+labels, the data points of the decision-surface panel) once and draws it
+once.  Each frame restores that background and draws only the artists that
+change (edges, nodes, heatmaps, the surface, the title), which is what makes
+animations cheap.  What the colours mean is decided by the caller: a
+:class:`Look` holds ready-made colours and widths, so this module knows
+matplotlib and nothing of snapshots.
+
+Everything renders with the Agg backend on a figure of its own; pyplot and
+the user's backend are never touched.
+"""
+from dataclasses import dataclass, field
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.cm import ScalarMappable
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+DPI = 100
+MARKERS = {"input": "s", "hidden": "o", "output": "D"}
+OUTLINE = "#303030"
+EDGE_TEXT_LIMIT = 40  # value texts on connections per frame, at most
+HEAT_SIDE = 16  # heatmap tiles are 16 x 16 probe points
+RING = 3  # pixels of node colour around a heatmap tile
+TEXT_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8)  # where along an edge its text may go
+TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 88, 250
+
+
+@dataclass
+class Bar:
+    """A colour bar: what the colour means (label), the colour map and its fixed norm."""
+    label: str
+    cmap: object
+    norm: object
+
+
+@dataclass
+class Surface:
+    """The decision-surface panel of a two-input network: extent (x0 lo, x0 hi, x1 lo, x1 hi) and data."""
+    extent: tuple
+    bar: Bar
+    title: str
+    points: tuple = None  # (X (n, 2), colours (n, 4)) or None
+    axis_names: tuple = ("x0", "x1")
+
+
+@dataclass
+class Look:
+    """Everything that changes between frames, ready to draw.
+
+    node_color (N, 4) and node_shown (N,) follow the picture's node order,
+    edge_color (E, 4) and edge_width (E,) its edge order.  Optional: heat
+    (N, h, w) RGBA images drawn at the nodes; surface (g, g, 4) RGBA; texts on
+    edges or next to nodes (None for none); node_mark (N,) bool for a bold
+    outline (the neurons that just fired).
+    """
+    title: str
+    node_color: np.ndarray
+    node_shown: np.ndarray
+    edge_color: np.ndarray
+    edge_width: np.ndarray
+    heat: np.ndarray = None
+    surface: np.ndarray = None
+    edge_text: list = None
+    node_text: list = None
+    node_mark: np.ndarray = None
+    caption: str = ""
+
+
+@dataclass
+class Geometry:
+    """Pixel sizes derived from the layout: how tall a row is, how wide a column, how big a node."""
+    rows: int
+    columns: int
+    row_px: float
+    column_px: float
+    node_px: float
+    font_pt: float
+    labels: bool
+    heat: bool
+    width_px: int = 0
+    height_px: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def _overlaps(box, boxes):
+    """Whether `box` (x0, y0, x1, y1) overlaps any row of `boxes`."""
+    return bool(np.any((boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3])))
+
+
+def geometry(positions, *, heat_possible, surface, bars):
+    """Choose sizes so that names stay legible and nodes never overlap, within a bounded figure."""
+    xs = sorted({x for x, _ in positions.values()})
+    per_column = {}
+    for x, _ in positions.values():
+        per_column[x] = per_column.get(x, 0) + 1
+    rows = max(per_column.values(), default=1)
+    row_px = float(np.clip(560 / max(rows, 1), 9, 48))
+    gaps = len(xs) - 1
+    column_px = float(np.clip(900 / max(gaps, 1), 40, 170)) if gaps else 170.0
+    heat = heat_possible and row_px >= 30 and column_px >= 90
+    # a heatmap tile has a coloured ring and an outline around it, and a gap to its neighbours
+    node_px = min(0.78 * row_px - (2 * (RING + 2) if heat else 0), 0.3 * column_px, 40.0 if heat else 22.0)
+    labels = row_px >= 14
+    font_pt = float(np.clip(row_px * 0.3, 7, 9))
+    net_w = gaps * column_px + 150  # room left of the inputs and for the labels right of the outputs
+    net_h = rows * row_px + 16
+    width = int(net_w + (SURFACE_PX + 40 if surface is not None else 0) + BAR_PX * len(bars))
+    height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface is not None else 0, 260) + BOTTOM_PX)
+    return Geometry(rows, len(xs), row_px, column_px, node_px, font_pt, labels, heat,
+                    width + width % 2, height + height % 2, {"net_w": net_w, "net_h": net_h})
+
+
+class Picture:
+    """A network figure over fixed nodes and edges; `draw(look)` returns one frame as (H, W, 3) uint8.
+
+    positions: {name: (x, y)} for every node that appears in any frame;
+    nodes: names in the order of the Look arrays; roles: {name: role};
+    edges: [(source, target)] in the order of the Look arrays;
+    bars: colour bars to show; legend: [(label, Line2D kwargs)] for the edges;
+    surface: a :class:`Surface` for two-input networks, or None;
+    heat_possible: the caller can supply per-node heatmaps (drawn if they fit, explained by heat_caption);
+    edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks).
+
+    Drawing order per frame: the saved background, edges, nodes (markers, or
+    heatmap tiles written straight into the pixel buffer), the surface and its
+    points, texts and title, and last the name labels, rendered once into a
+    transparent layer and laid over every frame.
+    """
+
+    def __init__(self, positions, nodes, roles, edges, *, bars, legend, surface=None,
+                 heat_possible=False, heat_caption="", edge_text=False, node_text=False):
+        self.nodes, self.edges = list(nodes), list(edges)
+        self.roles = [roles[n] for n in self.nodes]
+        self.geo = g = geometry(positions, heat_possible=heat_possible, surface=surface, bars=bars)
+        self.bars = list(bars) + ([surface.bar] if surface is not None else [])
+        self.fig = Figure(figsize=(g.width_px / DPI, g.height_px / DPI), dpi=DPI, facecolor="white")
+        self.canvas = FigureCanvasAgg(self.fig)
+        self.under, self.over = [], []  # artists drawn below and above the heatmap tiles
+        self._network_axes(positions)
+        self.xy = np.array([positions[n] for n in self.nodes], dtype=float).reshape(-1, 2)
+        self._edges(positions)
+        if g.heat:
+            self._tiles()
+        else:
+            self._markers()
+        self.surface_axes = self._surface(surface) if surface is not None else None
+        self._labels(positions, edge_text, node_text)
+        self._bars(bars)
+        self._legend(legend, heat_caption if g.heat else "")
+        self.title = self.fig.text(0.5, 1 - 12 / g.height_px, "", ha="center", va="top", fontsize=12,
+                                   animated=True)
+        self.caption = self.fig.text(0.5, 4 / g.height_px, "", ha="center", va="bottom", fontsize=8,
+                                     color="#444444", animated=True)
+        self.over += [self.title, self.caption]
+        self.canvas.draw()
+        self.background = self.canvas.copy_from_bbox(self.fig.bbox)
+        self._overlays = {}
+
+    # ---- building --------------------------------------------------------
+
+    def _px(self, x_px, y_px):
+        """A figure-pixel offset as a data-unit offset in the network axes."""
+        (x0, y0), (x1, y1) = self.ax.transData.inverted().transform([(0, 0), (x_px, y_px)])
+        return x1 - x0, y1 - y0
+
+    def _network_axes(self, positions):
+        g = self.geo
+        W, H = g.width_px, g.height_px
+        ax = self.fig.add_axes([0, BOTTOM_PX / H, g.extra["net_w"] / W, (H - TITLE_PX - BOTTOM_PX) / H])
+        ax.set_axis_off()
+        xs = [x for x, _ in positions.values()] or [0.0]
+        x_lo, x_hi = min(xs), max(xs)
+        per_px = (x_hi - x_lo) / (g.extra["net_w"] - 150) if x_hi > x_lo else 1.0 / g.column_px
+        ax.set_xlim(x_lo - 45 * per_px, x_hi + 105 * per_px)
+        half = (H - TITLE_PX - BOTTOM_PX) / g.row_px / 2
+        ax.set_ylim(-half, half)
+        self.ax = ax
+
+    def _edges(self, positions):
+        segments = [(positions[s], positions[t]) for s, t in self.edges]
+        self.lines = LineCollection(segments, linewidths=0.0, capstyle="round", zorder=1, animated=True)
+        self.ax.add_collection(self.lines)
+        self.under.append(self.lines)
+
+    def _markers(self):
+        size_pt2 = (self.geo.node_px * 72 / DPI) ** 2
+        self.groups = []
+        for role, marker in MARKERS.items():
+            index = np.array([i for i, r in enumerate(self.roles) if r == role], dtype=int)
+            if not len(index):
+                continue
+            scale = 0.85 if marker == "s" else 0.8 if marker == "D" else 1.0  # same visual weight per shape
+            artist = self.ax.scatter(self.xy[index, 0], self.xy[index, 1], s=size_pt2 * scale, marker=marker,
+                                     edgecolors=OUTLINE, linewidths=1.0, zorder=3, animated=True)
+            self.groups.append((index, artist, size_pt2 * scale))
+            self.under.append(artist)
+
+    def _tiles(self):
+        """Pixel boxes of the heatmap tiles: each an outline, a ring in the node's colour, the tile itself."""
+        side = max(HEAT_SIDE, int(self.geo.node_px))
+        self.stretch = np.arange(side) * HEAT_SIDE // side  # nearest-neighbour scaling to `side` pixels
+        centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))
+        H = self.geo.height_px
+        self.boxes = []
+        for (cx, cy), role in zip(centres, self.roles):
+            top, left = int(round(H - cy - side / 2)), int(round(cx - side / 2))
+            self.boxes.append((top, left, side, 2 if role == "output" else 1))
+        self.tile_half_px = side / 2 + RING + 2
+
+    def _labels(self, positions, edge_text, node_text):
+        g = self.geo
+        self.labels = []
+        if g.labels:
+            half = self.tile_half_px if g.heat else g.node_px / 2
+            dx, _ = self._px(half + 3, 0)
+            for name, (x, y) in zip(self.nodes, self.xy):
+                label = self.ax.text(x + dx, y, name, fontsize=g.font_pt, ha="left", va="center", zorder=5,
+                                     animated=True, bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none",
+                                                              alpha=0.75))
+                self.labels.append(label)
+        self.small_pt = max(g.font_pt - 1, 6)
+        # a pool of texts that move to whichever connections carry a value in a frame
+        self.edge_texts = [self.ax.text(0, 0, "", fontsize=self.small_pt, ha="center", va="center", zorder=6,
+                                        animated=True, bbox=dict(boxstyle="round,pad=0.1", fc="white", ec="none",
+                                                                 alpha=0.85))
+                           for _ in range(EDGE_TEXT_LIMIT if edge_text else 0)]
+        self.node_texts = []
+        if node_text and g.labels:
+            _, dy = self._px(0, g.node_px / 2 + 2)
+            for x, y in self.xy:
+                self.node_texts.append(self.ax.text(x, y - dy, "", fontsize=self.small_pt, ha="center",
+                                                    va="top", zorder=6, animated=True, fontweight="bold",
+                                                    bbox=dict(boxstyle="round,pad=0.05", fc="white", ec="none",
+                                                              alpha=0.85)))
+        self.over += self.edge_texts + self.node_texts
+        if edge_text:
+            self._text_room(positions)
+
+    def _text_room(self, positions):
+        """Pixel boxes where edge texts must not go (nodes and their names) and the edges in pixels."""
+        self.segments = np.array([(positions[s], positions[t]) for s, t in self.edges], float).reshape(-1, 2, 2)
+        self.segments_px = self.ax.transData.transform(self.segments.reshape(-1, 2)).reshape(-1, 2, 2)
+        centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))
+        half = self.geo.node_px / 2 + 1
+        em = self.geo.font_pt * DPI / 72
+        boxes = [(x - half, y - half, x + half, y + half) for x, y in centres]
+        boxes += [(x + half + 2, y - em / 2 - 2, x + half + 6 + 0.62 * em * len(name), y + em / 2 + 2)
+                  for (x, y), name in zip(centres, self.nodes)] if self.labels else []
+        self.node_room = np.array(boxes, float).reshape(-1, 4)
+        self.value_room = np.array([(x - 3 * em, y - half - 3 - em, x + 3 * em, y - half - 1) for x, y in centres],
+                                   float).reshape(-1, 4)
+
+    def _surface(self, surface):
+        g = self.geo
+        W, H = g.width_px, g.height_px
+        left = g.extra["net_w"] + 30
+        bottom = BOTTOM_PX + max((H - TITLE_PX - BOTTOM_PX - SURFACE_PX) / 2, 20)
+        ax = self.fig.add_axes([left / W, bottom / H, SURFACE_PX / W, SURFACE_PX / H])
+        self.surface_image = ax.imshow(np.zeros((2, 2, 4)), extent=surface.extent, origin="lower",
+                                       interpolation="nearest", animated=True, aspect="auto", zorder=1)
+        ax.set_xlim(surface.extent[:2])
+        ax.set_ylim(surface.extent[2:])
+        ax.set_title(surface.title, fontsize=9)
+        ax.set_xlabel(surface.axis_names[0], fontsize=8, labelpad=1)
+        ax.set_ylabel(surface.axis_names[1], fontsize=8, labelpad=1)
+        ax.tick_params(labelsize=7, length=2, pad=1)
+        self.over.append(self.surface_image)
+        if surface.points is not None:
+            X, colours = surface.points
+            # the points sit on top of the changing surface, so they are redrawn with it
+            self.over.append(ax.scatter(X[:, 0], X[:, 1], s=9, c=colours, edgecolors="white", linewidths=0.4,
+                                           zorder=2, animated=True))
+        cax = self.fig.add_axes([left / W, (bottom - 34) / H, SURFACE_PX / W, 8 / H])
+        self._bar(surface.bar, cax, "horizontal")
+        return ax
+
+    def _bars(self, bars):
+        g = self.geo
+        W, H = g.width_px, g.height_px
+        top = H - TITLE_PX - 20
+        height = min(max(H - TITLE_PX - BOTTOM_PX - 60, 120), 300)
+        for i, bar in enumerate(bars):
+            left = W - BAR_PX * (len(bars) - i) + 14
+            cax = self.fig.add_axes([left / W, (top - height) / H, 12 / W, height / H])
+            self._bar(bar, cax, "vertical")
+
+    def _bar(self, bar, cax, orientation):
+        cb = self.fig.colorbar(ScalarMappable(norm=bar.norm, cmap=bar.cmap), cax=cax, orientation=orientation)
+        cb.set_label(bar.label, fontsize=8, labelpad=2)
+        if orientation == "horizontal":  # a short bar: fewer ticks, so their labels do not touch
+            cb.ax.xaxis.set_major_locator(MaxNLocator(5))
+        cb.ax.tick_params(labelsize=7, length=2, pad=1)
+        cb.outline.set_linewidth(0.5)
+
+    def _legend(self, legend, caption):
+        handles = []
+        if not self.geo.heat:
+            present = {r for r in self.roles}
+            handles += [Line2D([], [], linestyle="none", marker=MARKERS[r], markersize=7, markerfacecolor="#dddddd",
+                               markeredgecolor=OUTLINE, label=r) for r in MARKERS if r in present]
+        handles += [Line2D([], [], label=label, **style) for label, style in legend]
+        if handles:
+            self.fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 14 / self.geo.height_px),
+                            ncol=len(handles), fontsize=8, frameon=False, handlelength=1.6, columnspacing=1.2,
+                            borderaxespad=0.2)
+        if caption:
+            self.fig.text(0.995, 1 - 30 / self.geo.height_px, caption, ha="right", va="top", fontsize=7,
+                          color="#555555")
+
+    # ---- one frame -------------------------------------------------------
+
+    def draw(self, look):
+        """Render `look` over the fixed background; returns a fresh (H, W, 3) uint8 array."""
+        overlay = self._overlay(look.node_shown) if self.labels else None
+        self.canvas.restore_region(self.background)
+        self.title.set_text(look.title)
+        self.caption.set_text(look.caption)
+        self.lines.set_color(look.edge_color)
+        self.lines.set_linewidths(look.edge_width)
+        if not self.geo.heat:
+            self._set_markers(look)
+        if self.edge_texts:
+            self._place_edge_texts(look)
+        for text, value in zip(self.node_texts, look.node_text or ()):
+            text.set_text(value or "")
+            text.set_visible(bool(value))
+        if self.surface_axes is not None:
+            self.surface_image.set_visible(look.surface is not None)
+            if look.surface is not None:
+                self.surface_image.set_data(look.surface)
+        for artist in self.under:
+            self.fig.draw_artist(artist)
+        pixels = np.asarray(self.canvas.buffer_rgba())
+        if self.geo.heat:
+            self._paint_tiles(pixels, look)
+        for artist in self.over:
+            self.fig.draw_artist(artist)
+        frame = pixels[..., :3].copy()
+        if overlay is not None:
+            region, premultiplied, keep = overlay
+            frame[region] = (frame[region] * keep + premultiplied + 127) // 255
+        return frame
+
+    def _place_edge_texts(self, look):
+        """Put each edge's text at the first spot along it (middle first) that covers no node, name or text.
+
+        Wider edges choose first; a text with no free spot is left out rather than drawn over another.
+        """
+        texts = look.edge_text or ()
+        wanted = sorted((j for j, t in enumerate(texts) if t), key=lambda j: -look.edge_width[j])
+        taken = [self.node_room]
+        if look.node_text:
+            taken.append(self.value_room[[bool(t) for t in look.node_text]])
+        em = self.small_pt * DPI / 72
+        placed = []
+        for j in wanted:
+            if len(placed) == len(self.edge_texts):
+                break
+            w, h = 0.62 * em * len(texts[j]) + 4, em + 4
+            (x0, y0), (x1, y1) = self.segments_px[j]
+            for t in TEXT_SPOTS:
+                x, y = x0 + t * (x1 - x0), y0 + t * (y1 - y0)
+                box = np.array([x - w / 2, y - h / 2, x + w / 2, y + h / 2])
+                if not any(_overlaps(box, room) for room in taken + [np.array(placed).reshape(-1, 4)]):
+                    text = self.edge_texts[len(placed)]
+                    placed.append(box)
+                    (a, b) = self.segments[j]
+                    text.set_position(a + t * (b - a))
+                    text.set_text(texts[j])
+                    break
+        for i, text in enumerate(self.edge_texts):
+            text.set_visible(i < len(placed))
+
+    def _set_markers(self, look):
+        for index, artist, size in self.groups:
+            artist.set_facecolor(look.node_color[index])
+            artist.set_sizes(np.where(look.node_shown[index], size, 0.0))
+            marked = look.node_mark[index] if look.node_mark is not None else np.zeros(len(index), bool)
+            artist.set_linewidths(np.where(marked, 2.6, 1.0))
+
+    def _paint_tiles(self, pixels, look):
+        colours = (np.asarray(look.node_color)[:, :3] * 255).round().astype(np.uint8)
+        outline = np.array([0x30, 0x30, 0x30], np.uint8)
+        for i, (top, left, side, width) in enumerate(self.boxes):
+            if not look.node_shown[i]:
+                continue
+            edge = RING + width
+            pixels[top - edge:top + side + edge, left - edge:left + side + edge, :3] = outline
+            pixels[top - RING:top + side + RING, left - RING:left + side + RING, :3] = colours[i]
+            if look.heat is not None:
+                tile = look.heat[i][::-1, :, :3]
+                pixels[top:top + side, left:left + side, :3] = tile[self.stretch][:, self.stretch]
+
+    def _overlay(self, shown):
+        """The name labels of the shown nodes as (region, premultiplied colour, 255 - alpha), made once per set."""
+        key = np.asarray(shown, bool).tobytes()
+        if key not in self._overlays:
+            for label, visible in zip(self.labels, shown):
+                label.set_visible(bool(visible))
+            self.canvas.get_renderer().clear()
+            for label in self.labels:
+                self.fig.draw_artist(label)
+            layer = np.array(self.canvas.buffer_rgba())
+            alpha = layer[..., 3]
+            rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
+            if not len(rows):
+                self._overlays[key] = None
+            else:
+                region = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+                a = alpha[region].astype(np.uint16)[..., None]
+                self._overlays[key] = (region, layer[region][..., :3].astype(np.uint16) * a, 255 - a)
+        return self._overlays[key]
+
+    def colour_maps(self):
+        """The colour maps this picture uses (a GIF palette must hold their colours)."""
+        return [bar.cmap for bar in self.bars]
+
+    def close(self):
+        self.fig.clear()
+
+    def png(self, look, path_or_file):
+        """Draw `look` and save it as a PNG (path or binary file object)."""
+        from PIL import Image
+        Image.fromarray(self.draw(look)).save(path_or_file, format="PNG", optimize=True)

@@ -1,0 +1,271 @@
+"""Pictures of a run: the training GIFs, the sweep of one step, the loss plot, notebook PNGs.
+
+Everything here reads snapshots (``trace.snapshot(step)``, or the graphs of
+a live :class:`simnet.snapshot.SnapshotBuilder`) and never a live network, so
+a run and its replay give the same pictures, byte for byte:
+
+    render_run(trace, "output/xor")                   # activations.gif, weights.gif, loss.png
+    render_gif(trace, "sweep", "sweep.gif", step=40)  # one step, message by message
+    write_gif(builder.snapshots.values(), "activations", "live.gif")
+
+GIFs use one palette for all their frames (the colour maps' colours plus the
+frame's own), and each frame after the first stores only the pixels that
+changed, which keeps a 200-frame animation small.
+"""
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .errors import SimnetError, TraceError
+from .frames import KINDS as FILM_KINDS, Film
+
+GIF_KINDS = (*FILM_KINDS, "sweep")
+FRAME_MS, LAST_FRAME_MS = 100, 2000
+TRANSPARENT = 255  # palette slot left free: "this pixel did not change"
+SHADES = 5  # bits per channel of the colour lookup table
+
+
+def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None, data=None):
+    """Write run_dir/loss.png and the GIFs named in `gifs` (activations, weights); returns their paths.
+
+    progress: None or a callable progress(done, total) counting frames.
+    data: the training set (X, Y) to draw under the decision surface; by
+    default it is rebuilt from the scenario the trace recorded, if any.
+    """
+    unknown = [g for g in gifs if g not in FILM_KINDS]
+    if unknown:
+        raise SimnetError(f"unknown GIF kind {unknown[0]!r}; render_run writes {' and '.join(FILM_KINDS)}")
+    run_dir = Path(run_dir)
+    written = [plot_loss(trace, run_dir / "loss.png")]
+    if gifs:
+        film = Film(_snapshots(trace), data=data if data is not None else training_data(trace))
+        counter = _Counter(progress, len(film) * len(gifs))
+        for kind in gifs:
+            written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
+    return written
+
+
+def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
+    """Write one GIF of `trace` to `path`: kind activations, weights, or sweep (which needs `step`)."""
+    if kind not in GIF_KINDS:
+        raise SimnetError(f"unknown GIF kind {kind!r}; expected one of {', '.join(GIF_KINDS)}")
+    if kind == "sweep":
+        if step is None:
+            raise SimnetError("the sweep GIF shows one step: give the step to draw")
+        from .sweep import sweep_gif
+        return sweep_gif(trace, step, path, progress=progress)
+    if step is not None:
+        raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
+    return write_gif(_snapshots(trace), kind, path, progress=progress,
+                     data=data if data is not None else training_data(trace))
+
+
+def write_gif(snapshots, kind, path, *, progress=None, data=None):
+    """Write the `kind` GIF (activations or weights) of a sequence of snapshots in step order; returns the path.
+
+    This is the one path every training GIF takes, from a trace or from a
+    live SnapshotBuilder's graphs.
+    """
+    film = Film(list(snapshots), data=data)
+    return film_gif(film, kind, path, _Counter(progress, len(film)))
+
+
+def film_gif(film, kind, path, counter=None):
+    """Draw every frame of `film` as `kind` and write the GIF to `path`."""
+    picture = film.picture(kind)
+    writer = GifWriter(path, picture.colour_maps())
+    for i in range(len(film)):
+        writer.add(picture.draw(film.look(i, kind, picture)))
+        if counter is not None:
+            counter.tick()
+    picture.close()
+    return writer.close([FRAME_MS] * (len(film) - 1) + [LAST_FRAME_MS])
+
+
+def plot_loss(trace, path):
+    """Loss (and accuracy, for classification) per step, with each script action a labelled vertical line."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    history = trace.history()
+    steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
+    accuracy = np.asarray([np.nan if a is None else a for a in history.get("accuracy", [])], dtype=float)
+    fig = Figure(figsize=(8, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.09, 0.13, 0.8, 0.72])
+    ax.plot(steps, loss, color="#b2182b", linewidth=1.2, label="loss")
+    finite = loss[np.isfinite(loss)]
+    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss", color="#b2182b")
+    ax.grid(alpha=0.3)
+    if accuracy.size and np.isfinite(accuracy).any():
+        right = ax.twinx()
+        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0, label="accuracy")
+        right.set_ylim(-0.02, 1.02)
+        right.set_ylabel("accuracy", color="#2166ac")
+    for action in trace.actions():
+        ax.axvline(action["step"], color="#444444", linestyle="--", linewidth=0.8)
+        ax.text(action["step"], 1.01, f" {action['label']}", transform=ax.get_xaxis_transform(), rotation=30,
+                fontsize=7, ha="left", va="bottom", color="#333333")
+    last = f"final loss {loss[-1]:.4g}" if loss.size else "no steps recorded"
+    if accuracy.size and np.isfinite(accuracy[-1]):
+        last += f", accuracy {accuracy[-1]:.1%}"
+    fig.suptitle(last, fontsize=10, x=0.09, ha="left", y=0.99)
+    if steps.size:
+        ax.set_xlim(min(steps.min(), 0), steps.max())
+    return _save_figure(fig, path)
+
+
+def network_png(net):
+    """PNG bytes of a Network as it is now: its topology, weights and biases."""
+    from .snapshot import NetworkState, SnapshotBuilder, StepData
+    state = NetworkState()
+    for n in net.neurons.values():
+        state.kind[n.name], state.bias[n.name] = (n.role, n.activation), n.bias
+    for c in net.connections:
+        state.weight[c.key], state.frozen[c.key] = c.weight, c.frozen
+    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)))
+
+
+def trace_png(trace):
+    """PNG bytes of a trace's last recorded step, drawn as in the activations GIF."""
+    steps = list(trace.steps)
+    if not steps:
+        raise TraceError("the trace has no recorded step to draw")
+    return snapshot_png(trace.snapshot(steps[-1]), data=training_data(trace))
+
+
+def snapshot_png(snapshot, data=None):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF."""
+    import io
+    film = Film([snapshot], data=data)
+    picture = film.picture("activations")
+    out = io.BytesIO()
+    picture.png(film.look(0, "activations", picture), out)
+    picture.close()
+    return out.getvalue()
+
+
+def training_data(trace):
+    """(X, Y) of the scenario a trace recorded, or None (no scenario, or its data cannot be rebuilt)."""
+    from .scenario import recorded
+    try:
+        scenario = recorded(getattr(trace, "metadata", None))
+        return scenario.dataset() if scenario is not None else None
+    except SimnetError:
+        return None
+
+
+def _snapshots(trace):
+    steps = list(trace.steps)
+    if not steps:
+        raise TraceError("the trace has no recorded steps to draw")
+    return [trace.snapshot(s) for s in steps]
+
+
+class _Counter:
+    def __init__(self, progress, total):
+        self.progress, self.total, self.done = progress, total, 0
+
+    def tick(self):
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
+def _save_figure(fig, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+    os.replace(tmp, path)
+    return path
+
+
+# ---- GIF encoding ---------------------------------------------------------
+
+class GifWriter:
+    """Collects RGB frames and writes them as one looping GIF with a single palette.
+
+    The palette is fixed at the first frame: samples of the colour maps in
+    `cmaps` (so colours that appear later are there), greys, and the first
+    frame's own colours.  Every frame maps each pixel to its nearest palette
+    colour through a lookup table, without dithering (dither noise would
+    change from frame to frame and defeat the compression).
+    """
+
+    def __init__(self, path, cmaps=()):
+        self.path = Path(path)
+        self.cmaps = list(cmaps)
+        self.frames = []
+        self.palette = self.lookup = None
+
+    def add(self, rgb):
+        if self.lookup is None:
+            self.palette = build_palette(rgb, self.cmaps)
+            self.lookup = nearest_lookup(self.palette)
+        self.frames.append(quantize(rgb, self.lookup))
+
+    def close(self, durations):
+        """Write the file (atomically: a half-written GIF never has the final name); returns its path.
+
+        Frames after the first mark unchanged pixels transparent, so they
+        cost next to nothing; the GIF keeps each frame on screen (disposal 1).
+        """
+        from PIL import Image
+        if not self.frames:
+            raise SimnetError(f"{self.path}: no frames to write")
+        palette = np.zeros((256, 3), np.uint8)
+        palette[:len(self.palette)] = self.palette
+        images, previous = [], None
+        for frame in self.frames:
+            coded = frame if previous is None else np.where(frame == previous, np.uint8(TRANSPARENT), frame)
+            previous = frame
+            image = Image.fromarray(coded)
+            image.putpalette(palette.tobytes())
+            images.append(image)
+        tmp = self.path.with_name(self.path.name + ".part")
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=list(durations),
+                       loop=0, transparency=TRANSPARENT, disposal=1, optimize=False)
+        os.replace(tmp, self.path)
+        self.frames = []
+        return self.path
+
+
+def build_palette(rgb, cmaps, size=TRANSPARENT):
+    """Up to `size` colours: colour-map samples, greys, then the most common other colours of `rgb`."""
+    from PIL import Image
+    anchors = [np.linspace(0, 255, 16).round()[:, None].repeat(3, axis=1)]
+    for cmap in cmaps:
+        anchors.append(np.asarray(cmap(np.linspace(0, 1, 64)))[:, :3] * 255)
+    fixed = np.unique(np.concatenate(anchors).round().astype(np.uint8), axis=0)
+    room = size - len(fixed)
+    if room <= 0:
+        return fixed[:size]
+    own = Image.fromarray(np.ascontiguousarray(rgb)).quantize(colors=room, method=Image.Quantize.MEDIANCUT,
+                                                               dither=Image.Dither.NONE)
+    used = sorted(set(np.asarray(own).ravel().tolist()))
+    colours = np.asarray(own.getpalette()[:3 * 256], np.uint8).reshape(-1, 3)[used]
+    return np.concatenate([fixed, colours])[:size]
+
+
+def nearest_lookup(palette):
+    """For every colour at SHADES bits per channel, the index of the nearest palette colour."""
+    levels = 1 << SHADES
+    centres = (np.arange(levels) * (256 // levels) + (128 // levels)).astype(np.int32)
+    grid = np.stack(np.meshgrid(centres, centres, centres, indexing="ij"), axis=-1).reshape(-1, 3)
+    pal = palette.astype(np.int32)
+    out = np.empty(len(grid), np.uint8)
+    for start in range(0, len(grid), 4096):
+        d = ((grid[start:start + 4096, None, :] - pal[None, :, :]) ** 2).sum(axis=2)
+        out[start:start + 4096] = d.argmin(axis=1)
+    return out
+
+
+def quantize(rgb, lookup):
+    """(H, W, 3) uint8 -> (H, W) palette indices through the lookup table."""
+    shift = 8 - SHADES
+    r, g, b = (rgb[..., i] >> shift for i in range(3))
+    return lookup[(r.astype(np.intp) << (2 * SHADES)) | (g.astype(np.intp) << SHADES) | b]

@@ -1,0 +1,244 @@
+"""The sweep GIF: one training step, message by message.
+
+The forward wave lights the neurons up in the order they fired, each
+sending its activation times the weight along its outgoing connections;
+then the loss; then the backward wave, each neuron sending dL/dz times the
+weight back along its incoming connections; then the weight updates.
+
+The numbers come from the step's recorded ``fire`` and ``message`` events
+when the trace kept them (``detail="messages"``).  Without them, a step that
+has a snapshot is rebuilt from it: its batch means give every value (the
+mean of a message a·w is mean(a)·w, exactly), and the firing order follows
+from the topology the way the actor engine's scheduler derives it.
+"""
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import TraceError
+from .frames import CHANGES, GRADIENTS, UNKNOWN, VALUES, _max_abs, _nice, _square_root, _symmetric
+from .layout import Layout
+from .picture import Bar, Look, Picture
+
+WAVE_FRAMES = 24  # at most this many frames per wave; bigger networks fire several neurons per frame
+FRAME_MS, LAST_FRAME_MS = 700, 3000
+TEXTS_PER_FRAME = 40
+IDLE_EDGE = (0.75, 0.75, 0.75, 0.6)
+
+
+@dataclass
+class Sweep:
+    """The numbers of one step in the order they happened (all values are batch means)."""
+    step: int
+    graph: object  # nx.DiGraph of the topology during the step (node attr role)
+    forward: list  # [(neuron, activation)] in firing order
+    backward: list  # [(neuron, dL/dz)] in firing order
+    sent: dict = field(default_factory=dict)  # neuron -> [((source, target), forward message)]
+    sent_back: dict = field(default_factory=dict)  # neuron -> [((source, target), backward message)]
+    delta: dict = field(default_factory=dict)  # (source, target) -> weight change
+    loss: float = math.nan
+    accuracy: float = math.nan
+    origin: str = "messages"  # or "snapshot": where the numbers come from
+
+
+def read_sweep(trace, step):
+    """The Sweep of `step` from `trace` (anything with events, snapshot and steps); TraceError if it cannot."""
+    if step < 1:
+        raise TraceError(f"step {step}: the sweep GIF shows a training step, and steps count from 1")
+    events = list(trace.events(step=step))
+    if any(e["kind"] == "fire" for e in events) and any(e["kind"] == "message" for e in events):
+        return _from_events(step, events, _topology(trace, step))
+    if step in set(trace.steps):
+        return from_snapshot(trace.snapshot(step))
+    every = sorted(trace.steps)[:3]
+    raise TraceError(f"step {step}: the trace keeps neither its messages nor a snapshot of it; record with "
+                     f"detail=\"messages\" to draw any step, or pick a recorded step ({', '.join(map(str, every))}, ...)")
+
+
+def _topology(trace, step):
+    if step in set(trace.steps):
+        return trace.snapshot(step)
+    return trace.network_at(step).to_networkx()
+
+
+def _mean(x):
+    return float(x) if isinstance(x, float) else float(np.mean(x))
+
+
+def _from_events(step, events, graph):
+    sweep = Sweep(step, graph, [], [])
+    current = None
+    for e in events:
+        kind, phase = e["kind"], e["phase"]
+        if kind == "fire":
+            current = e["neuron"]
+            if phase == "forward":
+                sweep.forward.append((current, _mean(e["a"])))
+            else:
+                sweep.backward.append((current, _mean(e["dL_dz"])))
+        elif kind == "message":
+            into = sweep.sent if phase == "forward" else sweep.sent_back
+            into.setdefault(current, []).append(((e["source"], e["target"]), _mean(e["value"])))
+        elif kind == "loss":
+            sweep.loss, sweep.accuracy = _float(e.get("loss")), _float(e.get("accuracy"))
+        elif kind == "weight_update":
+            sweep.delta[e["source"], e["target"]] = _mean(e["delta"])
+    return sweep
+
+
+def from_snapshot(G):
+    """A Sweep rebuilt from a snapshot's batch means, in the scheduler's firing order."""
+    sweep = Sweep(G.graph["step"], G, [], [], loss=_float(G.graph.get("loss")),
+                  accuracy=_float(G.graph.get("accuracy")), origin="snapshot")
+    nodes = G.nodes
+    for name in firing_order(G):
+        sweep.forward.append((name, _float(nodes[name].get("activation"))))
+        if G.out_degree(name):
+            sweep.sent[name] = [((name, t), _float(G.edges[name, t].get("message"))) for t in G.successors(name)]
+    for name in firing_order(G.reverse(copy=False)):
+        sweep.backward.append((name, _float(nodes[name].get("gradient"))))
+        gradient = _float(nodes[name].get("gradient"))
+        if G.in_degree(name):
+            sweep.sent_back[name] = [((s, name), gradient * (G.edges[s, name]["weight"] - G.edges[s, name]["delta"]))
+                                     for s in G.predecessors(name)]
+    sweep.delta = {(s, t): a["delta"] for s, t, a in G.edges(data=True)}
+    return sweep
+
+
+def firing_order(G):
+    """Names in the order the scheduler fires them: first in, first out, from the nodes nothing feeds.
+
+    On the reversed graph this is the backward sweep's order.
+    """
+    waiting = {n: G.in_degree(n) for n in G.nodes}
+    ready = deque(n for n in G.nodes if waiting[n] == 0)
+    order = []
+    while ready:
+        n = ready.popleft()
+        order.append(n)
+        for m in G.successors(n):
+            waiting[m] -= 1
+            if waiting[m] == 0:
+                ready.append(m)
+    return order
+
+
+def _float(x):
+    return math.nan if x is None else float(x)
+
+
+# ---- frames ----------------------------------------------------------------
+
+class SweepFilm:
+    """The frames of one Sweep on one Picture."""
+
+    def __init__(self, sweep):
+        self.sweep = sweep
+        G = sweep.graph
+        self.nodes = list(G.nodes)
+        self.edges = list(G.edges)
+        self.node_index = {n: i for i, n in enumerate(self.nodes)}
+        self.edge_index = {k: i for i, k in enumerate(self.edges)}
+        forward = [v for _, v in sweep.forward] + [v for m in sweep.sent.values() for _, v in m]
+        backward = [v for _, v in sweep.backward] + [v for m in sweep.sent_back.values() for _, v in m]
+        self.norms = {"forward": _symmetric(_nice(_max_abs(forward))),
+                      "backward": _square_root(_nice(_max_abs(backward))),
+                      "update": _square_root(_nice(_max_abs(list(sweep.delta.values()))))}
+
+    def picture(self):
+        roles = {n: self.sweep.graph.nodes[n].get("role", "hidden") for n in self.nodes}
+        bars = [Bar("forward: activation, message a·w", VALUES, self.norms["forward"]),
+                Bar("backward: dL/dz, message dL/dz·w", GRADIENTS, self.norms["backward"]),
+                Bar("update: weight change", CHANGES, self.norms["update"])]
+        legend = [("waiting", {"color": IDLE_EDGE, "linewidth": 2}),
+                  ("bold outline: fires now", {"color": "#303030", "linewidth": 2.5})]
+        return Picture(Layout.of(self.sweep.graph).positions(), self.nodes, roles, self.edges, bars=bars,
+                       legend=legend, edge_text=True, node_text=True)
+
+    def looks(self):
+        """Every frame's Look, in order: forward wave, loss, backward wave, updates."""
+        s = self.sweep
+        head = f"step {s.step}"
+        last = None
+        for last in self._wave(s.forward, s.sent, VALUES, self.norms["forward"],
+                               lambda k, names, plural: f"{head}   ·   forward {k}: {names} fire{'' if plural else 's'}"):
+            yield last
+        loss = f"loss {s.loss:.4g}" + ("" if math.isnan(s.accuracy) else f", accuracy {s.accuracy:.1%}")
+        outputs = np.array([s.graph.nodes[n].get("role") == "output" for n in self.nodes])
+        yield Look(f"{head}   ·   {loss}: the outputs send dL/da back", last.node_color, last.node_shown,
+                   last.edge_color, np.minimum(last.edge_width, 1.2), node_text=last.node_text, node_mark=outputs)
+        for last in self._wave(s.backward, s.sent_back, GRADIENTS, self.norms["backward"],
+                               lambda k, names, plural: f"{head}   ·   backward {k}: {names} "
+                                                        f"send{'' if plural else 's'} dL/dz·w back"):
+            yield last
+        delta = np.array([s.delta.get(k, 0.0) for k in self.edges])
+        norm = self.norms["update"]
+        texts = [_fmt(d, signed=True) if s.delta.get(k) else None for k, d in zip(self.edges, delta)]
+        yield Look(f"{head}   ·   update: every weight moves against its gradient", last.node_color,
+                   last.node_shown, CHANGES(norm(delta)), 0.6 + 3.4 * np.abs(2 * norm(delta) - 1),
+                   edge_text=_few(texts, largest=np.abs(delta)))
+
+    def _wave(self, fired, sent, cmap, norm, title):
+        """Looks of one wave: `fired` [(neuron, value)] in order, `sent` neuron -> [(edge, message)]."""
+        N, E = len(self.nodes), len(self.edges)
+        node_color, node_text = np.tile(UNKNOWN, (N, 1)), [None] * N
+        edge_color, edge_width = np.tile(IDLE_EDGE, (E, 1)), np.full(E, 0.6)
+        chunks = _chunks(fired)
+        for k, chunk in enumerate(chunks, 1):
+            edge_width[edge_width > 1] = 1.2  # messages already delivered stay coloured, thinner
+            mark, edge_text = np.zeros(N, bool), [None] * E
+            for name, value in chunk:
+                i = self.node_index[name]
+                mark[i], node_color[i], node_text[i] = True, _colour(cmap, norm, value), _fmt(value)
+                for key, message in sent.get(name, ()):
+                    j = self.edge_index[key]
+                    edge_color[j], edge_width[j], edge_text[j] = _colour(cmap, norm, message), 2.2, _fmt(message)
+            names = ", ".join(n for n, _ in chunk[:4]) + (" ..." if len(chunk) > 4 else "")
+            yield Look(title(f"{k}/{len(chunks)}", names, len(chunk) > 1), node_color.copy(),
+                       np.ones(N, bool), edge_color.copy(), edge_width.copy(), edge_text=_few(edge_text),
+                       node_text=list(node_text), node_mark=mark)
+
+
+def sweep_gif(trace, step, path, *, progress=None):
+    """Write the sweep GIF of `step` to `path`; returns the path."""
+    from .render import GifWriter
+    film = SweepFilm(read_sweep(trace, step))
+    looks = list(film.looks())
+    picture = film.picture()
+    writer = GifWriter(path, picture.colour_maps())
+    for i, look in enumerate(looks, 1):
+        if film.sweep.origin == "snapshot":
+            look.caption = "rebuilt from the step's snapshot (batch means); record with detail=\"messages\" " \
+                           "for the recorded messages"
+        writer.add(picture.draw(look))
+        if progress is not None:
+            progress(i, len(looks))
+    picture.close()
+    return writer.close([FRAME_MS] * (len(looks) - 1) + [LAST_FRAME_MS])
+
+
+def _chunks(fired):
+    size = max(1, math.ceil(len(fired) / WAVE_FRAMES))
+    return [fired[i:i + size] for i in range(0, len(fired), size)]
+
+
+def _few(texts, largest=None):
+    """Keep at most TEXTS_PER_FRAME texts (the largest values if given), so labels do not pile up."""
+    present = [i for i, t in enumerate(texts) if t]
+    if len(present) <= TEXTS_PER_FRAME:
+        return texts
+    keep = set(sorted(present, key=lambda i: -largest[i])[:TEXTS_PER_FRAME] if largest is not None
+               else present[:TEXTS_PER_FRAME])
+    return [t if i in keep else None for i, t in enumerate(texts)]
+
+
+def _colour(cmap, norm, value):
+    return UNKNOWN if math.isnan(value) else cmap(norm(value))
+
+
+def _fmt(value, signed=False):
+    if value is None or math.isnan(value):
+        return None
+    return f"{value:+.2g}" if signed else f"{value:.2g}"

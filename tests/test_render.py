@@ -1,0 +1,268 @@
+"""Pictures: frames follow the numbers, fixed colour scales, frame counts, legible layouts, GIFs."""
+import copy
+import io
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+
+import simnet as sn
+from simnet.events import EventLog
+from simnet.frames import VALUES, Film
+from simnet.render import GifWriter, film_gif, write_gif
+from simnet.snapshot import SnapshotBuilder
+from simnet.sweep import SweepFilm, from_snapshot, read_sweep
+
+
+def xor_data(samples=24, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.integers(0, 2, size=(samples, 2)).astype(float)
+    Y = (X[:, :1] != X[:, 1:]).astype(float)
+    return X + rng.normal(scale=0.05, size=X.shape), Y
+
+
+def recorded_run(sizes=(2, 4, 1), steps=12, every=3, seed=0, inputs=None):
+    """A short bce run; returns (net, builder, event log, data)."""
+    X, Y = xor_data()
+    if inputs is not None:
+        X = np.random.default_rng(seed).normal(size=(len(X), inputs))
+    Y = np.repeat(Y, sizes[-1], axis=1)
+    net = sn.Network.layered(list(sizes), output="sigmoid", seed=seed)
+    builder, log = SnapshotBuilder(every=every), EventLog()
+
+    class Both:
+        def __call__(self, event):
+            builder(event)
+            log(event)
+
+        def on_batch(self, batch):
+            builder.on_batch(batch)
+            log.on_batch(batch)
+
+    net.train(X, Y, steps=steps, lr=0.5, loss="bce", recorder=Both())
+    return net, builder, log, (X, Y)
+
+
+def snapshots(builder):
+    return [builder.snapshots[s] for s in sorted(builder.snapshots)]
+
+
+def gif_frames(path_or_bytes):
+    source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    with Image.open(source) as im:
+        return [np.asarray(frame.convert("RGB")) for frame in ImageSequence.Iterator(im)]
+
+
+def centre_px(picture, name):
+    """The (row, column) pixel at the centre of neuron `name` in a picture's frames."""
+    x, y = picture.ax.transData.transform(picture.xy[picture.nodes.index(name)])
+    return int(round(picture.geo.height_px - y)), int(round(x))
+
+
+class LiveRun:
+    """The events and snapshots of a live run, read the way a trace is read."""
+
+    def __init__(self, log, builder):
+        self.log, self.builder = log, builder
+        self.steps = sorted(builder.snapshots)
+
+    def events(self, step=None, kind=None):
+        return [e.as_dict() for e in self.log.events
+                if (step is None or e.step == step) and (kind is None or e.kind == kind)]
+
+    def snapshot(self, step):
+        return self.builder.snapshots[step]
+
+
+# ---- frames follow the numbers ----------------------------------------------
+
+@pytest.mark.parametrize("kind", ["activations", "weights"])
+def test_a_frame_changes_where_a_weight_changes_and_nowhere_else(kind):
+    _, builder, _, _ = recorded_run(sizes=(3, 5, 4, 1), inputs=3)
+    last = snapshots(builder)[-1]
+    same, changed = copy.deepcopy(last), copy.deepcopy(last)
+    changed.edges["h1_2", "h2_1"]["weight"] *= -3.0
+    frames = [last, same, changed] if kind == "activations" else [last, last, same, last, changed]
+    film = Film(frames)
+    picture = film.picture(kind)
+    for f in film.frames:  # same step, loss and accuracy in every title
+        f.step = 7
+    drawn = [picture.draw(film.look(i, kind, picture)) for i in range(len(film))]
+    before, unchanged, after = (drawn[0], drawn[1], drawn[2]) if kind == "activations" else drawn[2:]
+    assert np.array_equal(before, unchanged)
+    differs = np.any(after != before, axis=2)
+    assert differs.any()
+    # every changed pixel lies on the changed connection
+    (r0, c0), (r1, c1) = centre_px(picture, "h1_2"), centre_px(picture, "h2_1")
+    rows, cols = np.nonzero(differs)
+    margin = 8
+    assert rows.min() >= min(r0, r1) - margin and rows.max() <= max(r0, r1) + margin
+    assert cols.min() >= min(c0, c1) - margin and cols.max() <= max(c0, c1) + margin
+
+
+def test_training_frames_differ_from_step_to_step():
+    _, builder, _, data = recorded_run()
+    film = Film(snapshots(builder), data=data)
+    picture = film.picture("activations")
+    drawn = [picture.draw(film.look(i, "activations", picture)) for i in range(len(film))]
+    assert all(not np.array_equal(a, b) for a, b in zip(drawn, drawn[1:]))
+
+
+def test_colour_scale_is_fixed_across_frames():
+    _, builder, _, _ = recorded_run(sizes=(3, 4, 1), inputs=3)
+    calm, wild = copy.deepcopy(snapshots(builder)[-1]), copy.deepcopy(snapshots(builder)[-1])
+    for G, other in ((calm, 0.1), (wild, 4.0)):
+        G.nodes["h1_0"]["activation"] = 0.3
+        G.nodes["h1_1"]["activation"] = other
+    film = Film([calm, wild])
+    picture = film.picture("activations")
+    first, second = (picture.draw(film.look(i, "activations", picture)) for i in range(2))
+    r, c = centre_px(picture, "h1_0")
+    assert np.array_equal(first[r, c], second[r, c])
+    scale = film.scales["activation"]
+    assert scale == 5.0  # the largest activation of any frame, rounded up to a round number
+    expected = np.array(VALUES((0.3 + scale) / (2 * scale))[:3]) * 255
+    assert np.abs(first[r, c].astype(float) - expected).max() <= 2
+    r1, c1 = centre_px(picture, "h1_1")
+    assert not np.array_equal(first[r1, c1], second[r1, c1])
+
+
+# ---- GIFs ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("every, expected_steps", [(3, [0, 3, 6, 9, 12, 14]), (5, [0, 5, 10, 14])])
+def test_frame_count_follows_the_record_interval(tmp_path, every, expected_steps):
+    _, builder, _, data = recorded_run(steps=14, every=every)
+    assert sorted(builder.snapshots) == expected_steps
+    for kind in ("activations", "weights"):
+        path = write_gif(snapshots(builder), kind, tmp_path / f"{kind}.gif", data=data)
+        with Image.open(path) as im:
+            assert im.n_frames == len(expected_steps)
+
+
+def test_the_same_run_gives_the_same_gif_byte_for_byte(tmp_path):
+    first, second = (recorded_run(seed=3) for _ in range(2))
+    a = write_gif(snapshots(first[1]), "activations", tmp_path / "a.gif", data=first[3]).read_bytes()
+    b = write_gif(snapshots(second[1]), "activations", tmp_path / "b.gif", data=second[3]).read_bytes()
+    assert a == b
+
+
+def test_gif_frames_decode_to_what_was_drawn(tmp_path):
+    _, builder, _, data = recorded_run()
+    film = Film(snapshots(builder), data=data)
+    picture = film.picture("activations")
+    drawn = [picture.draw(film.look(i, "activations", picture)) for i in range(len(film))]
+    path = film_gif(film, "activations", tmp_path / "a.gif")
+    decoded = gif_frames(path)
+    assert len(decoded) == len(drawn)
+    for original, back in zip(drawn, decoded):
+        # one palette for all frames: each pixel lands on a near colour, most on the same one
+        error = np.abs(original.astype(int) - back.astype(int)).max(axis=2)
+        assert np.mean(error <= 24) > 0.99
+
+
+def test_progress_counts_every_frame(tmp_path):
+    _, builder, _, _ = recorded_run(steps=6, every=2)
+    calls = []
+    write_gif(snapshots(builder), "weights", tmp_path / "w.gif", progress=lambda done, total: calls.append((done, total)))
+    assert calls == [(i, 4) for i in range(1, 5)]
+
+
+def test_a_failed_write_leaves_no_gif(tmp_path):
+    writer = GifWriter(tmp_path / "x.gif")
+    with pytest.raises(sn.SimnetError, match="no frames"):
+        writer.close([])
+    assert list(tmp_path.iterdir()) == []
+
+
+# ---- legibility ---------------------------------------------------------------
+
+@pytest.mark.parametrize("sizes, inputs", [((2, 8, 8, 1), None), ((3, 20, 6, 2), 3)])
+def test_nodes_and_names_do_not_overlap(sizes, inputs):
+    _, builder, _, data = recorded_run(sizes=sizes, steps=3, every=3, inputs=inputs)
+    film = Film(snapshots(builder), data=data if inputs is None else None)
+    picture = film.picture("activations")
+    picture.draw(film.look(0, "activations", picture))
+    renderer = picture.canvas.get_renderer()
+    names = [label.get_window_extent(renderer) for label in picture.labels]
+    assert len(names) == len(picture.nodes) and all(label.get_fontsize() >= 7 for label in picture.labels)
+    half = (picture.tile_half_px if picture.geo.heat else picture.geo.node_px / 2)
+    centres = picture.ax.transData.transform(picture.xy)
+    boxes = [(x - half, y - half, x + half, y + half) for x, y in centres]
+    boxes += [(b.x0, b.y0, b.x1, b.y1) for b in names]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (a, b)
+    assert picture.geo.heat == (inputs is None)  # two inputs: each neuron drawn as its heatmap
+
+
+def test_two_input_networks_get_a_decision_surface_from_the_snapshot_weights():
+    net, builder, _, data = recorded_run(steps=6, every=6)
+    film = Film(snapshots(builder), data=data)
+    grid = film.grid()
+    # the probed output equals the trained network's own forward pass on the same points
+    assert np.allclose(film.frames[-1].outputs[film.nodes.index("y0")].ravel(), net.forward(grid)[:, 0], atol=1e-6)
+    picture = film.picture("activations")
+    assert picture.surface_axes is not None
+    assert film.look(1, "activations", picture).surface.shape == (64, 64, 4)
+
+
+# ---- the sweep ------------------------------------------------------------------
+
+def skip_net(seed):
+    """A DAG with a skip connection and a neuron that feeds two layers."""
+    net = sn.Network(seed=seed)
+    for name in ("x0", "x1"):
+        net.add_neuron(name, role="input")
+    for name in ("a", "b", "c"):
+        net.add_neuron(name, activation="tanh")
+    net.add_neuron("y", role="output", activation="sigmoid")
+    for s, t in [("x0", "a"), ("x1", "a"), ("x1", "b"), ("a", "c"), ("b", "c"), ("a", "y"), ("c", "y"), ("x0", "y")]:
+        net.connect(s, t)
+    return net
+
+
+def test_sweep_rebuilt_from_a_snapshot_matches_the_recorded_messages():
+    X, Y = xor_data()
+    net = skip_net(4)
+    builder, log = SnapshotBuilder(every=2), EventLog()
+    net.train(X, Y, steps=4, lr=0.3, loss="bce", recorder=lambda e: (builder(e), log(e)))
+    live = LiveRun(log, builder)
+    recorded, rebuilt = read_sweep(live, 4), from_snapshot(builder.snapshots[4])
+    assert recorded.origin == "messages" and rebuilt.origin == "snapshot"
+    assert [n for n, _ in recorded.forward] == [n for n, _ in rebuilt.forward]
+    assert [n for n, _ in recorded.backward] == [n for n, _ in rebuilt.backward]
+    for part in ("forward", "backward"):
+        assert np.allclose([v for _, v in getattr(recorded, part)], [v for _, v in getattr(rebuilt, part)])
+    for part in ("sent", "sent_back"):
+        a, b = getattr(recorded, part), getattr(rebuilt, part)
+        assert a.keys() == b.keys()
+        for name in a:
+            assert [k for k, _ in a[name]] == [k for k, _ in b[name]]
+            assert np.allclose([v for _, v in a[name]], [v for _, v in b[name]], rtol=1e-9, atol=1e-15)
+    assert recorded.delta == pytest.approx(rebuilt.delta)
+
+
+def test_sweep_frames_walk_forward_then_back_then_update():
+    X, Y = xor_data()
+    net = skip_net(5)
+    builder, log = SnapshotBuilder(every=1), EventLog()
+    net.train(X, Y, steps=2, lr=0.3, loss="bce", recorder=lambda e: (builder(e), log(e)))
+    film = SweepFilm(read_sweep(LiveRun(log, builder), 2))
+    looks = list(film.looks())
+    assert len(looks) == 6 + 1 + 6 + 1  # one frame per neuron each way, the loss, the updates
+    lit = [int(np.sum(look.node_mark)) if look.node_mark is not None else 0 for look in looks[:6]]
+    assert lit == [1] * 6
+    assert [t.split(": ")[1].split(" ")[0] for t in (look.title for look in looks[:6])] == \
+        [n for n, _ in film.sweep.forward]
+    assert "loss" in looks[6].title and "update" in looks[-1].title
+    # the first forward frame shows the messages x0 sent, with their values
+    texts = [t for t in looks[0].edge_text if t]
+    assert len(texts) == len(list(film.sweep.graph.successors("x0")))
+
+
+def test_sweep_of_a_step_without_messages_or_snapshot_says_what_is_needed():
+    _, builder, log, _ = recorded_run(steps=6, every=3)
+    live = LiveRun(EventLog(), builder)  # no events kept
+    with pytest.raises(sn.TraceError, match='detail="messages"'):
+        read_sweep(live, 4)
+    assert read_sweep(live, 3).origin == "snapshot"
