@@ -11,13 +11,41 @@ so the firing order depends on the topology only and is the same every run.
 Events go to ``net.bus``; when nobody subscribes none are built.
 """
 from collections import deque
+from contextlib import nullcontext
 
 import numpy as np
 
 from .errors import SimnetError
 
 
-class ActorEngine:
+class Engine:
+    """What the trainer asks of an engine besides forward, backward and update.
+
+    The defaults suit an engine that works on the Network objects themselves;
+    one that keeps the numbers elsewhere between calls (the fast engine keeps
+    them in arrays) overrides them.
+    """
+
+    def zero_grad(self, net):
+        net.zero_grad()
+
+    def weights(self, net):
+        """Every weight, in the order of net.connections."""
+        return np.array([c.weight for c in net.connections])
+
+    def biases(self, net):
+        """Every bias, in the order of net.neurons."""
+        return np.array([n.bias for n in net.neurons.values()])
+
+    def sync(self, net):
+        """Bring the Network objects up to date with the engine; from then on they are the truth."""
+
+    def deferred(self, net):
+        """A context within which the objects may lag behind the engine until `sync`; synced at its end."""
+        return nullcontext()
+
+
+class ActorEngine(Engine):
     """Runs the forward and backward sweeps by message passing."""
 
     name = "actor"
@@ -51,9 +79,7 @@ class ActorEngine:
         optimizer.next_step()
         connections = [c for c in net.connections if not c.frozen]
         old = np.array([c.weight for c in connections])
-        grads = np.array([c.grad for c in connections])
-        if l1 or l2:
-            grads = grads + l1 * np.sign(old) + l2 * old
+        grads = regularised(np.array([c.grad for c in connections]), old, l1, l2)
         new = optimizer.update(connections, old, grads, lr)
         for c, w in zip(connections, new.tolist()):
             c.weight = w
@@ -99,6 +125,15 @@ class ActorEngine:
                     ready.append(receiver)
 
 
+def regularised(grads, weights, l1, l2):
+    """Weight gradients with the L1 and L2 terms added: grad + l1·sign(w) + l2·w."""
+    if l1:
+        grads = grads + l1 * np.sign(weights)
+    if l2:
+        grads = grads + l2 * weights
+    return grads
+
+
 def emit_updates(bus, step, kind, old, new, grads, neurons=None, sources=None, targets=None):
     """One weight_update or bias_update batch from arrays of old values, new values and gradients."""
     bus.emit_batch(step, "update", kind, neurons=neurons, sources=sources, targets=targets,
@@ -130,16 +165,17 @@ def probe(net, X):
     return values
 
 
-def firing_order(net):
-    """Neurons in the order the forward sweep fires them."""
-    waiting = {n: len(n.incoming) for n in net.neurons.values()}
+def firing_order(net, backward=False):
+    """Neurons in the order the forward (or the backward) sweep fires them."""
+    waiting = {n: len(n.outgoing if backward else n.incoming) for n in net.neurons.values()}
     ready = deque(n for n, count in waiting.items() if count == 0)
     order = []
     while ready:
         n = ready.popleft()
         order.append(n)
-        for c in n.outgoing:
-            waiting[c.target] -= 1
-            if waiting[c.target] == 0:
-                ready.append(c.target)
+        for c in n.incoming if backward else n.outgoing:
+            receiver = c.source if backward else c.target
+            waiting[receiver] -= 1
+            if waiting[receiver] == 0:
+                ready.append(receiver)
     return order

@@ -30,12 +30,13 @@ def _sigmoid(z):
 ACTIVATIONS = {
     a.name: a
     for a in (
-        Activation("relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(float)),
+        # the derivatives of relu and linear are 0/1 masks and 1, which numpy multiplies as they are
+        Activation("relu", lambda z: np.maximum(z, 0.0), lambda z, a: z > 0),
         Activation("leaky_relu", lambda z: np.where(z > 0, z, LEAKY_SLOPE * z),
                    lambda z, a: np.where(z > 0, 1.0, LEAKY_SLOPE)),
         Activation("sigmoid", _sigmoid, lambda z, a: a * (1.0 - a)),
         Activation("tanh", np.tanh, lambda z, a: 1.0 - a * a),
-        Activation("linear", lambda z: z, lambda z, a: np.ones_like(z)),
+        Activation("linear", lambda z: z, lambda z, a: 1.0),
     )
 }
 

@@ -122,6 +122,7 @@ class Network:
         self._by_key = {}
         self.bus = EventBus()
         self.step = 0  # weight updates done so far
+        self.version = 0  # counts changes to the topology, so compiled copies know when to rebuild
         self.learning_rate = None  # set by train(), changeable between steps
 
     # ---- reading the graph -------------------------------------------------
@@ -186,6 +187,7 @@ class Network:
         bias = _finite(bias, f"bias of neuron {name!r}")
         neuron = Neuron(name, role, activation, bias)
         self.neurons[name] = neuron
+        self.version += 1
         if self.bus:
             self._emit("neuron_added", neuron=name,
                        data={"role": role, "activation": neuron.activation, "bias": bias})
@@ -226,6 +228,7 @@ class Network:
         self._by_key[s.name, t.name] = c
         s.outgoing.append(c)
         t.incoming.append(c)
+        self.version += 1
         if self.bus:
             self._emit("connection_added", source=s.name, target=t.name,
                        data={"weight": weight, "frozen": c.frozen})
@@ -238,6 +241,7 @@ class Network:
         del self._by_key[c.key]
         c.source.outgoing.remove(c)
         c.target.incoming.remove(c)
+        self.version += 1
         if self.bus:
             self._emit("connection_removed", source=c.source.name, target=c.target.name,
                        data={"weight": c.weight})
@@ -248,6 +252,7 @@ class Network:
         for c in list(n.incoming) + list(n.outgoing):
             self.disconnect(c.source, c.target)
         del self.neurons[n.name]
+        self.version += 1
         if self.bus:
             self._emit("neuron_removed", neuron=n.name)
 

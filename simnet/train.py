@@ -63,14 +63,17 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
         if bus:
             _announce(net, lr=lr, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size,
                       samples=samples, engine=runner.name, l1=l1, l2=l2)
-        # overflow is how divergence starts; it is detected and reported per step instead
-        with _stop_on_interrupt() as interrupted, np.errstate(over="ignore", invalid="ignore"):
+        # overflow is how divergence starts; it is detected and reported per step instead.
+        # An engine may keep the numbers to itself in between; user code gets the objects synced.
+        with _stop_on_interrupt() as interrupted, np.errstate(over="ignore", invalid="ignore"), \
+                runner.deferred(net):
             for _ in range(steps):
                 if interrupted():
                     history.interrupted = True
                     break
                 step = net.step + 1
                 if before_step is not None:
+                    runner.sync(net)
                     before_step(net, step)
                 index = next(batches)
                 L, acc = _step(net, runner, opt, loss, loss_fn, X[index], Y[index], net.learning_rate,
@@ -79,6 +82,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
                 history.loss.append(L)
                 history.accuracy.append(acc)
                 if progress is not None:
+                    runner.sync(net)
                     progress(step, L)
         if bus:
             bus.emit(net.step, "end", "run_end",
@@ -96,21 +100,22 @@ def _step(net, runner, opt, loss_name, loss_fn, Xb, Yb, lr, l1, l2, step, histor
     P = runner.forward(net, Xb, step)
     L, dP = loss_fn(P, Yb)
     if l1 or l2:
-        weights = np.array([c.weight for c in net.connections])
+        weights = runner.weights(net)
         L += l1 * np.abs(weights).sum() + 0.5 * l2 * (weights @ weights)
     L = float(L)
     acc = accuracy_of(loss_name, P, Yb) if loss_name in CLASSIFICATION else None
     if bus:
         bus.emit(step, "loss", "loss", data={"loss": L, "accuracy": acc})
     if not math.isfinite(L):
+        runner.sync(net)
         _diverge(net, step, _first_non_finite_neuron(net) or ("the loss", "loss"), history)
-    net.zero_grad()
+    runner.zero_grad(net)
     runner.backward(net, dP, step)
     runner.update(net, opt, lr, l1, l2, step)
     net.step = step
-    bad = _first_non_finite_parameter(net)
-    if bad:
-        _diverge(net, step, bad, history)
+    if not (np.isfinite(runner.weights(net)).all() and np.isfinite(runner.biases(net)).all()):
+        runner.sync(net)
+        _diverge(net, step, _first_non_finite_parameter(net), history)
     if bus:
         bus.emit(step, "step", "step_end", data={"loss": L, "accuracy": acc})
     return L, acc
@@ -135,8 +140,6 @@ def _first_non_finite_neuron(net):
 
 
 def _first_non_finite_parameter(net):
-    if math.isfinite(math.fsum(c.weight for c in net.connections) + math.fsum(n.bias for n in net.neurons.values())):
-        return None
     for c in net.connections:
         if not math.isfinite(c.weight):
             return f"connection {c.source.name} -> {c.target.name}", "weight"
@@ -161,7 +164,7 @@ def _announce(net, **config):
 def _batches(samples, batch_size, rng):
     """Endless index arrays: the full batch each time, or seeded shuffled mini-batches per epoch."""
     if batch_size >= samples:
-        everything = np.arange(samples)
+        everything = slice(None)  # X[everything] is X itself, no copy
         while True:
             yield everything
     while True:

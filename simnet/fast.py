@@ -1,0 +1,497 @@
+"""The fast engine: the network compiled into arrays, each sweep a few whole-array operations.
+
+Compiling sorts the neurons into waves: wave 0 holds the neurons without
+incoming connections, wave k those whose longest path back to wave 0 has k
+connections, so a wave depends on earlier waves only.  Each neuron gets a row
+of the (neurons, batch) matrices z, a, dL/da and dL/dz, wave after wave, and
+each connection a place in the weight vector, wave after wave.  The
+connections into a wave form a block of the weight matrix, between the rows
+of their sources and the rows of the wave:
+
+- a full block (a layer fully connected to the one before it) is a view of
+  the weight vector, and the wave is one matrix product each way;
+- a mostly full block is filled from the weight vector once per step, and
+  multiplied the same way;
+- a sparse block is not built at all: the sweep gathers the source rows of
+  every connection and adds them up per target (per source, going back).
+
+The numbers are those of the actor engine up to the rounding of sums taken in
+another order, and so are the events, with the same sequence numbers: whole
+phases as EventBatch columns, or, when someone listens to messages, neuron by
+neuron in the actor's firing order.
+
+The arrays are the truth while the engine works.  The Network objects
+(weights, biases, gradients, the neurons' z, value, dL_da, dL_dz) are written
+back after every call, or, inside ``deferred(net)`` (the training loop), only
+when ``sync(net)`` is called: the trainer syncs before it calls user code
+(``before_step``, ``progress``) and when the run ends, so that writing back
+100,000 weights is not paid on every step.  After a sync the engine reads the
+objects again before its next call, so whatever user code changed is seen; a
+topology change (``net.version`` moved) or a changed activation compiles the
+network again, carrying over the optimizer's state of every connection and
+neuron still there.  Subscribers get every number in the events; during a
+deferred run they should read those, not the live objects.
+"""
+from contextlib import contextmanager
+
+import numpy as np
+
+from .engine import Engine, emit_updates, firing_order, regularised
+from .errors import SimnetError
+from .functions import ACTIVATIONS
+
+# a block of the weight matrix at least this full is multiplied as a dense matrix
+DENSE_FILL = 0.25
+
+
+class FastEngine(Engine):
+    """Runs the sweeps and the update on arrays compiled from the network."""
+
+    name = "fast"
+
+    def __init__(self):
+        self.compiled = None
+        self.current = False  # the compiled numbers are at least as new as the objects'
+        self.deferring = False
+        self.optimizer = None
+        self.state = None  # the optimizer's state: (weight arrays, bias arrays) in compiled order
+
+    # ---- the engine interface ------------------------------------------------
+
+    def forward(self, net, X, step=None):
+        """Forward sweep for inputs X (batch, n_inputs); returns the outputs (batch, n_outputs)."""
+        c = self._compiled(net)
+        c.forward(X)
+        if step is not None and net.bus:
+            self._tell_sweep(net.bus, step, c, forward=True)
+        self._done(net, changed=True)
+        return c.outputs()
+
+    def backward(self, net, grad_outputs, step=None):
+        """Backward sweep from dL/d(outputs) (batch, n_outputs); accumulates the gradients."""
+        c = self._compiled(net)
+        c.backward(grad_outputs)
+        if step is not None and net.bus:
+            self._tell_sweep(net.bus, step, c, forward=False)
+        self._done(net, changed=True)
+
+    def update(self, net, optimizer, lr, l1, l2, step=None):
+        """Apply the optimizer to every unfrozen weight and every non-input bias (L1/L2 on weights)."""
+        c = self._compiled(net)
+        if optimizer is not self.optimizer or self.state is None:
+            self.optimizer = optimizer
+            self.state = tuple(tuple(np.zeros(n) for _ in range(optimizer.state_size))
+                               for n in (len(c.connections), len(c.neurons)))
+        optimizer.next_step()
+        bus = net.bus if step is not None else None
+        tell_weight = bool(bus) and bus.wants("weight_update")
+        tell_bias = bool(bus) and bus.wants("bias_update")
+        grad_w, grad_b = c.gradients()
+        grad_w = regularised(grad_w, c.w, l1, l2)
+        if tell_weight:
+            old_w = _copy(c.w, c.update_positions)
+        if tell_bias:
+            old_b = c.b[c.bias_event_rows]
+        self.state = (_step_in_place(optimizer, c.w, grad_w, lr, self.state[0], c.trainable),
+                      _step_in_place(optimizer, c.b, grad_b, lr, self.state[1], c.bias_rows))
+        c.weights_changed()
+        if tell_weight:
+            new_w = _copy(c.w, c.update_positions)
+            emit_updates(bus, step, "weight_update", old_w, new_w, _copy(grad_w, c.update_positions),
+                         sources=c.update_sources, targets=c.update_targets)
+        if tell_bias:
+            rows = c.bias_event_rows
+            emit_updates(bus, step, "bias_update", old_b, c.b[rows], grad_b[rows], neurons=c.bias_names)
+        self._done(net, changed=True)
+
+    def zero_grad(self, net):
+        self._compiled(net).zero_grad()
+        self._done(net, changed=True)
+
+    def weights(self, net):
+        """Every weight in the order of net.connections (the engine's own array when it can: do not keep it)."""
+        c = self._compiled(net)
+        self._done(net, changed=False)
+        return _pick(c.w, c.connection_positions)
+
+    def biases(self, net):
+        c = self._compiled(net)
+        self._done(net, changed=False)
+        return _pick(c.b, c.neuron_rows)
+
+    def sync(self, net):
+        """Write the compiled numbers back to the Network objects."""
+        if self.current and self.compiled.net is net:
+            self.compiled.store()
+            self.current = False
+
+    @contextmanager
+    def deferred(self, net):
+        self.deferring = True
+        try:
+            yield
+        finally:
+            self.deferring = False
+            self.sync(net)
+
+    # ---- keeping arrays and objects in step ------------------------------------
+
+    def _compiled(self, net):
+        """The compiled network, read again from the objects (or compiled again) when they may have changed."""
+        old = self.compiled
+        if old is not None and old.net is net and old.version == net.version and (self.current or old.load()):
+            self.current = True
+            return old
+        if old is not None and self.current:
+            old.store()
+        self.compiled = new = Compiled(net)
+        if self.state is not None and old is not None and old.net is net:
+            self.state = (_carry(self.state[0], old.connections, new.connections),
+                          _carry(self.state[1], old.neurons, new.neurons))
+        else:
+            self.state = None
+        self.current = True
+        return new
+
+    def _done(self, net, changed):
+        # outside a deferred run the objects must be right after every call
+        if not self.deferring:
+            if changed:
+                self.compiled.store()
+            self.current = False
+
+    # ---- events -----------------------------------------------------------------
+
+    def _tell_sweep(self, bus, step, c, forward):
+        phase = "forward" if forward else "backward"
+        tell_fire = bus.wants("fire")
+        if bus.wants("message"):
+            self._tell_messages(bus, step, c, forward, tell_fire)
+        elif tell_fire and forward:
+            bus.emit_batch(step, phase, "fire", neurons=c.fire_names,
+                           data={"z": _pick(c.Z, c.fire_rows), "a": _pick(c.A, c.fire_rows)})
+        elif tell_fire:
+            bus.emit_batch(step, phase, "fire", neurons=c.back_names,
+                           data={"dL_da": _pick(c.dA, c.back_rows), "dL_dz": _pick(c.dZ, c.back_rows)})
+        c.handed_out = True  # the events may hold rows of this step's matrices
+
+    def _tell_messages(self, bus, step, c, forward, tell_fire):
+        """Fire and message events neuron by neuron, in the order the actor engine sends them."""
+        phase = "forward" if forward else "backward"
+        sent = c.A if forward else c.dZ
+        for name, row, positions, sources, targets in c.senders(forward):
+            if tell_fire:
+                data = {"z": c.Z[row], "a": c.A[row]} if forward else {"dL_da": c.dA[row], "dL_dz": c.dZ[row]}
+                bus.emit(step, phase, "fire", neuron=name, data=data)
+            if len(positions):
+                bus.emit_batch(step, phase, "message", sources=sources, targets=targets,
+                               data={"value": np.multiply.outer(c.w[positions], sent[row])})
+
+
+def _step_in_place(optimizer, values, grads, lr, state, where):
+    """One optimizer step on values[where] (all values if where is None), in place; returns the new state."""
+    if where is None:
+        values[...], state = optimizer.rule(values, grads, lr, state)
+        return state
+    values[where], part = optimizer.rule(values[where], grads[where], lr, tuple(s[where] for s in state))
+    for s, p in zip(state, part):
+        s[where] = p
+    return state
+
+
+def _carry(state, old_items, new_items):
+    """State arrays laid out for `new_items`: each item's entries where it was among `old_items`, zero if new."""
+    where = {item: i for i, item in enumerate(old_items)}
+    take = np.array([where.get(item, -1) for item in new_items], dtype=np.intp)
+    kept = take >= 0
+    carried = []
+    for s in state:
+        t = np.zeros(len(new_items))
+        t[kept] = s[take[kept]]
+        carried.append(t)
+    return tuple(carried)
+
+
+def _pick(array, index):
+    return array if index is None else array[index]
+
+
+def _copy(array, index):
+    """array[index] (all of it if index is None) as an array of its own."""
+    return array.copy() if index is None else np.array(array[index])
+
+
+def _index(positions):
+    """`positions` as a slice when they are contiguous and ascending, as an index array otherwise."""
+    positions = np.asarray(positions, dtype=np.intp)
+    if len(positions) and np.array_equal(positions, np.arange(positions[0], positions[0] + len(positions))):
+        return slice(int(positions[0]), int(positions[0]) + len(positions))
+    return positions
+
+
+def _selection(positions, size):
+    """`positions` as None when they select everything in order, otherwise as _index gives them."""
+    index = _index(positions)
+    if isinstance(index, slice) and index.start == 0 and index.stop == size:
+        return None
+    return index
+
+
+class Wave:
+    """One wave: its neurons (rows `rows`) and the connections into them (weights `seg`)."""
+
+    def __init__(self, start, stop, groups, connections, row, offset):
+        self.rows = slice(start, stop)
+        self.groups = groups  # (Activation, slice of rows): runs of neurons with one activation
+        self.connections = sorted(connections, key=lambda c: (row[c.target], row[c.source]))
+        self.seg = slice(offset, offset + len(self.connections))
+        self.kind = None
+        if not self.connections:
+            return
+        src = np.array([row[c.source] for c in self.connections], dtype=np.intp)
+        tgt = np.array([row[c.target] for c in self.connections], dtype=np.intp)
+        lo, hi = int(src.min()), int(src.max()) + 1
+        self.sources, self.shape = slice(lo, hi), (stop - start, hi - lo)
+        cells = self.shape[0] * self.shape[1]
+        if len(src) == cells:
+            self.kind = "dense"
+        elif len(src) >= DENSE_FILL * cells:
+            self.kind = "masked"
+            self.cells = (tgt - start) * (hi - lo) + (src - lo)
+            self._block = np.zeros(self.shape)
+            self._block_version = None
+        else:
+            self.kind = "sparse"
+            self.src, self.tgt = src, tgt
+            self.starts = np.searchsorted(tgt, np.arange(start, stop))
+            self.by_source = np.argsort(src, kind="stable")
+            self.source_rows, self.source_starts = np.unique(src[self.by_source], return_index=True)
+
+    def bind(self, w, b):
+        """Views of the compiled weights and biases, which live as long as the compiled network."""
+        self.bias = b[self.rows, None]
+        if self.kind == "dense":
+            self.W = w[self.seg].reshape(self.shape)
+        self.w = w[self.seg]
+
+    def block(self, version):
+        """The (wave, sources) weight matrix for the weights as they are at `version`."""
+        if self.kind == "dense":
+            return self.W
+        if self._block_version != version:
+            self._block.reshape(-1)[self.cells] = self.w
+            self._block_version = version
+        return self._block
+
+    def forward(self, v, A, version):
+        """z of the wave's rows: Σ w·a over the incoming connections, + b."""
+        if self.kind == "sparse":
+            v.z[...] = np.add.reduceat(A[self.src] * self.w[:, None], self.starts)
+        elif self.kind is not None:
+            np.matmul(self.block(version), v.a_sources, out=v.z)
+        v.z += self.bias
+
+    def backward(self, v, A, dZ, dA, version):
+        """dL/dw of the incoming connections into v.g; Σ w·dL/dz added to the sources' dL/da."""
+        if self.kind == "sparse":
+            back = dZ[self.tgt]
+            v.g[...] = np.einsum("ij,ij->i", A[self.src], back)
+            dA[self.source_rows] += np.add.reduceat((back * self.w[:, None])[self.by_source], self.source_starts)
+            return
+        if self.kind == "dense":
+            np.matmul(v.dz, v.a_sources.T, out=v.g_block)
+        else:
+            v.g[...] = (v.dz @ v.a_sources.T).reshape(-1)[self.cells]
+        v.da_sources += self.block(version).T @ v.dz
+
+
+class _Views:
+    """A wave's views into one set of buffers, made once per set."""
+
+    def __init__(self, wave, Z, A, dA, dZ, G):
+        self.z, self.dz = Z[wave.rows], dZ[wave.rows]
+        self.groups = [(activation, Z[rows], A[rows], dA[rows], dZ[rows]) for activation, rows in wave.groups]
+        if wave.kind is not None:
+            self.a_sources, self.da_sources = A[wave.sources], dA[wave.sources]
+            self.g = G[wave.seg]
+            if wave.kind == "dense":
+                self.g_block = self.g.reshape(wave.shape)
+
+
+class Buffers:
+    """The (neurons, batch) matrices z, a, dL/da, dL/dz and the weight gradients of one batch size."""
+
+    def __init__(self, compiled, batch):
+        shape = (len(compiled.neurons), batch)
+        self.batch = batch
+        self.Z, self.A, self.dA, self.dZ = (np.empty(shape) for _ in range(4))
+        self.G = np.empty(len(compiled.connections))
+        self.views = [_Views(wave, self.Z, self.A, self.dA, self.dZ, self.G) for wave in compiled.waves]
+
+
+class Compiled:
+    """A network as arrays: rows of neurons wave by wave, weights wave by wave, and the sweeps on them.
+
+    The weight and bias vectors are allocated once and changed in place, so the
+    waves' views of them stay valid; the matrices of a sweep are reused from
+    step to step until something outside may hold them (events, the neurons'
+    values after a store), and then made afresh.
+    """
+
+    def __init__(self, net):
+        self.net, self.version = net, net.version
+        fired = firing_order(net)
+        level = {}
+        for n in fired:
+            level[n] = 1 + max((level[c.source] for c in n.incoming), default=-1)
+        rank = {name: i for i, name in enumerate(ACTIVATIONS)}
+        # firing order already runs wave by wave; within a wave, neurons of one activation go together
+        self.neurons = sorted(fired, key=lambda n: (level[n], rank[n.activation]))
+        self.activations = [n._activation for n in self.neurons]
+        row = {n: i for i, n in enumerate(self.neurons)}
+        self.waves, self.connections = [], []
+        start = 0
+        while start < len(self.neurons):
+            stop = start
+            while stop < len(self.neurons) and level[self.neurons[stop]] == level[self.neurons[start]]:
+                stop += 1
+            incoming = [c for n in self.neurons[start:stop] for c in n.incoming]
+            wave = Wave(start, stop, self._groups(start, stop), incoming, row, len(self.connections))
+            self.waves.append(wave)
+            self.connections.extend(wave.connections)
+            start = stop
+        position = {c: i for i, c in enumerate(self.connections)}
+        self.input_rows = _index([row[n] for n in net.inputs])
+        # the usual case: the first wave is the inputs, in order, and takes X as it is
+        self.inputs_first = self.input_rows == self.waves[0].rows if self.waves else False
+        self.output_rows = _index([row[n] for n in net.outputs])
+        self.neuron_rows = _selection([row[n] for n in net.neurons.values()], len(self.neurons))
+        self.connection_positions = _selection([position[c] for c in net.connections], len(self.connections))
+        self.fire_rows = _selection([row[n] for n in fired], len(self.neurons))
+        self.fire_names = [n.name for n in fired]
+        backward = firing_order(net, backward=True)
+        self.back_rows = _selection([row[n] for n in backward], len(self.neurons))
+        self.back_names = [n.name for n in backward]
+        with_bias = [n for n in net.neurons.values() if n.role != "input"]
+        self.bias_rows = _index(sorted(row[n] for n in with_bias))
+        self.bias_event_rows = _index([row[n] for n in with_bias])
+        self.bias_names = [n.name for n in with_bias]
+        self._row, self._position, self._senders = row, position, {}
+        self.w, self.b = np.zeros(len(self.connections)), np.zeros(len(self.neurons))
+        for wave in self.waves:
+            wave.bind(self.w, self.b)
+        self.weights_version = 0
+        self.buffers, self.handed_out = None, False
+        self.Z = self.A = self.dA = self.dZ = None
+        self.frozen = None
+        self.load()
+
+    def _groups(self, start, stop):
+        groups = []
+        for i in range(start, stop + 1):
+            if i == stop or (i > start and self.activations[i] is not self.activations[i - 1]):
+                first = groups[-1][1].stop if groups else start
+                groups.append((self.activations[i - 1], slice(first, i)))
+        return groups
+
+    def weights_changed(self):
+        self.weights_version += 1
+
+    def load(self):
+        """Read weights, biases, gradients and frozen flags from the objects; False if it must compile again."""
+        if [n._activation for n in self.neurons] != self.activations:
+            return False
+        self.w[...] = [c.weight for c in self.connections]
+        self.b[...] = [n.bias for n in self.neurons]
+        self.weights_changed()
+        self.grad_w = np.array([c.grad for c in self.connections], dtype=float)
+        self.grad_b = np.array([n.bias_grad for n in self.neurons], dtype=float)
+        frozen = [c.frozen for c in self.connections]
+        if frozen != self.frozen:
+            self.frozen = frozen
+            self.trainable = _selection([i for i, f in enumerate(frozen) if not f], len(frozen))
+            updated = [c for c in self.net.connections if not c.frozen]
+            self.update_positions = _selection([self._position[c] for c in updated], len(self.connections))
+            self.update_sources = [c.source.name for c in updated]
+            self.update_targets = [c.target.name for c in updated]
+        return True
+
+    def store(self):
+        """Write the numbers back to the Network objects."""
+        grad_w, grad_b = self.gradients()
+        for c, w, g in zip(self.connections, self.w.tolist(), grad_w.tolist()):
+            c.weight, c.grad = w, g
+        for n, b, g in zip(self.neurons, self.b.tolist(), grad_b.tolist()):
+            n.bias, n.bias_grad = b, g
+        if self.Z is not None:
+            for n, z, a in zip(self.neurons, self.Z, self.A):
+                n.z, n.value = z, a
+            self.handed_out = True
+        if self.dZ is not None:
+            for n, da, dz in zip(self.neurons, self.dA, self.dZ):
+                n.dL_da, n.dL_dz = da, dz
+
+    def zero_grad(self):
+        self.grad_w = self.grad_b = None
+
+    def gradients(self):
+        """(dL/dw in compiled order, dL/db in row order); zeros after zero_grad."""
+        if self.grad_w is None:
+            return np.zeros(len(self.connections)), np.zeros(len(self.neurons))
+        return self.grad_w, self.grad_b
+
+    def forward(self, X):
+        buffers = self.buffers
+        if buffers is None or buffers.batch != X.shape[0] or self.handed_out:
+            self.buffers = buffers = Buffers(self, X.shape[0])
+            self.handed_out = False
+        self.Z, self.A, self.dA, self.dZ = buffers.Z, buffers.A, None, None
+        A, version = buffers.A, self.weights_version
+        for wave, v in zip(self.waves, buffers.views):
+            if wave.kind is not None:
+                wave.forward(v, A, version)
+            elif self.inputs_first:
+                np.add(X.T, wave.bias, out=v.z)
+            else:
+                v.z[...] = 0.0
+                buffers.Z[self.input_rows] = X.T
+                v.z += wave.bias
+            for activation, z, a, _, _ in v.groups:
+                a[...] = activation.f(z)
+
+    def outputs(self):
+        return self.A[self.output_rows].T.copy()
+
+    def backward(self, grad_outputs):
+        buffers = self.buffers
+        if self.A is None or buffers.batch != grad_outputs.shape[0]:
+            raise SimnetError(f"backward needs a forward sweep of the same batch first "
+                              f"(grad_outputs has {grad_outputs.shape[0]} rows)")
+        if self.grad_w is buffers.G:
+            self.grad_w = buffers.G.copy()  # gradients accumulate: keep them apart from the buffer
+        A, dA, dZ, version = buffers.A, buffers.dA, buffers.dZ, self.weights_version
+        dA[...] = 0.0
+        dA[self.output_rows] = grad_outputs.T
+        for wave, v in zip(reversed(self.waves), reversed(buffers.views)):
+            for activation, z, a, da, dz in v.groups:
+                np.multiply(da, activation.df(z, a), out=dz)
+            if wave.kind is not None:
+                wave.backward(v, A, dZ, dA, version)
+        self.dA, self.dZ = dA, dZ
+        if self.grad_w is None:
+            self.grad_w, self.grad_b = buffers.G, dZ.sum(axis=1)
+        else:
+            self.grad_w, self.grad_b = self.grad_w + buffers.G, self.grad_b + dZ.sum(axis=1)
+
+    def senders(self, forward):
+        """Per neuron in firing order: name, row, and the weight positions and names of the links it sends on."""
+        if forward not in self._senders:
+            order = self.fire_names if forward else self.back_names
+            rows = []
+            for name in order:
+                n = self.net.neurons[name]
+                links = n.outgoing if forward else n.incoming
+                rows.append((name, self._row[n], np.array([self._position[c] for c in links], dtype=np.intp),
+                             [c.source.name for c in links], [c.target.name for c in links]))
+            self._senders[forward] = rows
+        return self._senders[forward]
