@@ -69,17 +69,19 @@ def render_page(trace, *, budget=PAGE_BUDGET, progress=None):
     count = _affordable_steps(reader, recorded, budget)
     while True:
         steps = _sample(recorded, keep, count)
-        page = _fill_template(page_data(trace, steps, reader, sweep_budget=budget * SWEEP_SHARE,
-                                        progress=progress))
-        size = len(page.encode("utf-8"))
+        data = page_data(trace, steps, reader, progress=progress)
+        size = len(_fill_template(data).encode("utf-8"))
         if size <= budget or len(steps) <= len(keep) or len(steps) <= 2:
-            return page
+            break
         # shrink in proportion to the overshoot, a little more so one retry is usually enough
         count = max(2, min(len(steps) - 1, int(len(steps) * budget / size * 0.97)))
+    # recorded sweeps get what the steps leave, up to their share: a sweep can be derived, a step cannot
+    data["sweeps"] = _recorded_sweeps(steps, reader, data, min(budget * SWEEP_SHARE, budget - size))
+    return _fill_template(data)
 
 
-def page_data(trace, steps, reader, *, sweep_budget, progress=None):
-    """Everything the page shows, as a JSON-ready dict, for the recorded `steps` it keeps.
+def page_data(trace, steps, reader, *, progress=None):
+    """Everything the page shows but recorded sweeps, as a JSON-ready dict, for the recorded `steps` it keeps.
 
     `progress(done, total)` is told of each snapshot read and, last, of the
     film (layout, colour scales, surfaces) being made from them.
@@ -134,7 +136,7 @@ def page_data(trace, steps, reader, *, sweep_budget, progress=None):
                     if key in history},
         "actions": [{"step": int(a["step"]), "action": str(a.get("action", "")), "label": str(a.get("label", ""))}
                     for a in trace.actions()],
-        "sweeps": _recorded_sweeps(steps, reader, node_index, edge_index, sweep_budget),
+        "sweeps": {},
         "surface": _surfaces(film, steps, reader.data()),
     }
 
@@ -177,12 +179,10 @@ def _steps_to_keep(recorded, actions):
 
 
 def _affordable_steps(reader, recorded, budget):
-    """About how many steps fit in `budget` beside the loss history, surfaces, sweeps, script and style."""
+    """About how many steps fit in `budget` beside the loss history, surfaces, script and style."""
     nodes, edges = _union([reader.snapshot(recorded[0]), reader.snapshot(recorded[-1])])
     per_step = B64 * 8 * (len(nodes) * len(NODE_FIELDS) + len(edges) * len(EDGE_FIELDS) + len(STEP_FIELDS))
-    sweeps = budget * SWEEP_SHARE if _has_messages(reader, recorded) else 0
-    fixed = (B64 * 8 * 3 * (recorded[-1] - recorded[0] + 1) + B64 * MAX_SURFACES * SURFACE_GRID ** 2
-             + sweeps + 100_000)
+    fixed = B64 * 8 * 3 * (recorded[-1] - recorded[0] + 1) + B64 * MAX_SURFACES * SURFACE_GRID ** 2 + 100_000
     return max(2, int((budget - fixed) // per_step))
 
 
@@ -244,15 +244,19 @@ def _fit(points):
             for x, y in zip(xs, ys)]
 
 
-def _recorded_sweeps(steps, reader, node_index, edge_index, budget):
+def _recorded_sweeps(steps, reader, data, budget):
     """Sweeps recorded message by message, for as many kept steps as fit in `budget` bytes.
 
-    Returns {step: {"codes", "subjects", "values"}} in base64; empty when the
-    trace keeps no messages (the page then derives each sweep from snapshot values).
+    Returns {step: {"codes", "subjects", "values"}} in base64, neurons and
+    connections numbered as in `data` (the page's); empty when the trace keeps
+    no messages (the page then derives each sweep from snapshot values).
     """
     candidates = [s for s in steps if s > 0]
     if not _has_messages(reader, candidates):
         return {}
+    names = [n["name"] for n in data["nodes"]]
+    node_index = {name: i for i, name in enumerate(names)}
+    edge_index = {(names[s], names[t]): j for j, (s, t) in enumerate(data["edges"])}
     per_step = B64 * 21 * len(reader.sweep_events(candidates[-1]))  # code, subject, two float64 per event
     fit = int(budget // per_step)
     if fit < 1:
