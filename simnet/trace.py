@@ -1,0 +1,955 @@
+"""The trace store: a run recorded into SQLite, read back and replayed bit for bit.
+
+:class:`Recorder` subscribes to a network's bus and streams the run into
+``DIR/trace.sqlite``; :func:`open_trace` opens it read-only as a
+:class:`Trace`, which answers "what happened at step 412 in neuron h2" and
+rebuilds the network as it was after any step.
+
+Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
+:data:`APPLICATION_ID`):
+
+``meta(key, value)``
+    run metadata, each value JSON: version, schema, start_time, end_time,
+    detail, every, keyframe_every, seed, config (what run_begin said),
+    scenario_text, end_reason, last_step, and whatever the caller added.
+``kinds(code, phase, kind, subject, v1, v2, v3)``
+    one row per event kind; ``subject`` says whether ``events.subject`` is a
+    neuron or a connection id, ``v1..v3`` name what the value columns hold.
+``neurons(id, name, role, activation, added_step, removed_step)`` and
+``connections(id, source_id, target_id, source, target, added_step, removed_step)``
+    the topology over time: a neuron or connection exists in the network
+    after step s when ``added_step <= s`` and ``removed_step`` is null or > s.
+``events(seq, step, kind, subject, v1, v2, v3)``
+    one row per event, ``seq`` as emitted; fire and message rows hold batch
+    means (fire forward: z, a; backward: dL_da, dL_dz; message: value).
+``payloads(seq, data, samples)``
+    what does not fit in three numbers: ``data`` JSON (run_begin config,
+    scripted actions, run_end reason), ``samples`` the per-sample vectors of
+    a fire or message event (float64, little endian, the kind's fields one
+    after the other).
+``steps(step, first_seq, last_seq, lr, batch_size, loss, accuracy, done)``
+    one row per step: the range of its events and its loss.
+``keyframes(step, seq, lr)``, ``keyframe_neurons(step, position, neuron, bias)``,
+``keyframe_connections(step, position, connection, weight, frozen)``
+    the full state after every ``keyframe_every``-th step and at the start
+    of each run, so that replaying any step reads a bounded number of events.
+Views with named columns: ``event_log``, ``weight_updates``, ``bias_updates``,
+``firings``, ``messages``.
+
+Writes stream: rows are buffered and committed with their steps, a few
+steps per transaction, in WAL mode; a run killed at any moment leaves every
+committed step readable.  Values are stored in untyped columns so floats
+come back bit for bit (-0.0 included).
+"""
+import json
+import os
+import sqlite3
+import time
+from datetime import datetime, timezone
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+
+from .errors import TraceError
+from .events import KINDS, Event
+from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means
+
+SCHEMA_VERSION = 1
+APPLICATION_ID = 0x736E6574  # "snet"
+FILENAME = "trace.sqlite"
+DETAILS = ("updates", "messages")
+KEYFRAME_EVERY = 100
+SAMPLE_LIMIT = 64        # "messages" keeps per-sample vectors for batches up to this size
+FLUSH_ROWS = 20_000      # commit once this many rows wait ...
+FLUSH_SECONDS = 0.5      # ... or this long after the last commit, at a step boundary
+
+# (phase, kind, subject, names of v1..v3); a kind's code is its position + 1
+LAYOUT = (
+    ("init", "run_begin", None, ("lr",)),
+    ("init", "neuron_added", "neuron", ("bias",)),
+    ("init", "connection_added", "connection", ("weight", "frozen")),
+    ("script", "action", None, ()),
+    ("script", "neuron_added", "neuron", ("bias",)),
+    ("script", "neuron_removed", "neuron", ()),
+    ("script", "connection_added", "connection", ("weight", "frozen")),
+    ("script", "connection_removed", "connection", ("weight",)),
+    ("script", "weight_set", "connection", ("old", "new")),
+    ("script", "bias_set", "neuron", ("old", "new")),
+    ("script", "frozen", "connection", ()),
+    ("script", "unfrozen", "connection", ()),
+    ("script", "learning_rate_set", None, ("old", "new")),
+    ("step", "step_begin", None, ("lr", "batch_size")),
+    ("forward", "fire", "neuron", ("z", "a")),
+    ("forward", "message", "connection", ("value",)),
+    ("loss", "loss", None, ("loss", "accuracy")),
+    ("backward", "fire", "neuron", ("dL_da", "dL_dz")),
+    ("backward", "message", "connection", ("value",)),
+    ("update", "weight_update", "connection", ("old", "new", "grad")),
+    ("update", "bias_update", "neuron", ("old", "new", "grad")),
+    ("step", "step_end", None, ("loss", "accuracy")),
+    ("end", "run_end", None, ("steps",)),
+)
+VECTOR_KINDS = ("fire", "message")  # their values are batch means of vectors
+# events that change weights, biases or topology: what replay reads
+STATE_KINDS = frozenset({
+    "neuron_added", "neuron_removed", "connection_added", "connection_removed", "weight_set",
+    "bias_set", "frozen", "unfrozen", "learning_rate_set", "weight_update", "bias_update",
+})
+
+SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE kinds (code INTEGER PRIMARY KEY, phase TEXT, kind TEXT, subject TEXT, v1 TEXT, v2 TEXT, v3 TEXT);
+CREATE TABLE neurons (id INTEGER PRIMARY KEY, name TEXT NOT NULL, role TEXT, activation TEXT,
+                      added_step INTEGER, removed_step INTEGER);
+CREATE TABLE connections (id INTEGER PRIMARY KEY, source_id INTEGER, target_id INTEGER,
+                          source TEXT NOT NULL, target TEXT NOT NULL, added_step INTEGER, removed_step INTEGER);
+CREATE TABLE events (seq INTEGER PRIMARY KEY, step INTEGER NOT NULL, kind INTEGER NOT NULL, subject INTEGER,
+                     v1, v2, v3);
+CREATE TABLE payloads (seq INTEGER PRIMARY KEY, data TEXT, samples BLOB);
+CREATE TABLE steps (step INTEGER PRIMARY KEY, first_seq INTEGER, last_seq INTEGER, lr, batch_size,
+                    loss, accuracy, done INTEGER);
+CREATE TABLE keyframes (step INTEGER PRIMARY KEY, seq INTEGER NOT NULL, lr);
+CREATE TABLE keyframe_neurons (step INTEGER, position INTEGER, neuron INTEGER, bias,
+                               PRIMARY KEY (step, position)) WITHOUT ROWID;
+CREATE TABLE keyframe_connections (step INTEGER, position INTEGER, connection INTEGER, weight, frozen INTEGER,
+                                   PRIMARY KEY (step, position)) WITHOUT ROWID;
+CREATE VIEW event_log AS
+    SELECT e.seq, e.step, k.phase, k.kind,
+           CASE k.subject WHEN 'neuron' THEN n.name END AS neuron, c.source, c.target,
+           e.v1, e.v2, e.v3, p.data
+    FROM events e JOIN kinds k ON k.code = e.kind
+    LEFT JOIN neurons n ON k.subject = 'neuron' AND n.id = e.subject
+    LEFT JOIN connections c ON k.subject = 'connection' AND c.id = e.subject
+    LEFT JOIN payloads p ON p.seq = e.seq;
+CREATE VIEW weight_updates AS
+    SELECT e.step, e.seq, c.source, c.target, e.v1 AS old, e.v2 AS new, e.v2 - e.v1 AS delta, e.v3 AS grad
+    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'weight_update'
+    JOIN connections c ON c.id = e.subject;
+CREATE VIEW bias_updates AS
+    SELECT e.step, e.seq, n.name AS neuron, e.v1 AS old, e.v2 AS new, e.v2 - e.v1 AS delta, e.v3 AS grad
+    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'bias_update'
+    JOIN neurons n ON n.id = e.subject;
+CREATE VIEW firings AS
+    SELECT e.step, e.seq, k.phase, n.name AS neuron,
+           CASE k.phase WHEN 'forward' THEN e.v1 END AS z, CASE k.phase WHEN 'forward' THEN e.v2 END AS a,
+           CASE k.phase WHEN 'backward' THEN e.v1 END AS dL_da,
+           CASE k.phase WHEN 'backward' THEN e.v2 END AS dL_dz
+    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'fire'
+    JOIN neurons n ON n.id = e.subject;
+CREATE VIEW messages AS
+    SELECT e.step, e.seq, k.phase, c.source, c.target, e.v1 AS value
+    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'message'
+    JOIN connections c ON c.id = e.subject;
+"""
+
+STEP_UPSERT = """
+INSERT INTO steps (step, first_seq, last_seq, lr, batch_size, loss, accuracy, done) VALUES (?,?,?,?,?,?,?,?)
+ON CONFLICT (step) DO UPDATE SET
+    first_seq = min(first_seq, excluded.first_seq), last_seq = max(last_seq, excluded.last_seq),
+    lr = coalesce(excluded.lr, lr), batch_size = coalesce(excluded.batch_size, batch_size),
+    loss = coalesce(excluded.loss, loss), accuracy = coalesce(excluded.accuracy, accuracy),
+    done = max(done, excluded.done)
+"""
+
+
+def _json(value):
+    return json.dumps(value, default=_plain, allow_nan=True)
+
+
+def _plain(x):
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    raise TypeError(f"cannot store {type(x).__name__} in a trace")
+
+
+def _now():
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class _Codes:
+    """Event kinds <-> the small integers stored in ``events.kind``."""
+
+    def __init__(self, rows):
+        self.layout = {}  # code -> (phase, kind, subject, fields)
+        self.code = {}    # (phase, kind) -> code
+        for code, phase, kind, subject, *fields in rows:
+            self.add(code, phase, kind, subject, tuple(f for f in fields if f))
+
+    def add(self, code, phase, kind, subject, fields):
+        self.layout[code] = (phase, kind, subject, fields)
+        self.code[phase, kind] = code
+
+    def of_kinds(self, kinds):
+        return sorted(code for code, (_, kind, _, _) in self.layout.items() if kind in kinds)
+
+
+class Recorder:
+    """Records a run into ``directory/trace.sqlite``, streaming as it goes.
+
+    `every`: snapshot interval the trace advertises in ``Trace.steps``.
+    `detail`: "updates" keeps what replay needs plus each neuron's batch means
+    per step; "messages" also keeps every message (its batch mean, and the
+    per-sample vectors of fire and message events when the batch has at most
+    :data:`SAMPLE_LIMIT` samples, or always/never with `samples` True/False).
+    `scenario_text` and `metadata` (a JSON-able dict) go into the run metadata.
+    An existing trace in `directory` is replaced.
+    """
+
+    def __init__(self, directory, *, every=1, detail="updates", scenario_text=None, metadata=None,
+                 samples=None, keyframe_every=KEYFRAME_EVERY):
+        if detail not in DETAILS:
+            raise TraceError(f"unknown trace detail {detail!r}; expected one of {', '.join(DETAILS)}")
+        for name, value in (("every", every), ("keyframe_every", keyframe_every)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise TraceError(f"{name} must be a positive integer, got {value!r}")
+        self.directory = Path(directory)
+        self.path = self.directory / FILENAME
+        self.detail, self.every, self.keyframe_every = detail, int(every), int(keyframe_every)
+        self.samples = samples
+        self.kinds = None if detail == "messages" else frozenset(KINDS) - {"message"}
+        self._create(scenario_text, dict(metadata or {}))
+        self._handlers = {
+            "fire": self._on_fire, "message": self._on_message,
+"bias_update": self._on_bias_update,
+            "step_begin": self._on_step_begin, "loss": self._on_loss, "step_end": self._on_step_end,
+            "run_begin": self._on_run_begin, "run_end": self._on_run_end,
+            "neuron_added": self._on_neuron_added, "neuron_removed": self._on_neuron_removed,
+            "connection_added": self._on_connection_added, "connection_removed": self._on_connection_removed,
+        }
+
+    # ---- the file ----------------------------------------------------------
+
+    def _create(self, scenario_text, metadata):
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            self._db = None
+            self._open()
+            db = self._db
+            db.execute("BEGIN")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.executemany("INSERT INTO kinds VALUES (?,?,?,?,?,?,?)",
+                           [(code, phase, kind, subject, *(fields + (None,) * 3)[:3])
+                            for code, (phase, kind, subject, fields) in enumerate(LAYOUT, start=1)])
+            meta = {**metadata, "version": _version(), "schema": SCHEMA_VERSION, "start_time": _now(),
+                    "detail": self.detail, "every": self.every, "keyframe_every": self.keyframe_every,
+                    "scenario_text": scenario_text}
+            db.executemany("INSERT INTO meta VALUES (?,?)", [(k, _json(v)) for k, v in meta.items()])
+            db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except (OSError, sqlite3.Error) as error:
+            raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
+        self._codes = _Codes(self._db.execute("SELECT * FROM kinds"))
+        self._weight_code = self._codes.code["update", "weight_update"]
+        self._bias_code = self._codes.code["update", "bias_update"]
+        self.state = NetworkState()
+        self._neuron_id, self._connection_id = {}, {}
+        self._next_neuron = self._next_connection = 1
+        self._announced = None
+        self._reset_buffers()
+        self._first_seq = {}   # step -> first seq seen for it
+        self._open_step = None  # [step, first_seq, lr, batch_size, loss, accuracy] while a step runs
+        self._last_commit = time.monotonic()
+
+    def _open(self):
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA page_size = 16384")  # fewer, fuller pages: faster appends
+        # WAL: every commit is atomic and a killed writer leaves committed steps readable
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = NORMAL")
+
+    def _reset_buffers(self):
+        self._rows = []            # events rows, in seq order
+        self._payloads = []        # (seq, data JSON, samples)
+        self._pending_means = []   # (rows, columns): rows waiting for batch means of their vectors
+        self._fire_rows, self._fire_columns = [], ([], [])
+        self._message_rows, self._message_columns = [], ([],)
+        self._sql = []             # (statement, parameters) for the topology and step tables
+
+    def close(self):
+        """Commit what is buffered and close the file (a run's end does this too)."""
+        if self._db is not None or self._rows or self._sql:
+            self._commit()
+            self._finish_file()
+
+    def _finish_file(self):
+        try:
+            # a finished trace is one plain file: nothing beside it, readable read-only anywhere
+            self._db.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError:
+            pass  # a reader holds the file open; the WAL stays until it lets go
+        self._db.close()
+        self._db = None
+
+    # ---- events in ---------------------------------------------------------
+
+    def __call__(self, e):
+        if e.kind == "weight_update":  # most events of a run: handled inline
+            key, d = (e.source, e.target), e.data
+            new = d["new"]
+            self._rows.append((e.seq, e.step, self._weight_code, self._connection_id[key], d["old"], new, d["grad"]))
+            self.state.weight[key] = new
+        else:
+            self._handlers.get(e.kind, self._on_other)(e)
+
+    def _on_fire(self, e):
+        row = [e.seq, e.step, self._codes.code[e.phase, "fire"], self._neuron_id[e.neuron], None, None, None]
+        self._rows.append(row)
+        d = e.data
+        first, second = (d["z"], d["a"]) if e.phase == "forward" else (d["dL_da"], d["dL_dz"])
+        self._fire_rows.append(row)
+        self._fire_columns[0].append(first)
+        self._fire_columns[1].append(second)
+        if self._keeps_samples(first):
+            self._payloads.append((e.seq, None, np.concatenate((first, second)).tobytes()))
+
+    def _on_message(self, e):
+        row = [e.seq, e.step, self._codes.code[e.phase, "message"],
+               self._connection_id[e.source, e.target], None, None, None]
+        self._rows.append(row)
+        value = e.data["value"]
+        self._message_rows.append(row)
+        self._message_columns[0].append(value)
+        if self._keeps_samples(value):
+            self._payloads.append((e.seq, None, np.asarray(value, dtype=np.float64).tobytes()))
+
+    def _keeps_samples(self, vector):
+        if self.detail != "messages" or self.samples is False:
+            return False
+        return self.samples or len(vector) <= SAMPLE_LIMIT
+
+    def _on_bias_update(self, e):
+        d = e.data
+        new = d["new"]
+        self._rows.append((e.seq, e.step, self._bias_code, self._neuron_id[e.neuron], d["old"], new, d["grad"]))
+        self.state.bias[e.neuron] = new
+
+    def on_batch(self, batch):
+        """Take an EventBatch whole: one row per event, built column by column."""
+        kind, n = batch.kind, len(batch)
+        if kind not in ("fire", "message", "weight_update", "bias_update") or n == 0:
+            for event in batch:
+                self(event)
+            return
+        code = self._codes.code[batch.phase, kind]
+        seqs, steps = range(batch.seq, batch.seq + n), repeat(batch.step)
+        if kind in ("fire", "bias_update"):
+            names = list(batch.neurons)
+            subjects = [self._neuron_id[name] for name in names]
+        else:
+            keys = list(zip(batch.sources, batch.targets))
+            subjects = [self._connection_id[key] for key in keys]
+        if kind in ("weight_update", "bias_update"):
+            old, new, grad = (np.asarray(batch.data[f]).tolist() for f in ("old", "new", "grad"))
+            self._rows.extend(zip(seqs, steps, repeat(code), subjects, old, new, grad))
+            (self.state.weight if kind == "weight_update" else self.state.bias).update(
+                zip(keys if kind == "weight_update" else names, new))
+            return
+        fields = LAYOUT[code - 1][3]
+        columns = [np.asarray(batch.data[f], dtype=np.float64) for f in fields]
+        means = [batch_means(c) for c in columns] + [repeat(None)] * (3 - len(columns))
+        self._rows.extend(zip(seqs, steps, repeat(code), subjects, *means))
+        if self._keeps_samples(columns[0][0]):
+            vectors = np.concatenate(columns, axis=1)
+            self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
+
+    def _on_step_begin(self, e):
+        self._finish_announcement()
+        self._open_step = [e.step, self._first_seq.pop(e.step, e.seq), e.data.get("lr"),
+                           e.data.get("batch_size"), None, None]
+        self._on_other(e)
+
+    def _on_loss(self, e):
+        if self._open_step is not None:
+            self._open_step[4:6] = [e.data.get("loss"), e.data.get("accuracy")]
+        self._on_other(e)
+
+    def _on_step_end(self, e):
+        self._on_other(e)
+        self._fill_means()
+        step, first, lr, batch_size, loss, accuracy = self._open_step
+        self._open_step = None
+        self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
+        if step % self.keyframe_every == 0:
+            self._keyframe(step, e.seq)
+        if len(self._rows) >= FLUSH_ROWS or time.monotonic() - self._last_commit >= FLUSH_SECONDS:
+            self._commit()
+
+    def _on_run_begin(self, e):
+        # a later run re-announces the whole topology; it replaces what was there
+        self._announced = NetworkState()
+        self._announced.lr = e.data.get("lr")
+        self._announced_ids = {}
+        self._run_start = e.step
+        self._first_seq.setdefault(e.step, e.seq)
+        self._set_meta(seed=e.data.get("seed"), config=e.data, end_reason=None)
+        self._on_other(e)
+
+    def _on_run_end(self, e):
+        self._finish_announcement()
+        self._on_other(e)
+        self._fill_means()
+        if self._open_step is not None:  # a diverged step: kept for inspection, never replayed
+            step, first, lr, batch_size, loss, accuracy = self._open_step
+            self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 0)))
+            self._open_step = None
+        else:
+            self._sql.append((STEP_UPSERT, (e.step, self._first_seq.pop(e.step, e.seq), e.seq) + (None,) * 4 + (1,)))
+        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=_now())
+        self.close()
+
+    def _on_neuron_added(self, e):
+        self._record_topology(e)
+        d, name = e.data, e.neuron
+        target = self._announced if e.phase == "init" else self.state
+        known = self._neuron_id.get(name)
+        if e.phase == "init" and known is not None and self.state.kind.get(name) == (d["role"], d["activation"]):
+            self._announced_ids[name] = known  # the same neuron, announced again
+        else:
+            if known is not None:  # announced anew with another role or function: a new neuron
+                self._retire_neuron(name, e.step)
+            self._neuron_id[name] = self._next_neuron
+            self._sql.append(("INSERT INTO neurons VALUES (?,?,?,?,?,NULL)",
+                              (self._next_neuron, name, d["role"], d["activation"], e.step)))
+            if e.phase == "init":
+                self._announced_ids[name] = self._next_neuron
+            self._next_neuron += 1
+        target.apply(e)
+        self._store(e, self._neuron_id[name])
+
+    def _on_connection_added(self, e):
+        self._record_topology(e)
+        key = e.source, e.target
+        target = self._announced if e.phase == "init" else self.state
+        known = self._connection_id.get(key)
+        if e.phase == "init" and known is not None:
+            self._announced_ids[key] = known
+        else:
+            cid = self._next_connection
+            self._connection_id[key] = cid
+            self._sql.append(("INSERT INTO connections VALUES (?,?,?,?,?,?,NULL)",
+                              (cid, self._neuron_id[e.source], self._neuron_id[e.target], e.source, e.target,
+                               e.step)))
+            if e.phase == "init":
+                self._announced_ids[key] = cid
+            self._next_connection += 1
+        target.apply(e)
+        self._store(e, self._connection_id[key])
+
+    def _on_connection_removed(self, e):
+        self._record_topology(e)
+        key = e.source, e.target
+        self._store(e, self._connection_id[key])
+        self._retire_connection(key, e.step)
+        self.state.apply(e)
+
+    def _on_neuron_removed(self, e):
+        self._record_topology(e)
+        self._store(e, self._neuron_id[e.neuron])
+        self._retire_neuron(e.neuron, e.step)
+        self.state.apply(e)
+
+    def _retire_neuron(self, name, step):
+        self._sql.append(("UPDATE neurons SET removed_step = ? WHERE id = ?", (step, self._neuron_id.pop(name))))
+
+    def _retire_connection(self, key, step):
+        self._sql.append(("UPDATE connections SET removed_step = ? WHERE id = ?",
+                          (step, self._connection_id.pop(key))))
+
+    def _record_topology(self, e):
+        if e.phase != "init":
+            self._finish_announcement()
+        self._first_seq.setdefault(e.step, e.seq)
+
+    def _on_other(self, e):
+        """Any event without a handler of its own: script actions, loss, step ends..."""
+        if e.phase != "init":
+            self._finish_announcement()
+        self._first_seq.setdefault(e.step, e.seq)
+        subject = None
+        if e.neuron is not None:
+            subject = self._neuron_id.get(e.neuron)
+        elif e.source is not None:
+            subject = self._connection_id.get((e.source, e.target))
+        if e.kind in STATE_KINDS:
+            self.state.apply(e)
+        self._store(e, subject)
+
+    def _store(self, e, subject):
+        code = self._codes.code.get((e.phase, e.kind))
+        if code is None:
+            code = self._new_code(e)
+        fields = self._codes.layout[code][3]
+        data = e.data
+        values = [data.get(f) for f in fields]
+        rest = {k: v for k, v in data.items() if k not in fields}
+        self._rows.append((e.seq, e.step, code, subject, *values, *(None,) * (3 - len(values))))
+        if rest:
+            self._payloads.append((e.seq, _json(rest), None))
+
+    def _new_code(self, e):
+        # a kind this version does not know: kept whole in the payload
+        code = max(self._codes.layout) + 1
+        subject = "neuron" if e.neuron is not None else "connection" if e.source is not None else None
+        self._codes.add(code, e.phase, e.kind, subject, ())
+        self._sql.append(("INSERT INTO kinds VALUES (?,?,?,?,NULL,NULL,NULL)", (code, e.phase, e.kind, subject)))
+        return code
+
+    def _finish_announcement(self):
+        """At a run's first step: its announced topology becomes the state, kept as a keyframe."""
+        if self._announced is None:
+            return
+        kept, step = self._announced_ids, self._run_start
+        for name in [n for n in self._neuron_id if n not in kept]:
+            self._retire_neuron(name, step)
+        for key in [k for k in self._connection_id if k not in kept]:
+            self._retire_connection(key, step)
+        self.state, self._announced = self._announced, None
+        last = self._rows[-1][0]
+        self._sql.append((STEP_UPSERT, (step, self._first_seq.pop(step, last), last) + (None,) * 4 + (1,)))
+        self._keyframe(step, last)
+        self._commit()
+
+    def _keyframe(self, step, seq):
+        """The full state after event `seq` of `step`."""
+        sql, state = self._sql, self.state
+        for table in ("keyframes", "keyframe_neurons", "keyframe_connections"):
+            sql.append((f"DELETE FROM {table} WHERE step = ?", (step,)))
+        sql.append(("INSERT INTO keyframes VALUES (?,?,?)", (step, seq, state.lr)))
+        sql.append(("INSERT INTO keyframe_neurons VALUES (?,?,?,?)",
+                    [(step, i, self._neuron_id[name], bias) for i, (name, bias) in enumerate(state.bias.items())]))
+        sql.append(("INSERT INTO keyframe_connections VALUES (?,?,?,?,?)",
+                    [(step, i, self._connection_id[key], weight, state.frozen[key])
+                     for i, (key, weight) in enumerate(state.weight.items())]))
+
+    def _fill_means(self):
+        for rows, columns in ((self._fire_rows, self._fire_columns), (self._message_rows, self._message_columns)):
+            if not rows:
+                continue
+            for i, column in enumerate(columns):
+                for row, mean in zip(rows, batch_means(column)):
+                    row[4 + i] = mean
+                column.clear()
+            rows.clear()
+
+    def _set_meta(self, **values):
+        self._sql.append(("INSERT OR REPLACE INTO meta VALUES (?,?)", [(k, _json(v)) for k, v in values.items()]))
+
+    def _commit(self):
+        """Write everything buffered in one transaction."""
+        if self._db is None:
+            self._open()
+        self._fill_means()
+        db = self._db
+        try:
+            db.execute("BEGIN")
+            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows)
+            db.executemany("INSERT INTO payloads VALUES (?,?,?)", self._payloads)
+            for statement, parameters in self._sql:
+                if isinstance(parameters, list):
+                    db.executemany(statement, parameters)
+                else:
+                    db.execute(statement, parameters)
+            db.execute("COMMIT")
+        except sqlite3.Error as error:
+            raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+        self._rows, self._payloads, self._sql = [], [], []
+        self._last_commit = time.monotonic()
+
+
+def _version():
+    from . import __version__
+    return __version__
+
+
+# ---- reading -----------------------------------------------------------------
+
+def _trace_file(path):
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILENAME
+    if not path.is_file():
+        raise TraceError(f"{path}: no trace there (expected a run directory or a {FILENAME} file)")
+    return path
+
+
+def _check_header(path):
+    """Reject what is not an SQLite file, or is shorter than its header says, before SQLite sees it."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        raise TraceError(f"{path}: not a simnet trace (not an SQLite database)")
+    number = lambda start, end: int.from_bytes(header[start:end], "big")
+    page_size = 65536 if number(16, 18) == 1 else number(16, 18)
+    pages, change, valid_for = number(28, 32), number(24, 28), number(92, 96)
+    size = os.path.getsize(path)
+    if change == valid_for and size < pages * page_size:
+        raise TraceError(f"{path}: truncated trace: {size} bytes where the header says {pages * page_size}")
+
+
+def open_trace(path):
+    """The Trace in `path` (a run directory or a trace.sqlite file), opened read-only."""
+    path = _trace_file(path)
+    _check_header(path)
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    except sqlite3.Error as error:
+        raise TraceError(f"{path}: cannot open the trace: {error}") from None
+    try:
+        return Trace(path, db)
+    except BaseException:
+        db.close()
+        raise
+
+
+def _guard(method):
+    """Turn SQLite's complaints about a damaged file into TraceError naming it."""
+    import functools
+
+    @functools.wraps(method)
+    def guarded(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as error:
+            raise TraceError(f"{self.path}: damaged trace: {error}") from None
+    return guarded
+
+
+class Trace:
+    """A recorded run, read-only: events, snapshots, exact replay of the network at any step.
+
+    Attributes: ``path``, ``metadata`` (dict), ``detail``, ``every``,
+    ``first_step`` (the state the recording starts from), ``last_step`` (last
+    step written whole), ``complete`` (the run ended and said so),
+    ``end_reason`` (complete, interrupted, diverged or None), ``steps``
+    (the snapshot steps: the start, every ``every``-th, the ends of runs).
+    """
+
+    def __init__(self, path, db):
+        self.path, self._db = Path(path), db
+        self._load()
+
+    @_guard
+    def _load(self):
+        db = self._db
+        app, version = db.execute("PRAGMA application_id").fetchone()[0], db.execute("PRAGMA user_version").fetchone()[0]
+        if app != APPLICATION_ID:
+            raise TraceError(f"{self.path}: not a simnet trace (an SQLite database of another kind)")
+        if version > SCHEMA_VERSION:
+            raise TraceError(f"{self.path}: trace schema {version} is newer than this simnet reads "
+                             f"(up to {SCHEMA_VERSION}); upgrade simnet")
+        if version < 1:
+            raise TraceError(f"{self.path}: not a simnet trace (no schema version)")
+        self.metadata = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
+        self.detail = self.metadata.get("detail")
+        self.every = int(self.metadata.get("every") or 1)
+        self.end_reason = self.metadata.get("end_reason")
+        self.complete = self.end_reason is not None
+        self._codes = _Codes(db.execute("SELECT code, phase, kind, subject, v1, v2, v3 FROM kinds"))
+        self._neurons = {i: (name, role, fn) for i, name, role, fn in
+                         db.execute("SELECT id, name, role, activation FROM neurons")}
+        self._connections = {i: (s, t) for i, s, t in db.execute("SELECT id, source, target FROM connections")}
+        self._step_ranges = {step: (first, last, done) for step, first, last, done in
+                             db.execute("SELECT step, first_seq, last_seq, done FROM steps")}
+        done = [s for s, (_, _, d) in self._step_ranges.items() if d]
+        first_keyframe = db.execute("SELECT min(step) FROM keyframes").fetchone()[0]
+        self.first_step = first_keyframe
+        self.last_step = max(done) if done else None
+        if first_keyframe is None or self.last_step is None:
+            self.first_step = self.last_step = None
+        self._cursor = None  # (step, NetworkState) of the last replay, to go on from
+
+    def __repr__(self):
+        return f"Trace({str(self.path)!r}, steps {self.first_step}..{self.last_step}, {self.status})"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._db.close()
+
+    @property
+    def status(self):
+        """In words: complete, interrupted, diverged, or where an incomplete run stopped."""
+        if self.end_reason == "complete":
+            return "complete"
+        if self.end_reason == "interrupted":
+            return f"interrupted after step {self.last_step}"
+        if self.end_reason == "diverged":
+            return f"diverged at step {self.metadata.get('last_step', self.last_step) + 1}"
+        if self.last_step is None:
+            return "incomplete: no step was recorded"
+        return f"incomplete: the recording stopped after step {self.last_step}"
+
+    @property
+    @_guard
+    def steps(self):
+        if self.last_step is None:
+            return []
+        # each run's start and last step, like a live SnapshotBuilder
+        bounds = {step for step, in self._db.execute(
+            "SELECT CASE kind WHEN ? THEN step ELSE v1 END FROM events WHERE kind IN (?, ?)",
+            (self._codes.code["init", "run_begin"], self._codes.code["init", "run_begin"],
+             self._codes.code["end", "run_end"])) if step is not None}
+        every = {step for step, (_, _, done) in self._step_ranges.items() if done and step % self.every == 0}
+        found = {self.first_step, self.last_step} | bounds | every
+        return sorted(s for s in found if self.first_step <= s <= self.last_step)
+
+    # ---- events ------------------------------------------------------------
+
+    def _check_step(self, step, what="step"):
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
+            raise TraceError(f"{self.path}: {what} must be an integer, got {step!r}")
+        if self.last_step is None or not self.first_step <= step <= max(self._step_ranges, default=-1):
+            span = "no steps" if self.last_step is None else f"steps {self.first_step} to {self.last_step}"
+            raise TraceError(f"{self.path}: unknown {what} {step}; the trace holds {span}")
+        return int(step)
+
+    def _seq_range(self, first_step, last_step):
+        rows = [self._step_ranges[s] for s in range(first_step, last_step + 1) if s in self._step_ranges]
+        if not rows:
+            return None
+        return min(r[0] for r in rows), max(r[1] for r in rows)
+
+    def _subject_ids(self, neuron=None, connection=None):
+        if neuron is not None:
+            neurons = [i for i, (name, _, _) in self._neurons.items() if name == neuron]
+            if not neurons:
+                raise TraceError(f"{self.path}: unknown neuron {neuron!r}")
+            touching = [i for i, (s, t) in self._connections.items() if neuron in (s, t)]
+            return neurons, touching
+        if isinstance(connection, str):
+            parts = [p.strip() for p in connection.split("->")]
+            if len(parts) != 2:
+                raise TraceError(f"{self.path}: connection must look like 'source->target', got {connection!r}")
+            connection = tuple(parts)
+        ids = [i for i, key in self._connections.items() if key == tuple(connection)]
+        if not ids:
+            raise TraceError(f"{self.path}: unknown connection {connection[0]!r} -> {connection[1]!r}")
+        return [], ids
+
+    def _kind_codes(self, kind):
+        kinds = {kind} if isinstance(kind, str) else set(kind)
+        unknown = kinds - {k for _, k, _, _ in self._codes.layout.values()} - set(KINDS)
+        if unknown:
+            raise TraceError(f"{self.path}: unknown event kind {sorted(unknown)[0]!r}; "
+                             f"expected one of {', '.join(KINDS)}")
+        return self._codes.of_kinds(kinds)
+
+    @_guard
+    def events(self, step=None, kind=None, neuron=None, connection=None, steps=None, phase=None):
+        """Events as dicts (seq, step, phase, kind, neuron, source, target and the numbers), in seq order.
+
+        Filters: `step` one step, `steps` an inclusive (first, last) range, `kind`
+        a kind or several, `phase`, `neuron` (its own events and those of its
+        connections), `connection` ("a->b" or a pair).  Fire and message events
+        carry batch means under their data names; with samples kept, the
+        per-sample vectors under ``<name>_samples``.
+        """
+        where, params = [], []
+        if step is not None or steps is not None:
+            first, last = (step, step) if step is not None else steps
+            span = self._seq_range(self._check_step(first), self._check_step(last))
+            if span is None:
+                return iter(())
+            where.append("e.seq BETWEEN ? AND ?")
+            params += span
+        codes = None
+        if kind is not None:
+            codes = set(self._kind_codes(kind))
+        if phase is not None:
+            by_phase = {c for c, (p, _, _, _) in self._codes.layout.items() if p == phase}
+            if not by_phase:
+                raise TraceError(f"{self.path}: unknown phase {phase!r}")
+            codes = by_phase if codes is None else codes & by_phase
+        if neuron is not None or connection is not None:
+            neuron_ids, connection_ids = self._subject_ids(neuron, connection)
+            options = []
+            for subject, ids in (("neuron", neuron_ids), ("connection", connection_ids)):
+                kinds = {c for c, (_, _, s, _) in self._codes.layout.items() if s == subject}
+                if codes is not None:
+                    kinds &= codes
+                if ids and kinds:
+                    options.append(f"(e.kind IN ({_marks(kinds)}) AND e.subject IN ({_marks(ids)}))")
+                    params += sorted(kinds) + ids
+            where.append("(" + (" OR ".join(options) or "0") + ")")
+        elif codes is not None:
+            where.append(f"e.kind IN ({_marks(codes)})")
+            params += sorted(codes)
+        return self._select(where, params)
+
+    def _select(self, where, params):
+        sql = ("SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples "
+               "FROM events e LEFT JOIN payloads p ON p.seq = e.seq")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        cursor = self._db.execute(sql + " ORDER BY e.seq", params)
+
+        def rows():
+            try:
+                for row in cursor:
+                    yield self._event(row).as_dict()
+            except sqlite3.DatabaseError as error:
+                raise TraceError(f"{self.path}: damaged trace: {error}") from None
+        return rows()
+
+    def _event(self, row):
+        """An Event from an events row (plus its payload)."""
+        seq, step, code, subject, v1, v2, v3, data, samples = row
+        phase, kind, subject_kind, fields = self._codes.layout[code]
+        neuron = source = target = None
+        values = dict(zip(fields, (v1, v2, v3)))
+        if subject_kind == "neuron" and subject is not None:
+            neuron, role, fn = self._neurons[subject]
+            if kind == "neuron_added":
+                values["role"], values["activation"] = role, fn
+        elif subject_kind == "connection" and subject is not None:
+            source, target = self._connections[subject]
+        if "frozen" in values:
+            values["frozen"] = bool(values["frozen"])
+        if kind in ("weight_update", "bias_update") and None not in (v1, v2):
+            values["delta"] = v2 - v1
+        if kind in ("step_begin",) and values.get("batch_size") is not None:
+            values["batch_size"] = int(values["batch_size"])
+        if data:
+            values.update(json.loads(data))
+        if samples:
+            vectors = np.frombuffer(samples, dtype=np.float64).reshape(len(fields), -1)
+            for name, vector in zip(fields, vectors):
+                values[f"{name}_samples"] = vector
+        return Event(seq, step, phase, kind, neuron, source, target, values)
+
+    @_guard
+    def history(self):
+        """Per-step loss and accuracy (NaN where there is none) as numpy arrays."""
+        rows = self._db.execute("SELECT step, loss, accuracy FROM steps WHERE done = 1 AND batch_size IS NOT NULL "
+                                "ORDER BY step").fetchall()
+        step = np.array([r[0] for r in rows], dtype=np.int64)
+        loss = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
+        accuracy = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
+        return {"step": step, "loss": loss, "accuracy": accuracy}
+
+    def actions(self):
+        """Scripted actions: a list of {step, action, label}."""
+        return [{"step": e["step"], "action": e.get("action"), "label": e.get("label")}
+                for e in self.events(kind="action")]
+
+    # ---- replay ------------------------------------------------------------
+
+    @_guard
+    def _state_at(self, step):
+        """The NetworkState right after `step`: the nearest keyframe, then the events since."""
+        step = self._check_step(step)
+        if step > self.last_step:
+            raise TraceError(f"{self.path}: step {step} did not finish (the trace holds steps "
+                             f"{self.first_step} to {self.last_step})")
+        db = self._db
+        kf_step, kf_seq, lr = db.execute("SELECT step, seq, lr FROM keyframes WHERE step <= ? ORDER BY step DESC "
+                                         "LIMIT 1", (step,)).fetchone()
+        cursor = self._cursor
+        if cursor is not None and kf_step <= cursor[0] <= step:
+            state, after = cursor[1].copy(), self._step_ranges[cursor[0]][1]
+        else:
+            state = NetworkState()
+            state.lr = lr
+            for neuron, bias in db.execute("SELECT neuron, bias FROM keyframe_neurons WHERE step = ? "
+                                           "ORDER BY position", (kf_step,)):
+                name, role, fn = self._neurons[neuron]
+                state.kind[name], state.bias[name] = (role, fn), bias
+            for connection, weight, frozen in db.execute(
+                    "SELECT connection, weight, frozen FROM keyframe_connections WHERE step = ? ORDER BY position",
+                    (kf_step,)):
+                key = self._connections[connection]
+                state.weight[key], state.frozen[key] = weight, bool(frozen)
+            after = kf_seq
+        self._replay(state, after, self._step_ranges[step][1])
+        self._cursor = (step, state.copy())
+        return state
+
+    def _replay(self, state, after, until):
+        """Apply the state-changing events with seq in (after, until] to `state`."""
+        codes = self._codes
+        weights = {codes.code[p, k] for p, k in (("update", "weight_update"), ("script", "weight_set"))}
+        biases = {codes.code[p, k] for p, k in (("update", "bias_update"), ("script", "bias_set"))}
+        state_codes = codes.of_kinds(STATE_KINDS)
+        rows = self._db.execute(
+            f"SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples FROM events e "
+            f"LEFT JOIN payloads p ON p.seq = e.seq WHERE e.seq > ? AND e.seq <= ? AND e.kind IN ({_marks(state_codes)}) "
+            f"ORDER BY e.seq", (after, until, *state_codes))
+        connections, neurons = self._connections, self._neurons
+        weight, bias = state.weight, state.bias
+        for row in rows:
+            code = row[2]
+            if code in weights:
+                weight[connections[row[3]]] = row[5]
+            elif code in biases:
+                bias[neurons[row[3]][0]] = row[5]
+            else:
+                state.apply(self._event(row))
+
+    def network_at(self, step):
+        """The Network right after `step` (the first step: as the run started), bit for bit."""
+        state = self._state_at(step)
+        return state.to_network(seed=self.metadata.get("seed"), init=self.metadata.get("init", "he"), step=step)
+
+    @_guard
+    def snapshot(self, step):
+        """The snapshot DiGraph after `step`, equal to the one a live SnapshotBuilder made."""
+        step = self._check_step(step)
+        if step == self.first_step:
+            state = self._state_at(step)
+            return SnapshotBuilder.graph(step, state, StepData(state.lr))
+        if step > self.last_step:
+            self._state_at(step)  # raises: the step did not finish
+        builder = SnapshotBuilder.resume(self._state_at(step - 1))
+        for event in self._step_events(step, step):
+            builder(event)
+        return builder.snapshots[step]
+
+    def snapshots(self, steps=None):
+        """(step, DiGraph) for each of `steps` (default: ``trace.steps``), replaying forward once."""
+        wanted = sorted(set(self.steps if steps is None else (self._check_step(s) for s in steps)))
+        if not wanted:
+            return
+        start = wanted[0]
+        if start == self.first_step:
+            yield start, self.snapshot(start)
+            wanted = wanted[1:]
+            if not wanted:
+                return
+            start += 1
+        builder = SnapshotBuilder.resume(self._state_at(start - 1))
+        pending = set(wanted)
+        for event in self._step_events(start, wanted[-1]):
+            builder(event)
+            if event.kind == "step_end" and event.step in pending:
+                pending.discard(event.step)
+                yield event.step, builder.snapshots.pop(event.step)
+            builder.snapshots.clear()
+
+    @_guard
+    def _step_events(self, first, last):
+        """Events that shape snapshots, as Event objects, for steps first..last."""
+        if last > self.last_step:
+            self._state_at(last)  # raises: the step did not finish
+        span = self._seq_range(first, last)
+        codes = self._codes.of_kinds(SNAPSHOT_KINDS)
+        rows = self._db.execute(
+            f"SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples FROM events e "
+            f"LEFT JOIN payloads p ON p.seq = e.seq WHERE e.seq BETWEEN ? AND ? AND e.kind IN ({_marks(codes)}) "
+            f"ORDER BY e.seq", (*span, *codes))
+        return [self._event(row) for row in rows]
+
+
+def _marks(values):
+    return ",".join("?" * len(values))
