@@ -77,6 +77,7 @@ def render_page(trace, *, budget=PAGE_BUDGET, progress=None):
         count = max(2, min(len(steps) - 1, int(len(steps) * budget / size * 0.97)))
     # recorded sweeps get what the steps leave, up to their share: a sweep can be derived, a step cannot
     data["sweeps"] = _recorded_sweeps(steps, reader, data, min(budget * SWEEP_SHARE, budget - size))
+    data["messages"] = _has_messages(reader, steps)
     return _fill_template(data)
 
 

@@ -579,7 +579,7 @@
     $("sweep-step").textContent = String(step);
     $("sweep-source").textContent = recorded
       ? "Recorded message by message in the trace: the order and the numbers (batch means) are the events'."
-      : "Derived from this step's snapshot, because the trace keeps no messages for it: the order follows the " +
+      : `Derived from this step's snapshot, because ${D.messages ? "this page has no room for its recorded messages" : "the trace keeps no messages"}: the order follows the ` +
         "engine's scheduling rule, backward messages are computed as dL/dz of the target × the old weight (≈).";
     $("sweep-log").innerHTML = "";
     svg.classList.add("sweeping");
@@ -712,19 +712,21 @@
 
   function notes() {
     const out = [];
-    const all = D.recordedSteps, every = D.recordEvery;
+    const all = D.recordedSteps;
+    const every = D.recordEvery === 1 ? "every step" : `every ${D.recordEvery} steps`;
+    const recorded = `recorded steps (a snapshot ${every} and the last) of the ${D.lastStep} steps run`;
     out.push(S === all
-      ? `This page shows all ${all} recorded steps (a snapshot every ${every} step${every === 1 ? "" : "s"} and the last) ` +
-        `of the ${D.lastStep} steps run.`
-      : `This page shows ${S} of the ${all} recorded steps (a snapshot every ${every} step${every === 1 ? "" : "s"} and the last) ` +
-        `of the ${D.lastStep} steps run, spread evenly, plus the first, the last and those around each scripted action, ` +
-        `to keep the file small. The loss curve has every step.`);
+      ? `This page shows all ${all} ${recorded}.`
+      : `This page shows ${S} of the ${all} ${recorded}: an even sample, with the first and the last` +
+        `${D.actions.length ? " and those around each scripted action" : ""}, to keep the file small. ` +
+        "The loss curve has every step.");
     if (!D.complete) out.push(`The run did not complete: the trace stops at step ${D.lastStep}.`);
     out.push("Numbers in the side panel and the header are exact: the trace's float64 values, printed as Python's repr. " +
       "Labels on the picture, the charts and the sweep log are rounded (hover a sweep line for exact values). " +
       "Activations, pre-activations, gradients and messages are batch means.");
     const swept = Object.keys(D.sweeps).map(Number);
-    if (!swept.length) out.push("The trace keeps no messages, so each sweep is derived from its step's snapshot.");
+    if (!swept.length) out.push(D.messages ? "The trace keeps every message, but they do not fit in this page: each sweep is derived from its step's snapshot."
+      : "The trace keeps no messages, so each sweep is derived from its step's snapshot.");
     else if (swept.length === S - (D.steps[0] === 0 ? 1 : 0)) out.push("Every sweep on this page is the one recorded in the trace, message by message.");
     else out.push(`Sweeps recorded message by message are on this page for ${swept.length} steps (${summarise(swept)}); ` +
       "for the other steps the sweep is derived from the snapshot.");

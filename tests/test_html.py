@@ -141,7 +141,7 @@ def test_recorded_sweep_is_the_traces_events_in_order(trace, page):
     data = page_payload(page)
     names = [n["name"] for n in data["nodes"]]
     edges = [(names[s], names[t]) for s, t in data["edges"]]
-    assert set(data["sweeps"]) == {str(s) for s in trace.steps if s > 0}
+    assert set(data["sweeps"]) == {str(s) for s in trace.steps if s > 0} and data["messages"] is True
     step = trace.steps[-1]
     sweep = data["sweeps"][str(step)]
     codes = np.frombuffer(base64.b64decode(sweep["codes"]), dtype="u1")
@@ -162,7 +162,7 @@ def test_recorded_sweep_is_the_traces_events_in_order(trace, page):
 
 def test_a_trace_without_messages_leaves_sweeps_to_the_page(tmp_path):
     data = page_payload(render_page(record_run(tmp_path, detail="updates")))
-    assert data["sweeps"] == {}
+    assert data["sweeps"] == {} and data["messages"] is False
 
 
 def test_decision_surface_says_which_side_of_the_boundary_each_grid_point_is_on(trace, page):
