@@ -116,8 +116,10 @@ def test_scrub_click_and_play(browser, runs, tmp_path):
     assert len(points) == len(steps)
     heights = [float(p.split(",")[1]) for p in points]
     weights = [trace.snapshot(s).edges["h1_2", "y0"]["weight"] for s in steps]
-    # the chart goes up where the weight goes up (y grows downwards)
-    assert np.all(np.sign(np.diff(heights)) == -np.sign(np.round(np.diff(weights), 12)))
+    # the chart goes up where the weight goes up (y grows downwards; moves under a pixel are rounding)
+    moved = np.abs(np.diff(heights)) >= 1
+    assert moved.sum() >= len(steps) // 2
+    assert np.array_equal(np.sign(np.diff(heights))[moved], -np.sign(np.diff(weights))[moved])
 
     # the loss chart marks the step shown and the scripted action
     assert page.locator("#loss-chart .chart-action-label").text_content() == trace.actions()[0]["label"]
