@@ -298,7 +298,7 @@
   }
 
   function weightChart(j) {
-    const w = 300, h = 150, left = 52, right = 8, top = 10, bottom = 24;
+    const w = 300, h = 150, left = 64, right = 8, top = 10, bottom = 24;
     const pts = [];
     for (let kk = 0; kk < S; kk++) if (edgePresent(kk, j)) pts.push([D.steps[kk], edgeValue(kk, j, "weight"), kk]);
     if (!pts.length) return "";
