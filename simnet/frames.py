@@ -246,7 +246,7 @@ class Film:
             if picture.geo.heat:
                 look.heat = VALUES(norm(self._tiles(f)), bytes=True)
             if picture.surface_axes is not None:
-                look.surface = VALUES(self.surface_norm(self._surface_values(f)))
+                look.surface = VALUES(self.surface_norm(self._surface_values(f)), bytes=True)
         return look
 
     @staticmethod

@@ -19,7 +19,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 DPI = 100
 MARKERS = {"input": "s", "hidden": "o", "output": "D"}
@@ -28,7 +28,8 @@ EDGE_TEXT_LIMIT = 40  # value texts on connections per frame, at most
 HEAT_SIDE = 16  # heatmap tiles are 16 x 16 probe points
 RING = 3  # pixels of node colour around a heatmap tile
 TEXT_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8)  # where along an edge its text may go
-TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 88, 250
+TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 92, 250
+TITLE_PT, TITLE_BASELINE = 12, 28
 
 
 @dataclass
@@ -88,6 +89,65 @@ class Geometry:
     extra: dict = field(default_factory=dict)
 
 
+class Stamp:
+    """Black text drawn from glyph bitmaps that freetype renders once per character.
+
+    Titles change every frame; laying out and rendering them anew each time
+    would cost more than the rest of the frame.
+    """
+
+    def __init__(self, size_pt):
+        from matplotlib.font_manager import FontProperties, findfont
+        from matplotlib.ft2font import FT2Font
+        self.font = FT2Font(findfont(FontProperties(size=size_pt)))
+        self.font.set_size(size_pt, DPI)
+        self.glyphs = {}
+
+    def _glyph(self, char):
+        if char not in self.glyphs:
+            from matplotlib.ft2font import LoadFlags
+            font = self.font
+            font.set_text(char, 0.0, flags=LoadFlags.FORCE_AUTOHINT)
+            font.draw_glyphs_to_bitmap(antialiased=True)
+            image = np.asarray(font.get_image()).astype(np.uint16)[..., None]
+            left = font.get_bitmap_offset()[0] / 64
+            advance = font.load_char(ord(char), flags=LoadFlags.FORCE_AUTOHINT).linearHoriAdvance / 65536
+            self.glyphs[char] = (image, left, font.get_descent() / 64, advance)
+        return self.glyphs[char]
+
+    def width(self, text):
+        """The advance of `text` in pixels."""
+        return sum(self._glyph(c)[3] for c in text)
+
+    def draw(self, pixels, text, x, baseline):
+        """Darken `pixels` (H, W, 4) with `text` starting at column x on row `baseline`."""
+        for char in text:
+            image, left, descent, advance = self._glyph(char)
+            h, w = image.shape[:2]
+            top, col = int(round(baseline + descent)) - h, int(round(x + left))
+            region = pixels[top:top + h, col:col + w, :3]
+            region[...] = region * (255 - image) // 255
+            x += advance
+
+
+def _sprite(marker, size_pt2, side):
+    """Coverage masks (fill, outline, bold outline), each (side, side, 1) in [0, 1], of one centred marker."""
+    masks = []
+    for face, width in (("black", 0.0), ("none", 1.0), ("none", 2.6)):
+        fig = Figure(figsize=(side / DPI, side / DPI), dpi=DPI)
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_axes([0, 0, 1, 1])
+        ax.set_axis_off()
+        ax.set_xlim(0, side)
+        ax.set_ylim(0, side)
+        fig.patch.set_alpha(0.0)
+        ax.scatter([side / 2], [side / 2], s=size_pt2, marker=marker, facecolors=face,
+                   edgecolors="black" if width else "none", linewidths=width)
+        canvas.draw()
+        masks.append(np.asarray(canvas.buffer_rgba())[..., 3:].astype(float) / 255)
+    return masks
+
+
 def _overlaps(box, boxes):
     """Whether `box` (x0, y0, x1, y1) overlaps any row of `boxes`."""
     return bool(np.any((boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3])))
@@ -108,7 +168,7 @@ def geometry(positions, *, heat_possible, surface, bars):
     node_px = min(0.78 * row_px - (2 * (RING + 2) if heat else 0), 0.3 * column_px, 40.0 if heat else 22.0)
     labels = row_px >= 14
     font_pt = float(np.clip(row_px * 0.3, 7, 9))
-    net_w = gaps * column_px + 150  # room left of the inputs and for the labels right of the outputs
+    net_w = int(gaps * column_px + 150)  # room left of the inputs and for the labels right of the outputs
     net_h = rows * row_px + 16
     width = int(net_w + (SURFACE_PX + 40 if surface is not None else 0) + BAR_PX * len(bars))
     height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface is not None else 0, 260) + BOTTOM_PX)
@@ -128,9 +188,9 @@ class Picture:
     edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks).
 
     Drawing order per frame: the saved background, edges, nodes (markers, or
-    heatmap tiles written straight into the pixel buffer), the surface and its
-    points, texts and title, and last the name labels, rendered once into a
-    transparent layer and laid over every frame.
+    heatmap tiles written straight into the pixel buffer), the surface (also
+    written into the pixels), texts and title, and last the name labels and
+    data points, rendered once into a transparent layer laid over every frame.
     """
 
     def __init__(self, positions, nodes, roles, edges, *, bars, legend, surface=None,
@@ -142,6 +202,7 @@ class Picture:
         self.fig = Figure(figsize=(g.width_px / DPI, g.height_px / DPI), dpi=DPI, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)
         self.under, self.over = [], []  # artists drawn below and above the heatmap tiles
+        self.top = []  # fixed artists laid over everything, with the names
         self._network_axes(positions)
         self.xy = np.array([positions[n] for n in self.nodes], dtype=float).reshape(-1, 2)
         self._edges(positions)
@@ -153,11 +214,10 @@ class Picture:
         self._labels(positions, edge_text, node_text)
         self._bars(bars)
         self._legend(legend, heat_caption if g.heat else "")
-        self.title = self.fig.text(0.5, 1 - 12 / g.height_px, "", ha="center", va="top", fontsize=12,
-                                   animated=True)
+        self.title = Stamp(TITLE_PT)
         self.caption = self.fig.text(0.5, 4 / g.height_px, "", ha="center", va="bottom", fontsize=8,
                                      color="#444444", animated=True)
-        self.over += [self.title, self.caption]
+        self.over.append(self.caption)
         self.canvas.draw()
         self.background = self.canvas.copy_from_bbox(self.fig.bbox)
         self._overlays = {}
@@ -184,22 +244,23 @@ class Picture:
 
     def _edges(self, positions):
         segments = [(positions[s], positions[t]) for s, t in self.edges]
-        self.lines = LineCollection(segments, linewidths=0.0, capstyle="round", zorder=1, animated=True)
+        self.lines = LineCollection(segments, linewidths=0.0, capstyle="butt", zorder=1, animated=True)
         self.ax.add_collection(self.lines)
         self.under.append(self.lines)
 
     def _markers(self):
+        """Node sprites: each role's marker rendered once as coverage masks, then painted per frame."""
         size_pt2 = (self.geo.node_px * 72 / DPI) ** 2
-        self.groups = []
+        side = int(self.geo.node_px * 1.5) + 8
+        self.sprites = {}
         for role, marker in MARKERS.items():
-            index = np.array([i for i, r in enumerate(self.roles) if r == role], dtype=int)
-            if not len(index):
-                continue
-            scale = 0.85 if marker == "s" else 0.8 if marker == "D" else 1.0  # same visual weight per shape
-            artist = self.ax.scatter(self.xy[index, 0], self.xy[index, 1], s=size_pt2 * scale, marker=marker,
-                                     edgecolors=OUTLINE, linewidths=1.0, zorder=3, animated=True)
-            self.groups.append((index, artist, size_pt2 * scale))
-            self.under.append(artist)
+            if role in self.roles:
+                scale = 0.85 if marker == "s" else 0.8 if marker == "D" else 1.0  # same visual weight per shape
+                self.sprites[role] = _sprite(marker, size_pt2 * scale, side)
+        centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))
+        H = self.geo.height_px
+        self.corners = [(int(round(H - cy)) - side // 2, int(round(cx)) - side // 2) for cx, cy in centres]
+        self.side = side
 
     def _tiles(self):
         """Pixel boxes of the heatmap tiles: each an outline, a ring in the node's colour, the tile itself."""
@@ -257,25 +318,26 @@ class Picture:
                                    float).reshape(-1, 4)
 
     def _surface(self, surface):
+        """The decision-surface panel; its image is written straight into the pixels of the axes' inside."""
         g = self.geo
         W, H = g.width_px, g.height_px
         left = g.extra["net_w"] + 30
-        bottom = BOTTOM_PX + max((H - TITLE_PX - BOTTOM_PX - SURFACE_PX) / 2, 20)
+        bottom = BOTTOM_PX + max((H - TITLE_PX - BOTTOM_PX - SURFACE_PX) // 2, 20)
         ax = self.fig.add_axes([left / W, bottom / H, SURFACE_PX / W, SURFACE_PX / H])
-        self.surface_image = ax.imshow(np.zeros((2, 2, 4)), extent=surface.extent, origin="lower",
-                                       interpolation="nearest", animated=True, aspect="auto", zorder=1)
         ax.set_xlim(surface.extent[:2])
         ax.set_ylim(surface.extent[2:])
         ax.set_title(surface.title, fontsize=9)
         ax.set_xlabel(surface.axis_names[0], fontsize=8, labelpad=1)
         ax.set_ylabel(surface.axis_names[1], fontsize=8, labelpad=1)
         ax.tick_params(labelsize=7, length=2, pad=1)
-        self.over.append(self.surface_image)
+        # inside the frame line: rows from the top of the figure, columns from the left
+        self.surface_box = (H - bottom - SURFACE_PX + 1, H - bottom - 1, left + 1, left + SURFACE_PX - 1)
+        self.surface_grid = None
         if surface.points is not None:
             X, colours = surface.points
-            # the points sit on top of the changing surface, so they are redrawn with it
-            self.over.append(ax.scatter(X[:, 0], X[:, 1], s=9, c=colours, edgecolors="white", linewidths=0.4,
-                                           zorder=2, animated=True))
+            # the points lie on top of the changing surface: they go into the top layer with the names
+            self.top.append(ax.scatter(X[:, 0], X[:, 1], s=12, c=colours, edgecolors="white", linewidths=0.5,
+                                       zorder=2, animated=True))
         cax = self.fig.add_axes([left / W, (bottom - 34) / H, SURFACE_PX / W, 8 / H])
         self._bar(surface.bar, cax, "horizontal")
         return ax
@@ -293,6 +355,8 @@ class Picture:
     def _bar(self, bar, cax, orientation):
         cb = self.fig.colorbar(ScalarMappable(norm=bar.norm, cmap=bar.cmap), cax=cax, orientation=orientation)
         cb.set_label(bar.label, fontsize=8, labelpad=2)
+        cb.formatter = FuncFormatter(lambda value, _: f"{value:.2g}")  # short labels: "5e-05", not "0.00005"
+        cb.update_ticks()
         if orientation == "horizontal":  # a short bar: fewer ticks, so their labels do not touch
             cb.ax.xaxis.set_major_locator(MaxNLocator(5))
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
@@ -316,36 +380,36 @@ class Picture:
     # ---- one frame -------------------------------------------------------
 
     def draw(self, look):
-        """Render `look` over the fixed background; returns a fresh (H, W, 3) uint8 array."""
-        overlay = self._overlay(look.node_shown) if self.labels else None
+        """Render `look` over the fixed background; returns a fresh (H, W, 3) uint8 array (a view of RGBA)."""
+        overlay = self._overlay(look.node_shown) if self.labels or self.top else None
         self.canvas.restore_region(self.background)
-        self.title.set_text(look.title)
         self.caption.set_text(look.caption)
+        self.caption.set_visible(bool(look.caption))
         self.lines.set_color(look.edge_color)
         self.lines.set_linewidths(look.edge_width)
-        if not self.geo.heat:
-            self._set_markers(look)
         if self.edge_texts:
             self._place_edge_texts(look)
         for text, value in zip(self.node_texts, look.node_text or ()):
             text.set_text(value or "")
             text.set_visible(bool(value))
-        if self.surface_axes is not None:
-            self.surface_image.set_visible(look.surface is not None)
-            if look.surface is not None:
-                self.surface_image.set_data(look.surface)
         for artist in self.under:
             self.fig.draw_artist(artist)
         pixels = np.asarray(self.canvas.buffer_rgba())
         if self.geo.heat:
             self._paint_tiles(pixels, look)
+        else:
+            self._paint_markers(pixels, look)
+        if self.surface_axes is not None and look.surface is not None:
+            self._paint_surface(pixels, look.surface)
         for artist in self.over:
             self.fig.draw_artist(artist)
-        frame = pixels[..., :3].copy()
+        self.title.draw(pixels, look.title, (self.geo.width_px - self.title.width(look.title)) / 2, TITLE_BASELINE)
+        frame = pixels.copy()  # a contiguous copy is far cheaper than gathering three of four channels
         if overlay is not None:
-            region, premultiplied, keep = overlay
-            frame[region] = (frame[region] * keep + premultiplied + 127) // 255
-        return frame
+            where, premultiplied, keep = overlay
+            flat = frame.reshape(-1, 4)
+            flat[where, :3] = (flat[where, :3] * keep + premultiplied + 127) // 255
+        return frame[..., :3]
 
     def _place_edge_texts(self, look):
         """Put each edge's text at the first spot along it (middle first) that covers no node, name or text.
@@ -377,12 +441,21 @@ class Picture:
         for i, text in enumerate(self.edge_texts):
             text.set_visible(i < len(placed))
 
-    def _set_markers(self, look):
-        for index, artist, size in self.groups:
-            artist.set_facecolor(look.node_color[index])
-            artist.set_sizes(np.where(look.node_shown[index], size, 0.0))
-            marked = look.node_mark[index] if look.node_mark is not None else np.zeros(len(index), bool)
-            artist.set_linewidths(np.where(marked, 2.6, 1.0))
+    def _paint_markers(self, pixels, look):
+        """Composite each shown node's sprite: its fill in the node's colour, then the outline."""
+        side = self.side
+        outline = np.array([0x30, 0x30, 0x30], float)
+        colours = np.asarray(look.node_color, float)[:, :3] * 255
+        marks = look.node_mark if look.node_mark is not None else np.zeros(len(self.nodes), bool)
+        for i, (top, left) in enumerate(self.corners):
+            if not look.node_shown[i]:
+                continue
+            fill, line, bold = self.sprites[self.roles[i]]
+            region = pixels[top:top + side, left:left + side, :3]
+            base = region.astype(float)
+            base += (colours[i] - base) * fill
+            base += (outline - base) * (bold if marks[i] else line)
+            region[...] = np.rint(base)
 
     def _paint_tiles(self, pixels, look):
         colours = (np.asarray(look.node_color)[:, :3] * 255).round().astype(np.uint8)
@@ -397,24 +470,28 @@ class Picture:
                 tile = look.heat[i][::-1, :, :3]
                 pixels[top:top + side, left:left + side, :3] = tile[self.stretch][:, self.stretch]
 
+    def _paint_surface(self, pixels, surface):
+        top, bottom, left, right = self.surface_box
+        rows, cols = surface.shape[:2]
+        # nearest neighbour: pixel row i (from the top) shows grid row rows-1 - i*rows/height
+        pick_rows = rows - 1 - np.arange(bottom - top) * rows // (bottom - top)
+        pick_cols = np.arange(right - left) * cols // (right - left)
+        pixels[top:bottom, left:right, :3] = surface[pick_rows][:, pick_cols, :3]
+
     def _overlay(self, shown):
-        """The name labels of the shown nodes as (region, premultiplied colour, 255 - alpha), made once per set."""
+        """The top layer (names of the shown nodes, data points) as (flat pixel indices, premultiplied colour,
+        255 - alpha), rendered once per set of shown nodes."""
         key = np.asarray(shown, bool).tobytes()
         if key not in self._overlays:
             for label, visible in zip(self.labels, shown):
                 label.set_visible(bool(visible))
             self.canvas.get_renderer().clear()
-            for label in self.labels:
-                self.fig.draw_artist(label)
-            layer = np.array(self.canvas.buffer_rgba())
-            alpha = layer[..., 3]
-            rows, cols = np.nonzero(alpha.any(axis=1))[0], np.nonzero(alpha.any(axis=0))[0]
-            if not len(rows):
-                self._overlays[key] = None
-            else:
-                region = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
-                a = alpha[region].astype(np.uint16)[..., None]
-                self._overlays[key] = (region, layer[region][..., :3].astype(np.uint16) * a, 255 - a)
+            for artist in self.labels + self.top:
+                self.fig.draw_artist(artist)
+            layer = np.array(self.canvas.buffer_rgba()).reshape(-1, 4)
+            where = np.flatnonzero(layer[:, 3])
+            a = layer[where, 3:].astype(np.uint16)
+            self._overlays[key] = (where, layer[where, :3].astype(np.uint16) * a, 255 - a)
         return self._overlays[key]
 
     def colour_maps(self):

@@ -202,8 +202,15 @@ def test_two_input_networks_get_a_decision_surface_from_the_snapshot_weights():
     # the probed output equals the trained network's own forward pass on the same points
     assert np.allclose(film.frames[-1].outputs[film.nodes.index("y0")].ravel(), net.forward(grid)[:, 0], atol=1e-6)
     picture = film.picture("activations")
-    assert picture.surface_axes is not None
-    assert film.look(1, "activations", picture).surface.shape == (64, 64, 4)
+    frame = picture.draw(film.look(1, "activations", picture))
+    # the panel shows each probed value in the colour the surface's colour bar gives it
+    top, bottom, left, right = picture.surface_box
+    values = film.frames[1].outputs[film.nodes.index("y0")]  # rows from the bottom of the plane
+    rows = (bottom - 1 - np.arange(top, bottom) - 0) * 64 // (bottom - top)
+    cols = (np.arange(left, right) - left) * 64 // (right - left)
+    expected = VALUES(film.surface_norm(values[rows][:, cols].astype(float)), bytes=True)[..., :3]
+    same = np.all(frame[top:bottom, left:right] == expected, axis=2)
+    assert same.mean() > 0.9  # all but the data points drawn on top
 
 
 # ---- the sweep ------------------------------------------------------------------
