@@ -839,6 +839,15 @@ class Trace:
         accuracy = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
         return {"step": step, "loss": loss, "accuracy": accuracy}
 
+    @_guard
+    def event_counts(self):
+        """How many events of each kind the trace holds: {kind: count}."""
+        counts = {}
+        for code, n in self._db.execute("SELECT kind, count(*) FROM events GROUP BY kind"):
+            kind = self._codes.layout[code][1]
+            counts[kind] = counts.get(kind, 0) + n
+        return counts
+
     def actions(self):
         """Scripted actions: a list of {step, action, label}."""
         return [{"step": e["step"], "action": e.get("action"), "label": e.get("label")}
