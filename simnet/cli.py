@@ -14,15 +14,15 @@ import argparse
 import json
 import math
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 from . import __version__
-from .errors import SimnetError
+from .errors import ScenarioError, SimnetError, TraceError
 from .events import KINDS
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
@@ -55,13 +55,25 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("simnet: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # the reader went away (`simnet inspect ... | head`): stop writing, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _error_line(error, subject):
-    """'<file>: <where>: <why>' for `error`; errors that name no file are about `subject` (what was given)."""
-    file = getattr(error, "file", None) or subject
-    where = getattr(error, "where", None) or "input"
-    why = getattr(error, "why", None) or str(error)
+    """'<file>: <where>: <why>' for `error`, on one line.
+
+    Errors that carry no file are about `subject` (what was given on the
+    command line), or about the path their message starts with.
+    """
+    if isinstance(error, (ScenarioError, BadInput)):
+        file, where, why = error.file, error.where, error.why
+    else:
+        file, where, why = subject, "trace" if isinstance(error, TraceError) else "input", str(error)
+        head, sep, rest = why.partition(": ")
+        if sep and head.startswith(str(subject)):
+            file, why = head, rest
     return " ".join(f"{file}: {where}: {why}".split())
 
 
@@ -159,8 +171,7 @@ def cmd_run(args):
                                                     "engine": args.engine}})
         try:
             with _bar(show, scenario.training.steps, scenario.name, "step") as bar:
-                outcome = execute(scenario, data=data, recorder=recorder,
-                                  progress=bar and (lambda step, loss: _advance(bar, step, loss)))
+                outcome = execute(scenario, data=data, recorder=recorder, progress=_steps(bar))
         finally:
             recorder.close()
         with _trace(staging) as trace:
@@ -173,8 +184,7 @@ def cmd_run(args):
 def _render(trace, run_dir, gifs, data, show):
     from .render import render_run
     with _bar(show, None, "drawing", "frame") as bar:
-        render_run(trace, run_dir, gifs=gifs, data=data,
-                   progress=bar and (lambda done, total: _advance_to(bar, done, total)))
+        render_run(trace, run_dir, gifs=gifs, data=data, progress=_frames(bar))
 
 
 def _summary(outcome, checked, wall_time):
@@ -217,6 +227,9 @@ def _report_run(outcome, target, checked, quiet):
     if not quiet:
         print(f"{sc.name}: {_result_text(outcome)} after {outcome.steps} steps "
               f"({outcome.wall_time:.1f} s) -> {where}")
+    if outcome.history.interrupted:
+        print(f"simnet: {sc.name}: interrupted after step {outcome.steps}; what ran is in {where}", file=sys.stderr)
+        return 130
     if not checked:
         if not quiet and not sc.expect.empty:
             print("expectations not checked: --steps or --seed changes the scenario")
@@ -258,7 +271,8 @@ def _staging(target):
                            "(choose another directory or remove it)")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+        staging = _fresh(target, "partial")
+        staging.mkdir()
     except OSError as e:
         raise BadInput(target, "-o", f"cannot create the run directory: {e.strerror or e}") from None
     try:
@@ -273,8 +287,7 @@ def _replace(staging, target):
     """Move the finished `staging` directory onto `target`, removing what was there."""
     old = None
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-        os.rmdir(old)
+        old = _fresh(target, "old")
         os.rename(target, old)
     os.rename(staging, target)
     if old is not None:
@@ -285,21 +298,26 @@ def _write_json(path, value):
     path.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
 
 
+def _fresh(path, what):
+    """An unused hidden name next to `path`: .<name>.<what>-<random><suffix>."""
+    return path.parent / f".{path.stem}.{what}-{secrets.token_hex(4)}{path.suffix}"
+
+
 @contextmanager
 def _partial_file(path):
     """A temporary path next to `path` (same suffix) that becomes `path` when the block ends well."""
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=path.parent)
-        os.close(fd)
+        temp = _fresh(path, "partial")
+        temp.touch(exist_ok=False)
     except OSError as e:
         raise BadInput(path, "-o", f"cannot write here: {e.strerror or e}") from None
     try:
-        yield Path(temp)
+        yield temp
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise
 
 
@@ -319,16 +337,28 @@ def _bar(show, total, description, unit):
         bar.close()
 
 
-def _advance(bar, step, loss):
-    bar.update(1)
-    if step % 25 == 0:
-        bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+def _steps(bar):
+    """A progress(step, loss) callback moving `bar` one step at a time, or None without a bar."""
+    if bar is None:
+        return None
+
+    def progress(step, loss):
+        bar.update(1)
+        if step % 25 == 0:
+            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
+    return progress
 
 
-def _advance_to(bar, done, total):
-    if bar.total != total:
-        bar.total = total
-    bar.update(done - bar.n)
+def _frames(bar):
+    """A progress(done, total) callback moving `bar`, or None without a bar."""
+    if bar is None:
+        return None
+
+    def progress(done, total):
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+    return progress
 
 
 # ---- list and check --------------------------------------------------------
@@ -426,11 +456,14 @@ def cmd_replay(args):
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)
+        if step is not None and (args.html or args.gif != "sweep"):
+            raise BadInput(run_dir, f"--step {step}", "only the sweep GIF shows one step; the other GIFs and "
+                           "the replay page cover the whole run")
         if args.html:
             from .html import write_page
             out = Path(args.output) if args.output else run_dir / "replay.html"
             with _bar(show, None, "page", "step") as bar, _partial_file(out) as temp:
-                write_page(trace, temp, progress=bar and (lambda done, total: _advance_to(bar, done, total)))
+                write_page(trace, temp, progress=_frames(bar))
         else:
             from .render import render_gif
             kind = args.gif
@@ -439,7 +472,7 @@ def cmd_replay(args):
             out = Path(args.output) if args.output else run_dir / f"{kind}.gif"
             with _bar(show, None, kind, "frame") as bar, _partial_file(out) as temp:
                 render_gif(trace, kind, temp, step=step, data=_recorded_data(trace),
-                           progress=bar and (lambda done, total: _advance_to(bar, done, total)))
+                           progress=_frames(bar))
     if not args.quiet:
         print(f"wrote {out}")
     return 0
