@@ -24,14 +24,15 @@ from .picture import Bar, Look, Picture, Surface
 
 KINDS = ("activations", "weights")
 LEVELS = 15  # colours per map: odd, so that zero has a colour of its own
+CHANGE_LEVELS = 9  # fewer for weight changes: every connection's colour may move every frame
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 UNKNOWN = to_rgba("#d9d9d9")  # a neuron with no value yet (the state before the first step)
 # a few distinct levels read as well as a continuous map, and change far less often from frame to frame
 VALUES = colormaps["RdBu_r"].resampled(LEVELS)
-GRADIENTS = colormaps["PuOr"]
+GRADIENTS = colormaps["PuOr"].resampled(LEVELS)
 # a change of zero should still show the connection, so the middle of this map is grey, not white
 CHANGES = LinearSegmentedColormap.from_list(
-    "change", [VALUES(0.0), VALUES(0.2), "#c4c4c4", VALUES(0.8), VALUES(1.0)])
+    "change", [VALUES(0.0), VALUES(0.2), "#c4c4c4", VALUES(0.8), VALUES(1.0)], N=CHANGE_LEVELS)
 SURFACE_GRID = 64  # probe points per side for the decision surface
 HEAT_STRIDE = 4  # every 4th probe point per side makes a node's 16x16 heatmap
 PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it shows
@@ -340,4 +341,4 @@ def _colours(cmap, norm, values):
 def _widths(values, scale, shown):
     """Line widths for |values| up to `scale`, in steps of half a point (steady lines compress well in a GIF)."""
     w = MIN_WIDTH + (MAX_WIDTH - MIN_WIDTH) * np.minimum(np.abs(np.nan_to_num(values)) / scale, 1.0)
-    return np.where(shown, np.round(w * 2) / 2, 0.0)
+    return np.where(shown, np.maximum(np.round(w * 2) / 2, MIN_WIDTH), 0.0)

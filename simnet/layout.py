@@ -104,12 +104,21 @@ class Layout:
     # ---- new neurons in a placed graph -----------------------------------
 
     def _insert(self, graph, new):
-        new_set = set(new)
-        for name in nx.topological_sort(graph.subgraph(new)):
-            column = self._column_for(graph, name, new_set)
-            self.rank[name] = self._rank_for(graph, name, column)
+        # heights of the neurons placed before this call: the new ones find their spots among these, and
+        # new neurons that choose the same spot line up there in the order they were added
+        heights = _heights_of(self)
+        old = dict(self.column)
+        unplaced = set(new)
+        crowd = {}  # (column, gap) -> new neurons put there so far
+        position = {n: i for i, n in enumerate(graph.nodes)}
+        for name in nx.lexicographical_topological_sort(graph.subgraph(new), key=position.get):
+            column = self._column_for(graph, name, unplaced)
+            lo, hi = self._gap(graph, name, column, old, heights)
+            k = crowd.get((column, lo), 0)
+            crowd[column, lo] = k + 1
+            self.rank[name] = lo + (hi - lo) * (k + 1) / (k + 2)
             self.column[name] = column
-            new_set.discard(name)
+            unplaced.discard(name)
 
     def _column_for(self, graph, name, unplaced):
         role = graph.nodes[name].get("role")
@@ -125,24 +134,26 @@ class Layout:
         # squeeze between the neighbours rather than push anyone already placed
         return lo + 1 if lo + 1 < hi else (lo + hi) / 2
 
-    def _rank_for(self, graph, name, column):
-        members = [n for n in self.column if self.column[n] == column]
-        if not members:
-            return 0.0
-        heights = _heights_of(self)
-        placed = [m for m in nx.all_neighbors(graph, name) if m in heights]
-        ordered = sorted(members, key=lambda n: self.rank[n])
-        if not placed:
-            return self.rank[ordered[-1]] + 1.0
-        target = sum(heights[m] for m in placed) / len(placed)
-        # heights run downwards, so the new neuron goes before the first member below the target
-        below = [n for n in ordered if heights[n] < target]
-        if not below:
-            return self.rank[ordered[-1]] + 1.0
-        after = below[0]
-        i = ordered.index(after)
-        before_rank = self.rank[ordered[i - 1]] if i > 0 else self.rank[after] - 1.0
-        return (before_rank + self.rank[after]) / 2
+    def _gap(self, graph, name, column, old, heights):
+        """(rank above, rank below) of the spot in `column` nearest the mean height of the neuron's neighbours.
+
+        Only neurons placed before (`old`, at `heights`) count; with no placed
+        neighbour the spot is at the bottom of the column.
+        """
+        ordered = sorted((n for n, c in old.items() if c == column), key=lambda n: self.rank[n])
+        if not ordered:
+            return 0.0, 1.0
+        near = [heights[m] for m in nx.all_neighbors(graph, name) if m in heights]
+        bottom = (self.rank[ordered[-1]], self.rank[ordered[-1]] + 1.0)
+        if not near:
+            return bottom
+        target = sum(near) / len(near)
+        # heights run downwards: the spot is just above the first neuron below the target
+        below = next((i for i, n in enumerate(ordered) if heights[n] < target), None)
+        if below is None:
+            return bottom
+        above = self.rank[ordered[below - 1]] if below > 0 else self.rank[ordered[below]] - 1.0
+        return above, self.rank[ordered[below]]
 
 
 def depth_columns(graph):

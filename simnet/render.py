@@ -85,40 +85,56 @@ def film_gif(film, kind, path, counter=None):
 
 
 def plot_loss(trace, path):
-    """Loss (and accuracy, for classification) per step, with each script action a labelled vertical line."""
+    """Write the loss plot of `trace` (see :func:`loss_figure`) to `path` as a PNG; returns the path."""
+    return _save_figure(loss_figure(trace.history(), trace.actions()), path)
+
+
+def loss_figure(history, actions):
+    """Loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
+
+    history: {"step", "loss", "accuracy"} arrays (accuracy NaN for regression);
+    actions: [{"step", "label"}].  Returns a matplotlib Figure (Agg canvas).
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
-    history = trace.history()
     steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
-    accuracy = np.asarray([np.nan if a is None else a for a in history.get("accuracy", [])], dtype=float)
+    accuracy = np.asarray(history.get("accuracy", np.full(len(loss), np.nan)), dtype=float)
     fig = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_axes([0.09, 0.13, 0.8, 0.72])
-    ax.plot(steps, loss, color="#b2182b", linewidth=1.2, label="loss")
+    ax.plot(steps, loss, color="#b2182b", linewidth=1.2)
     finite = loss[np.isfinite(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
         ax.set_yscale("log")
-        # matplotlib's log ticks overflow near 1e300; a diverging loss leaves the chart at the top instead
-        ax.set_ylim(top=min(ax.get_ylim()[1], 1e250))
     ax.set_xlabel("step")
     ax.set_ylabel("loss", color="#b2182b")
     ax.grid(alpha=0.3)
-    if accuracy.size and np.isfinite(accuracy).any():
+    if np.isfinite(accuracy).any():
         right = ax.twinx()
-        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0, label="accuracy")
+        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0)
         right.set_ylim(-0.02, 1.02)
         right.set_ylabel("accuracy", color="#2166ac")
-    for action in trace.actions():
-        ax.axvline(action["step"], color="#444444", linestyle="--", linewidth=0.8)
-        ax.text(action["step"], 1.01, f" {action['label']}", transform=ax.get_xaxis_transform(), rotation=30,
-                fontsize=7, ha="left", va="bottom", color="#333333")
-    last = f"final loss {loss[-1]:.4g}" if loss.size else "no steps recorded"
+    for step, label in _action_marks(actions):
+        ax.axvline(step, color="#444444", linestyle="--", linewidth=0.8)
+        ax.text(step, 1.01, f" {label}", transform=ax.get_xaxis_transform(), rotation=30,
+                fontsize=8, ha="left", va="bottom", color="#333333")
+    summary = f"final loss {loss[-1]:.4g}" if loss.size else "no steps recorded"
     if accuracy.size and np.isfinite(accuracy[-1]):
-        last += f", accuracy {accuracy[-1]:.1%}"
-    fig.suptitle(last, fontsize=10, x=0.09, ha="left", y=0.99)
+        summary += f", accuracy {accuracy[-1]:.1%}"
+    fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
     if steps.size:
         ax.set_xlim(min(steps.min(), 0), steps.max())
-    return _save_figure(fig, path)
+    return fig
+
+
+def _action_marks(actions, most=3):
+    """(step, label) per step with actions: labels of one step joined, beyond `most` counted."""
+    by_step = {}
+    for action in actions:
+        by_step.setdefault(action["step"], []).append(str(action.get("label") or action.get("action")))
+    for step, labels in by_step.items():
+        extra = f" +{len(labels) - most} more" if len(labels) > most else ""
+        yield step, ", ".join(labels[:most]) + extra
 
 
 def network_png(net):
@@ -162,9 +178,12 @@ def training_data(trace):
 
 
 def _snapshots(trace):
+    """The trace's snapshots in step order (replaying forward once where the trace can)."""
     steps = list(trace.steps)
     if not steps:
         raise TraceError("the trace has no recorded steps to draw")
+    if hasattr(trace, "snapshots"):
+        return [G for _, G in trace.snapshots(steps)]
     return [trace.snapshot(s) for s in steps]
 
 

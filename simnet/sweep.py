@@ -241,4 +241,5 @@ def _colour(cmap, norm, value):
 def _fmt(value, signed=False):
     if value is None or math.isnan(value):
         return None
+    value += 0.0  # no "-0"
     return f"{value:+.2g}" if signed else f"{value:.2g}"

@@ -120,3 +120,15 @@ def test_a_layout_over_frames_places_each_neuron_once_for_all_frames():
     alone = Layout.of(first).positions()
     together = layout.positions()
     assert [alone[n][0] for n in first] == [together[n][0] for n in first]
+
+
+def test_neurons_added_together_keep_the_order_they_were_added_in():
+    net = sn.Network.layered([2, 2, 1], seed=0)
+    layout = Layout.of(net.to_networkx())
+    for name in ("g0", "g1", "g2", "g3"):
+        net.add_neuron(name)
+        for source in ("x0", "x1"):
+            net.connect(source, name)
+        net.connect(name, "y0")
+    layout.extend(net.to_networkx())
+    assert layout.columns()[1] == ["h1_0", "g0", "g1", "g2", "g3", "h1_1"]

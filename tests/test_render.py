@@ -9,7 +9,7 @@ from PIL import Image, ImageSequence
 import simnet as sn
 from simnet.events import EventLog
 from simnet.frames import VALUES, Film
-from simnet.render import GifWriter, film_gif, write_gif
+from simnet.render import GifWriter, film_gif, loss_figure, render_gif, render_run, write_gif
 from simnet.snapshot import SnapshotBuilder
 from simnet.sweep import SweepFilm, from_snapshot, read_sweep
 
@@ -273,3 +273,90 @@ def test_sweep_of_a_step_without_messages_or_snapshot_says_what_is_needed():
     with pytest.raises(sn.TraceError, match='detail="messages"'):
         read_sweep(live, 4)
     assert read_sweep(live, 3).origin == "snapshot"
+
+
+# ---- from a recorded trace -------------------------------------------------------
+
+def growing_run(tmp_path, detail="updates", every=4, steps=12):
+    """A recorded run that adds a neuron mid-way, with a live SnapshotBuilder listening alongside."""
+    X, Y = xor_data()
+    net = sn.Network.layered([2, 3, 1], output="sigmoid", seed=2)
+    builder = SnapshotBuilder(every=every)
+    net.bus.subscribe(builder, kinds=builder.kinds)
+
+    def grow(net, step):
+        if step == 6:
+            net.add_neuron("h_new")
+            net.connect("x0", "h_new")
+            net.connect("h_new", "y0")
+
+    recorder = sn.Recorder(tmp_path / "run", every=every, detail=detail)
+    try:
+        net.train(X, Y, steps=steps, lr=0.5, loss="bce", recorder=recorder, before_step=grow)
+    finally:
+        recorder.close()
+    return builder, sn.open_trace(tmp_path / "run"), (X, Y)
+
+
+@pytest.mark.parametrize("kind", ["activations", "weights"])
+def test_a_replayed_trace_draws_the_live_gif_byte_for_byte(tmp_path, kind):
+    builder, trace, data = growing_run(tmp_path)
+    with trace:
+        assert list(trace.steps) == sorted(builder.snapshots)
+        replayed = render_gif(trace, kind, tmp_path / "replayed.gif", data=data).read_bytes()
+    live = write_gif(snapshots(builder), kind, tmp_path / "live.gif", data=data).read_bytes()
+    assert replayed == live
+    assert len(gif_frames(live)) == len(builder.snapshots)
+
+
+def test_render_run_writes_the_gifs_and_the_loss_plot(tmp_path):
+    _, trace, data = growing_run(tmp_path)
+    out = tmp_path / "pictures"
+    out.mkdir()
+    calls = []
+    with trace:
+        written = render_run(trace, out, data=data, progress=lambda done, total: calls.append((done, total)))
+        frames = len(trace.steps)
+    assert sorted(p.name for p in written) == ["activations.gif", "loss.png", "weights.gif"]
+    assert sorted(p.name for p in out.iterdir()) == ["activations.gif", "loss.png", "weights.gif"]
+    assert calls == [(i, 2 * frames) for i in range(1, 2 * frames + 1)]
+    with Image.open(out / "loss.png") as im:
+        assert im.size == (800, 400)
+
+
+def test_loss_plot_marks_each_scripted_action_with_its_label():
+    history = {"step": np.arange(1, 21), "loss": np.linspace(1, 0.1, 20), "accuracy": np.linspace(0.5, 1, 20)}
+    actions = [{"step": 6, "action": "add_neuron", "label": "add h_new"},
+               {"step": 15, "action": "set_learning_rate", "label": "lr 0.01"}]
+    fig = loss_figure(history, actions)
+    ax = fig.axes[0]
+    marks = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert marks == [6, 15]
+    texts = [t.get_text().strip() for t in ax.texts]
+    assert texts == ["add h_new", "lr 0.01"]
+    assert [t.get_position()[0] for t in ax.texts] == [6, 15]
+    assert fig.axes[1].get_ylabel() == "accuracy"
+    crowded = [{"step": 301, "action": "add_neuron", "label": f"add g{i}"} for i in range(5)]
+    assert [t.get_text().strip() for t in loss_figure(history, crowded).axes[0].texts] == \
+        ["add g0, add g1, add g2 +2 more"]
+
+
+def test_regression_loss_plot_has_no_accuracy_axis():
+    history = {"step": np.arange(1, 6), "loss": np.array([4.0, 2, 1, 0.5, 0.01]), "accuracy": np.full(5, np.nan)}
+    fig = loss_figure(history, [])
+    assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"
+
+
+@pytest.mark.parametrize("detail", ["messages", "updates"])
+def test_sweep_gif_from_a_trace(tmp_path, detail):
+    _, trace, _ = growing_run(tmp_path, detail=detail)
+    with trace:
+        if detail == "messages":
+            path = render_gif(trace, "sweep", tmp_path / "sweep.gif", step=7)  # not a snapshot step
+            neurons = len(trace.network_at(7).neurons)
+        else:
+            with pytest.raises(sn.TraceError, match="messages"):
+                render_gif(trace, "sweep", tmp_path / "sweep.gif", step=7)
+            path = render_gif(trace, "sweep", tmp_path / "sweep.gif", step=8)
+            neurons = len(trace.network_at(8).neurons)
+    assert len(gif_frames(path.read_bytes())) == 2 * neurons + 2
