@@ -161,6 +161,10 @@ class Network:
         return (f"Network({len(self.inputs)} inputs, {len(self.neurons) - len(self.inputs) - len(self.outputs)}"
                 f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
 
+    def _repr_png_(self):
+        from .render import network_png  # matplotlib loads only when a notebook asks for the picture
+        return network_png(self)
+
     def parameters(self):
         """Number of trainable numbers: weights plus biases of non-input neurons."""
         return len(self.connections) + sum(n.role != "input" for n in self.neurons.values())

@@ -213,6 +213,15 @@ def test_two_input_networks_get_a_decision_surface_from_the_snapshot_weights():
     assert same.mean() > 0.9  # all but the data points drawn on top
 
 
+def test_a_network_shows_itself_as_a_png_in_notebooks():
+    net = sn.Network.layered([3, 4, 2], seed=0)
+    png = net._repr_png_()
+    assert png.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(png)) as im:
+        assert im.width > 300 and im.height > 200
+    assert net.step == 0 and net.bus.seq == 0  # drawing it changed nothing and told nobody
+
+
 # ---- the sweep ------------------------------------------------------------------
 
 def skip_net(seed):
