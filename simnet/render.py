@@ -106,6 +106,8 @@ def loss_figure(history, actions):
     finite = loss[np.isfinite(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
         ax.set_yscale("log")
+        # matplotlib's log ticks overflow near 1e300; a diverging loss leaves the chart at the top instead
+        ax.set_ylim(top=min(ax.get_ylim()[1], 1e250))
     ax.set_xlabel("step")
     ax.set_ylabel("loss", color="#b2182b")
     ax.grid(alpha=0.3)
