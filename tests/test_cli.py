@@ -1,0 +1,242 @@
+"""The command line: run writes a complete run directory or nothing; list, check and the overrides."""
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import simnet as sn
+from simnet.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "scenarios"
+XOR = SCENARIOS / "xor.toml"
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def leftovers(directory):
+    """Staging or half-moved directories left next to runs."""
+    return [p.name for p in Path(directory).iterdir() if ".partial-" in p.name or ".old-" in p.name]
+
+
+# ---- run -------------------------------------------------------------------
+
+def test_run_writes_trace_plot_and_summary(tmp_path, capsys):
+    out = tmp_path / "xor"
+    code, stdout, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 40, "--no-gif")
+    assert code == 0, stderr
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "summary.json", "trace.sqlite"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scenario"] == "xor" and summary["steps"] == 40 and summary["seed"] == 7
+    assert 0 < summary["loss"] < 1 and 0 <= summary["accuracy"] <= 1 and summary["wall_time"] > 0
+    assert summary["diverged"] is None and summary["expectations"]["checked"] is False
+    # the closing line: loss, accuracy and where the files are
+    assert re.search(r"loss [0-9.e-]+, accuracy [0-9.]+%", stdout) and f"{out}{os.sep}" in stdout
+    assert "expectations not checked" in stdout
+    assert stderr == ""  # no progress bar without a terminal
+    assert leftovers(tmp_path) == []
+    trace = sn.open_trace(out)
+    assert trace.last_step == 40 and trace.complete
+
+
+def test_the_summary_accuracy_is_measured_on_the_whole_data_set(tmp_path, capsys):
+    from simnet.scenario import evaluate, load
+    out = tmp_path / "run"
+    assert run(capsys, "run", XOR, "-o", out, "--steps", 25, "--no-gif", "-q")[0] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    scenario = load(XOR)
+    X, Y = scenario.dataset()
+    trace = sn.open_trace(out)
+    loss, accuracy, _ = evaluate(trace.network_at(25), X, Y, "bce")
+    assert (summary["loss"], summary["accuracy"]) == (loss, accuracy)
+
+
+def test_run_with_gifs_and_checked_expectations(tmp_path, capsys):
+    out = tmp_path / "gates"
+    code, stdout, _ = run(capsys, "run", SCENARIOS / "logic_gates.toml", "-o", out)
+    assert code == 0
+    assert {"activations.gif", "weights.gif", "loss.png"} <= {p.name for p in out.iterdir()}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["expectations"]["passed"] is True and summary["accuracy"] is None
+    assert "accuracy" not in stdout.splitlines()[0]
+
+
+def test_quiet_run_prints_nothing(tmp_path, capsys):
+    code, stdout, stderr = run(capsys, "run", XOR, "-o", tmp_path / "q", "--steps", 5, "--no-gif", "-q")
+    assert (code, stdout, stderr) == (0, "", "")
+
+
+def test_run_writes_to_output_slash_name_by_default_and_replaces_an_old_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "run", XOR, "--steps", 5, "--no-gif", "-q")[0] == 0
+    first = (tmp_path / "output" / "xor" / "summary.json").read_text()
+    assert run(capsys, "run", XOR, "--steps", 6, "--no-gif", "-q")[0] == 0
+    assert json.loads((tmp_path / "output" / "xor" / "summary.json").read_text())["steps"] == 6 != \
+        json.loads(first)["steps"]
+    assert leftovers(tmp_path / "output") == []
+
+
+def test_run_refuses_to_replace_a_directory_that_is_not_a_run(tmp_path, capsys):
+    precious = tmp_path / "notes"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("do not delete")
+    code, _, stderr = run(capsys, "run", XOR, "-o", precious, "--steps", 5, "--no-gif")
+    assert code == 2 and stderr.startswith(f"simnet: error: {precious}: -o: exists and is not a simnet run")
+    assert [p.name for p in precious.iterdir()] == ["thesis.txt"] and leftovers(tmp_path) == []
+
+
+def test_overrides_change_the_run(tmp_path, capsys):
+    out = tmp_path / "o"
+    assert run(capsys, "run", XOR, "-o", out, "--steps", 8, "--seed", 99, "--engine", "actor", "--no-gif",
+               "-q")[0] == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["steps"], summary["seed"], summary["engine"]) == (8, 99, "actor")
+    trace = sn.open_trace(out)
+    assert trace.metadata["overrides"] == {"steps": 8, "seed": 99, "engine": "actor"}
+
+
+def test_the_same_run_twice_records_the_same_events(tmp_path, capsys):
+    for name in ("a", "b"):
+        assert run(capsys, "run", SCENARIOS / "growing.toml", "-o", tmp_path / name, "--steps", 305, "--no-gif",
+                   "-q")[0] == 0
+    a, b = sn.open_trace(tmp_path / "a"), sn.open_trace(tmp_path / "b")
+    assert list(a.events(steps=(299, 305))) == list(b.events(steps=(299, 305)))
+    assert list(a.network_at(305).to_networkx().edges(data=True)) == list(b.network_at(305).to_networkx().edges(data=True))
+
+
+def test_scripted_actions_are_in_the_trace(tmp_path, capsys):
+    out = tmp_path / "grow"
+    assert run(capsys, "run", SCENARIOS / "growing.toml", "-o", out, "--steps", 302, "--no-gif", "-q")[0] == 0
+    trace = sn.open_trace(out)
+    actions = trace.actions()
+    assert [(a["step"], a["label"]) for a in actions] == [(301, f"add g{i}") for i in range(4)]
+    assert "g3" in trace.network_at(301).neurons and "g3" not in trace.network_at(300).neurons
+
+
+def test_a_diverging_run_keeps_its_trace_names_step_and_neuron_and_exits_1(tmp_path, capsys):
+    out = tmp_path / "boom"
+    code, stdout, stderr = run(capsys, "run", SCENARIOS / "lr_too_high.toml", "-o", out, "--no-gif")
+    assert code == 1
+    assert re.search(r"diverged at step 11: activation of neuron y0 is not finite", stderr)
+    assert "Traceback" not in stderr and len(stderr.splitlines()) == 1
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["diverged"]["step"] == 11 and summary["loss"] is None
+    trace = sn.open_trace(out)
+    assert trace.history()["step"][-1] == 10
+    assert all(e["step"] <= 11 for e in trace.events(kind="weight_update"))
+
+
+def test_a_failed_expectation_makes_run_exit_1(tmp_path, capsys):
+    strict = tmp_path / "strict.toml"
+    strict.write_text(XOR.read_text().replace("steps = 1000", "steps = 10"))
+    code, _, stderr = run(capsys, "run", strict, "-o", tmp_path / "s", "--no-gif", "-q")
+    assert code == 1
+    assert "expectation failed: expect.accuracy_min" in stderr or "expectation failed: expect.loss_max" in stderr
+    assert (tmp_path / "s" / "summary.json").is_file()  # the run itself is complete
+
+
+def test_a_progress_bar_appears_on_a_terminal_only(tmp_path):
+    import fcntl
+    import pty
+    import struct
+    import termios
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a terminal 100 columns wide
+    done = subprocess.run([sys.executable, "-m", "simnet", "run", str(XOR), "-o", str(tmp_path / "tty"),
+                           "--steps", "60", "--no-gif"], stderr=terminal, stdout=subprocess.PIPE, timeout=60)
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    assert done.returncode == 0
+    assert b"step" in shown and b"xor" in shown  # the bar: description and unit
+
+
+def test_ctrl_c_ends_the_run_at_a_step_boundary_and_keeps_it(tmp_path):
+    import signal
+    import time
+    long = tmp_path / "long.toml"
+    long.write_text(XOR.read_text().replace("steps = 1000", "steps = 1000000"))
+    out = tmp_path / "long"
+    process = subprocess.Popen([sys.executable, "-m", "simnet", "run", str(long), "-o", str(out), "--no-gif", "-q"],
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while not leftovers(tmp_path) and time.monotonic() < deadline:  # training has started once staging exists
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted after step" in stderr and "Traceback" not in stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["interrupted"] is True and 0 < summary["steps"] < 1000000
+    trace = sn.open_trace(out)
+    assert trace.status.startswith("interrupted") and trace.last_step == summary["steps"]
+
+
+# ---- list and check --------------------------------------------------------
+
+def test_list_shows_every_scenario_with_its_description(capsys):
+    code, stdout, _ = run(capsys, "list", SCENARIOS)
+    assert code == 0
+    lines = stdout.splitlines()
+    assert len(lines) == len(list(SCENARIOS.glob("*.toml")))
+    names = [line.split()[0] for line in lines]
+    assert names == sorted(p.stem for p in SCENARIOS.glob("*.toml"))
+    assert any("XOR" in line for line in lines)
+
+
+def test_list_reports_broken_files_and_lists_the_rest(tmp_path, capsys):
+    (tmp_path / "good.toml").write_text(XOR.read_text())
+    (tmp_path / "bad.toml").write_text("name = \n")
+    code, stdout, stderr = run(capsys, "list", tmp_path)
+    assert code == 2 and stdout.startswith("xor ")
+    assert stderr.startswith(f"simnet: error: {tmp_path / 'bad.toml'}: line 1, column 8: ")
+
+
+def test_list_of_a_missing_directory(tmp_path, capsys):
+    code, _, stderr = run(capsys, "list", tmp_path / "none")
+    assert code == 2 and stderr == f"simnet: error: {tmp_path / 'none'}: directory: does not exist\n"
+
+
+def test_check_passes_the_library_subset_and_fails_an_unmet_expectation(tmp_path, capsys):
+    code, stdout, _ = run(capsys, "check", SCENARIOS / "xor.toml", SCENARIOS / "lr_too_high.toml")
+    assert code == 0 and stdout.count("ok   ") >= 2
+    unmet = tmp_path / "unmet.toml"
+    unmet.write_text(XOR.read_text().replace("accuracy_min = 0.97", "accuracy_min = 0.97\ndead = [\"h1_0\"]"))
+    code, stdout, _ = run(capsys, "check", unmet, "-q")
+    assert code == 1 and "FAIL expect.dead[0]: h1_0 is active" in stdout
+
+
+def test_check_of_a_directory_runs_everything_in_it_and_reports_bad_files(tmp_path, capsys):
+    (tmp_path / "a.toml").write_text(XOR.read_text().replace('name = "xor"', 'name = "a"'))
+    (tmp_path / "b.toml").write_bytes(b"\x00\x01")
+    code, stdout, stderr = run(capsys, "check", tmp_path)
+    assert code == 2 and "ok   a " in stdout
+    assert stderr == f"simnet: error: {tmp_path / 'b.toml'}: file: is a binary file, not a TOML scenario\n"
+
+
+def test_python_dash_m_is_the_same_program():
+    done = subprocess.run([sys.executable, "-m", "simnet", "list", str(SCENARIOS)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "xor" in done.stdout
+
+
+def test_usage_errors_exit_2(capsys):
+    assert main(["run"]) == 2
+    assert main(["run", str(XOR), "--steps", "0"]) == 2
+    assert "positive integer" in capsys.readouterr().err
