@@ -119,7 +119,7 @@ class SnapshotBuilder:
     """A bus subscriber keeping a DiGraph per recorded step in ``.snapshots`` (step -> graph).
 
     Recorded steps: the step a run starts from, every `every`-th step and the
-    last step of the run.  Graph attributes: step, loss, accuracy, lr.  Node
+    last step of the run; or, given `steps`, exactly those.  Graph attributes: step, loss, accuracy, lr.  Node
     attributes: role, fn, order, bias, bias_grad and the batch means
     activation, preactivation and gradient (dL/dz), None at the start.  Edge
     attributes: order, weight, grad, delta, frozen and message (batch mean of
@@ -130,10 +130,11 @@ class SnapshotBuilder:
 
     kinds = SNAPSHOT_KINDS
 
-    def __init__(self, every=1):
+    def __init__(self, every=1, *, steps=None):
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise SimnetError(f"snapshot interval must be a positive integer, got {every!r}")
         self.every = int(every)
+        self.steps = None if steps is None else frozenset(steps)  # exactly these, instead of the rule
         self.snapshots = {}
         self.state = NetworkState()
         self._announced = None  # the topology a run announces, until its first step
@@ -142,9 +143,9 @@ class SnapshotBuilder:
         self._begin_step()
 
     @classmethod
-    def resume(cls, state, every=1):
-        """A builder that carries on from `state` (a NetworkState) without a run announcement."""
-        builder = cls(every)
+    def resume(cls, state, steps):
+        """A builder that carries on from `state` (a NetworkState) and keeps exactly `steps`."""
+        builder = cls(steps=steps)
         builder.state = state
         return builder
 
@@ -195,7 +196,7 @@ class SnapshotBuilder:
     def _start_run(self, step):
         self.state, self._announced = self._announced, None
         start = self._run_start
-        if start not in self.snapshots:
+        if start not in self.snapshots and (self.steps is None or start in self.steps):
             self.snapshots[start] = self.graph(start, self.state, StepData(self.state.lr))
         self._stash = None
 
@@ -233,7 +234,10 @@ class SnapshotBuilder:
         gradients = dict(zip(self._backward_names, batch_means(self._dz)))
         for name, z, a in zip(self._forward_names, batch_means(self._z), batch_means(self._a)):
             data.means[name] = (z, a, gradients.get(name))
-        if step % self.every == 0:
+        if self.steps is not None:
+            if step in self.steps:
+                self.snapshots[step] = self.graph(step, self.state, data)
+        elif step % self.every == 0:
             self.snapshots[step] = self.graph(step, self.state, data)
             self._stash = None
         else:

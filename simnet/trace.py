@@ -46,7 +46,7 @@ import os
 import sqlite3
 import time
 from datetime import datetime, timezone
-from itertools import repeat
+from itertools import groupby, repeat
 from pathlib import Path
 
 import numpy as np
@@ -153,6 +153,11 @@ ON CONFLICT (step) DO UPDATE SET
 """
 
 
+def kinds_for(detail):
+    """The event kinds a Recorder at `detail` listens to (None: all of them)."""
+    return None if detail == "messages" else frozenset(KINDS) - {"message"}
+
+
 def _json(value):
     return json.dumps(value, default=_plain, allow_nan=True)
 
@@ -209,7 +214,7 @@ class Recorder:
         self.path = self.directory / FILENAME
         self.detail, self.every, self.keyframe_every = detail, int(every), int(keyframe_every)
         self.samples = samples
-        self.kinds = None if detail == "messages" else frozenset(KINDS) - {"message"}
+        self.kinds = kinds_for(detail)
         self._create(scenario_text, dict(metadata or {}))
         self._handlers = {
             "fire": self._on_fire, "message": self._on_message,
@@ -552,11 +557,10 @@ class Recorder:
             db.execute("BEGIN")
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows)
             db.executemany("INSERT INTO payloads VALUES (?,?,?)", self._payloads)
-            for statement, parameters in self._sql:
-                if isinstance(parameters, list):
-                    db.executemany(statement, parameters)
-                else:
-                    db.execute(statement, parameters)
+            # runs of one statement (a network's topology, say) go in one executemany
+            for statement, group in groupby(self._sql, key=lambda item: item[0]):
+                db.executemany(statement, [row for _, rows in group
+                                           for row in (rows if isinstance(rows, list) else (rows,))])
             db.execute("COMMIT")
         except sqlite3.Error as error:
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
@@ -786,22 +790,18 @@ class Trace:
         elif codes is not None:
             where.append(f"e.kind IN ({_marks(codes)})")
             params += sorted(codes)
-        return self._select(where, params)
+        return (self._event(row).as_dict() for row in self._rows(where, params))
 
-    def _select(self, where, params):
+    def _rows(self, where, params):
+        """Event rows with their payloads that match `where`, in seq order, streamed."""
         sql = ("SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples "
                "FROM events e LEFT JOIN payloads p ON p.seq = e.seq")
         if where:
             sql += " WHERE " + " AND ".join(where)
-        cursor = self._db.execute(sql + " ORDER BY e.seq", params)
-
-        def rows():
-            try:
-                for row in cursor:
-                    yield self._event(row).as_dict()
-            except sqlite3.DatabaseError as error:
-                raise TraceError(f"{self.path}: damaged trace: {error}") from None
-        return rows()
+        try:
+            yield from self._db.execute(sql + " ORDER BY e.seq", params)
+        except sqlite3.DatabaseError as error:
+            raise TraceError(f"{self.path}: damaged trace: {error}") from None
 
     def _event(self, row):
         """An Event from an events row (plus its payload)."""
@@ -891,10 +891,8 @@ class Trace:
         weights = {codes.code[p, k] for p, k in (("update", "weight_update"), ("script", "weight_set"))}
         biases = {codes.code[p, k] for p, k in (("update", "bias_update"), ("script", "bias_set"))}
         state_codes = codes.of_kinds(STATE_KINDS)
-        rows = self._db.execute(
-            f"SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples FROM events e "
-            f"LEFT JOIN payloads p ON p.seq = e.seq WHERE e.seq > ? AND e.seq <= ? AND e.kind IN ({_marks(state_codes)}) "
-            f"ORDER BY e.seq", (after, until, *state_codes))
+        rows = self._rows(["e.seq > ?", "e.seq <= ?", f"e.kind IN ({_marks(state_codes)})"],
+                          (after, until, *state_codes))
         connections, neurons = self._connections, self._neurons
         weight, bias = state.weight, state.bias
         for row in rows:
@@ -920,7 +918,7 @@ class Trace:
             return SnapshotBuilder.graph(step, state, StepData(state.lr))
         if step > self.last_step:
             self._state_at(step)  # raises: the step did not finish
-        builder = SnapshotBuilder.resume(self._state_at(step - 1))
+        builder = SnapshotBuilder.resume(self._state_at(step - 1), {step})
         for event in self._step_events(step, step):
             builder(event)
         return builder.snapshots[step]
@@ -937,27 +935,24 @@ class Trace:
             if not wanted:
                 return
             start += 1
-        builder = SnapshotBuilder.resume(self._state_at(start - 1))
-        pending = set(wanted)
+        builder = SnapshotBuilder.resume(self._state_at(start - 1), wanted)
+        given = set()
         for event in self._step_events(start, wanted[-1]):
             builder(event)
-            if event.kind == "step_end" and event.step in pending:
-                pending.discard(event.step)
-                yield event.step, builder.snapshots.pop(event.step)
+            for step, graph in builder.snapshots.items():
+                if step not in given:  # a run's start may be a step built already
+                    given.add(step)
+                    yield step, graph
             builder.snapshots.clear()
 
-    @_guard
     def _step_events(self, first, last):
-        """Events that shape snapshots, as Event objects, for steps first..last."""
+        """Events that shape snapshots, as Event objects, for steps first..last, streamed."""
         if last > self.last_step:
             self._state_at(last)  # raises: the step did not finish
-        span = self._seq_range(first, last)
         codes = self._codes.of_kinds(SNAPSHOT_KINDS)
-        rows = self._db.execute(
-            f"SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples FROM events e "
-            f"LEFT JOIN payloads p ON p.seq = e.seq WHERE e.seq BETWEEN ? AND ? AND e.kind IN ({_marks(codes)}) "
-            f"ORDER BY e.seq", (*span, *codes))
-        return [self._event(row) for row in rows]
+        rows = self._rows(["e.seq BETWEEN ? AND ?", f"e.kind IN ({_marks(codes)})"],
+                          (*self._seq_range(first, last), *codes))
+        return (self._event(row) for row in rows)
 
 
 def _marks(values):

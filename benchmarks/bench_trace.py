@@ -1,0 +1,216 @@
+"""The trace store: write speed, bytes per event, replay speed, network_at cost, memory of long runs.
+
+Each figure is set against a reference measured in the same run: bare SQLite
+inserts for write speed, the JSON-lines export for size, the live training
+for replay speed, network_at near the start for network_at near the end, and
+a short recorded run for the memory of a long one.
+
+    python3 benchmarks/bench_trace.py [--quick]
+"""
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import simnet as sn  # noqa: E402
+from simnet.events import EventBatch  # noqa: E402
+from simnet.export import export  # noqa: E402
+from simnet.trace import kinds_for  # noqa: E402
+
+EVENTS_PER_SECOND_TARGET = 500_000
+NETWORK_AT_RATIO_TARGET = 3.0
+MEMORY_RATIO_TARGET = 1.3
+
+
+class Capture:
+    """Keeps what the bus delivers as it comes, single events and whole batches, of the kinds a recorder hears."""
+
+    def __init__(self, kinds):
+        self.kinds = kinds
+        self.items = []
+
+    def __call__(self, event):
+        self.items.append(event)
+
+    def on_batch(self, batch):
+        self.items.append(batch)
+
+
+def network(sizes=(4, 32, 32, 2), seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(32, sizes[0]))
+    Y = np.tanh(X @ rng.normal(size=(sizes[0], sizes[-1])))
+    return sn.Network.layered(list(sizes), hidden="tanh", seed=seed), X, Y
+
+
+def captured_run(engine, steps, detail):
+    net, X, Y = network()
+    capture = Capture(kinds_for(detail))
+    net.train(X, Y, steps=steps, lr=0.01, engine=engine, recorder=capture)
+    return capture.items
+
+
+def write_speed(items, directory, detail, **options):
+    """(events written per second, events, file bytes) for feeding `items` into a Recorder."""
+    recorder = sn.Recorder(directory, detail=detail, **options)
+    wanted = [item for item in items if recorder.kinds is None or item.kind in recorder.kinds]
+    count = sum(len(item) if isinstance(item, EventBatch) else 1 for item in wanted)
+    start = time.perf_counter()
+    for item in wanted:
+        if isinstance(item, EventBatch):
+            recorder.on_batch(item)
+        else:
+            recorder(item)
+    recorder.close()
+    seconds = time.perf_counter() - start
+    return count / seconds, count, os.path.getsize(Path(directory) / "trace.sqlite")
+
+
+def bare_sqlite_rows_per_second(rows, directory):
+    """The same number of 7-column rows inserted with executemany, 20,000 per transaction, WAL."""
+    path = Path(directory) / "bare.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA page_size = 16384")
+    db.execute("PRAGMA journal_mode = WAL")
+    db.execute("PRAGMA synchronous = NORMAL")
+    db.execute("CREATE TABLE events (seq INTEGER PRIMARY KEY, step INTEGER, kind INTEGER, subject INTEGER, v1, v2, v3)")
+    data = [(i, i // 1000, 20, i % 1000, 0.1 * i, 0.2 * i, 0.3 * i) for i in range(rows)]
+    start = time.perf_counter()
+    for first in range(0, rows, 20_000):
+        db.execute("BEGIN")
+        db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", data[first:first + 20_000])
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - start
+    db.close()
+    return rows / seconds
+
+
+def network_at_seconds(trace, step, other, repeats=15):
+    """Best time of trace.network_at(step), each right after network_at(other) so no replay carries over."""
+    times = []
+    for _ in range(repeats):
+        trace.network_at(other)
+        times.append(_timed(lambda: trace.network_at(step)))
+    return min(times)
+
+
+def _timed(function):
+    start = time.perf_counter()
+    function()
+    return time.perf_counter() - start
+
+
+MEMORY_RUN = textwrap.dedent("""
+    import resource, sys, tempfile, tracemalloc
+    import numpy as np
+    import simnet as sn
+    steps = int(sys.argv[1])
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(32, 4)); Y = np.tanh(X[:, :2])
+    net = sn.Network.layered([4, 16, 16, 2], hidden="tanh", seed=0)
+    tracemalloc.start()
+    with tempfile.TemporaryDirectory() as tmp:
+        net.train(X, Y, steps=steps, lr=0.01, engine="fast", recorder=sn.Recorder(tmp, every=10))
+    print(tracemalloc.get_traced_memory()[1], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+""")
+
+
+def peak_memory(steps):
+    """(tracemalloc peak, peak RSS) in bytes of a recorded `steps`-step run in a fresh process."""
+    out = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(steps)], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    traced, rss = out.stdout.split()
+    return int(traced), int(rss)
+
+
+def section(quick=False):
+    """The markdown section of the trace benchmark."""
+    lines = ["## Trace store", ""]
+    steps = 60 if quick else 300
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rows = []
+        for engine in ("actor", "fast"):
+            streams = {detail: captured_run(engine, steps, detail) for detail in ("updates", "messages")}
+            for detail, options in (("updates", {}), ("messages", {"samples": False}), ("messages", {})):
+                items = streams[detail]
+                directory = tmp / f"{engine}-{detail}-{len(options)}"
+                speed, count, size = write_speed(items, directory, detail, **options)
+                jsonl = directory / "events.jsonl"
+                with sn.open_trace(directory) as trace:
+                    export(trace, "jsonl", jsonl)
+                label = detail + (" (means only)" if options else " (means + 32 samples per vector)"
+                                  if detail == "messages" else "")
+                rows.append((engine, label, count, speed, size / count, os.path.getsize(jsonl) / count))
+        bare = bare_sqlite_rows_per_second(200_000, tmp)
+        lines += [f"4-32-32-2 tanh network (1,216 weights), batch 32, {steps} steps; the events each engine emits "
+                  "were captured in memory, then fed to a Recorder (time includes every commit and close). "
+                  f"Reference: bare SQLite `executemany` of 7-column rows in the same file settings, "
+                  f"{bare:,.0f} rows/s.", "",
+                  "| engine (how events arrive) | detail | events | events/s written | vs bare SQLite | "
+                  "bytes/event | vs JSON lines |",
+                  "|---|---|---|---|---|---|---|"]
+        how = {"actor": "actor (one by one)", "fast": "fast (column batches)"}
+        for engine, label, count, speed, per_event, jsonl in rows:
+            lines.append(f"| {how[engine]} | {label} | {count:,} | {speed:,.0f} | {speed / bare:.2f}x | "
+                         f"{per_event:.1f} | {per_event / jsonl:.2f}x |")
+        updates = [speed for engine, label, _, speed, _, _ in rows if label == "updates"]
+        lines += ["", f"Target: at least {EVENTS_PER_SECOND_TARGET:,} events/s written at the `updates` detail: "
+                  + ", ".join(f"{engine} {s:,.0f}: **{'met' if s >= EVENTS_PER_SECOND_TARGET else 'NOT met'}**"
+                              for engine, s in zip(("actor", "fast"), updates)) + ".", ""]
+
+        long_steps = 2_000 if quick else 10_000
+        net, X, Y = network((2, 8, 8, 1))
+        start = time.perf_counter()
+        net.train(X, Y, steps=long_steps, lr=0.01, engine="fast",
+                  recorder=sn.Recorder(tmp / "long", every=10))
+        record_seconds = time.perf_counter() - start
+        live_net, _, _ = network((2, 8, 8, 1))
+        live_seconds = _timed(lambda: live_net.train(X, Y, steps=long_steps, lr=0.01, engine="fast"))
+        with sn.open_trace(tmp / "long") as trace:
+            late, worst = long_steps - 100, long_steps - 1
+            t_first, t_late = network_at_seconds(trace, 1, late), network_at_seconds(trace, late, 1)
+            t_99, t_worst = network_at_seconds(trace, 99, late), network_at_seconds(trace, worst, 1)
+            replay_steps = min(long_steps, 1_000 if quick else 5_000)
+            replay_seconds = _timed(lambda: sum(1 for _ in trace.snapshots(range(1, replay_steps + 1))))
+            size = os.path.getsize(trace.path)
+        ratio = t_late / t_first
+        lines += [f"A {long_steps:,}-step recorded run (2-8-8-1, fast engine, `updates` detail, keyframes every "
+                  f"100 steps): {size / 1e6:.1f} MB, recorded in {record_seconds:.1f} s against "
+                  f"{live_seconds:.1f} s unrecorded ({record_seconds / live_seconds:.1f}x).", "",
+                  "| query | ms |", "|---|---|",
+                  f"| `network_at(1)` | {t_first * 1e3:.2f} |",
+                  f"| `network_at({late})` | {t_late * 1e3:.2f} |",
+                  f"| `network_at(99)` (99 steps after a keyframe) | {t_99 * 1e3:.2f} |",
+                  f"| `network_at({worst})` (99 steps after a keyframe) | {t_worst * 1e3:.2f} |",
+                  f"| replay: snapshots of steps 1-{replay_steps:,} | {replay_seconds * 1e3:.0f} |", "",
+                  f"`network_at({late})` / `network_at(1)` = {ratio:.2f}x; "
+                  f"`network_at({worst})` / `network_at(99)` = {t_worst / t_99:.2f}x. "
+                  f"Replay: {replay_steps / replay_seconds:,.0f} snapshot steps/s, "
+                  f"{(replay_steps / replay_seconds) / (long_steps / live_seconds):.2f}x the live training's "
+                  f"{long_steps / live_seconds:,.0f} steps/s.", "",
+                  f"Target: `network_at({late})` at most {NETWORK_AT_RATIO_TARGET:g}x `network_at(1)`: "
+                  f"**{'met' if ratio <= NETWORK_AT_RATIO_TARGET else 'NOT met'}**.", ""]
+
+    short, long_ = (300, 3_000) if quick else (1_000, 10_000)
+    (traced_short, rss_short), (traced_long, rss_long) = peak_memory(short), peak_memory(long_)
+    traced_ratio, rss_ratio = traced_long / traced_short, rss_long / rss_short
+    lines += [f"Peak memory of a recorded run (4-16-16-2, fast engine, fresh process each): "
+              f"{short:,} steps {traced_short / 1e6:.2f} MB traced by tracemalloc ({rss_short / 1e6:.0f} MB RSS), "
+              f"{long_:,} steps {traced_long / 1e6:.2f} MB ({rss_long / 1e6:.0f} MB RSS): "
+              f"{traced_ratio:.2f}x traced, {rss_ratio:.2f}x RSS.", "",
+              f"Target: at most {MEMORY_RATIO_TARGET:g}x: "
+              f"**{'met' if max(traced_ratio, rss_ratio) <= MEMORY_RATIO_TARGET else 'NOT met'}**.", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(section(quick="--quick" in sys.argv))
