@@ -91,7 +91,7 @@ class FastEngine(Engine):
         if tell_weight:
             old_w = _copy(c.w, c.update_positions)
         if tell_bias:
-            old_b = c.b[c.bias_event_rows]
+            old_b = _copy(c.b, c.bias_event_rows)
         self.state = (_step_in_place(optimizer, c.w, grad_w, lr, self.state[0], c.trainable),
                       _step_in_place(optimizer, c.b, grad_b, lr, self.state[1], c.bias_rows))
         c.weights_changed()
@@ -101,7 +101,7 @@ class FastEngine(Engine):
                          sources=c.update_sources, targets=c.update_targets)
         if tell_bias:
             rows = c.bias_event_rows
-            emit_updates(bus, step, "bias_update", old_b, c.b[rows], grad_b[rows], neurons=c.bias_names)
+            emit_updates(bus, step, "bias_update", old_b, _copy(c.b, rows), _copy(grad_b, rows), neurons=c.bias_names)
         self._done(net, changed=True)
 
     def zero_grad(self, net):
@@ -363,7 +363,7 @@ class Compiled:
         position = {c: i for i, c in enumerate(self.connections)}
         self.input_rows = _index([row[n] for n in net.inputs])
         # the usual case: the first wave is the inputs, in order, and takes X as it is
-        self.inputs_first = self.input_rows == self.waves[0].rows if self.waves else False
+        self.inputs_first = isinstance(self.input_rows, slice) and self.input_rows == self.waves[0].rows
         self.output_rows = _index([row[n] for n in net.outputs])
         self.neuron_rows = _selection([row[n] for n in net.neurons.values()], len(self.neurons))
         self.connection_positions = _selection([position[c] for c in net.connections], len(self.connections))

@@ -1,0 +1,364 @@
+"""The fast engine against the actor engine: same events, same numbers, same network at the end.
+
+Random DAGs (skip connections, mixed activations, frozen connections, every
+loss and optimizer, L1/L2, mini-batches) are trained by both engines, with
+scripted topology and parameter changes between steps; the two event streams
+must agree event by event (seq, kind, subject; numbers within 1e-12 of the
+event's largest magnitude, since the engines add up in different orders) and
+so must the networks they leave behind.
+"""
+from unittest import mock
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+import simnet as sn
+from simnet import fast
+from simnet.engine import ActorEngine
+from simnet.events import KINDS, EventLog
+from simnet.fast import FastEngine
+from simnet.functions import ACTIVATIONS, LOSSES
+from simnet.optim import OPTIMIZERS, optimizer
+
+RTOL = 1e-12
+
+
+def fed_from_inputs(net):
+    """Whether every neuron but the inputs has an incoming connection.
+
+    The random networks keep to this.  A neuron with no incoming connection has
+    the same activation for every sample, and with hinge loss (whose dL/dP is
+    ±1/batch) a weight out of it can get a gradient that is zero in exact
+    arithmetic but left at ±1e-19 by a fused multiply-add, with a different sign
+    in each engine's order of summation; Adam, which divides a gradient by its
+    own size, then moves that weight by up to lr·1e-19/eps in either direction.
+    That is rounding amplified, not a disagreement between the engines.
+    """
+    return all(n.incoming for n in net.neurons.values() if n.role != "input")
+
+
+@st.composite
+def dags(draw):
+    """A random DAG: inputs, hidden neurons in some topological order, outputs, forward edges into every neuron."""
+    n_in, n_hidden, n_out = draw(st.integers(1, 4)), draw(st.integers(0, 12)), draw(st.integers(1, 3))
+    inputs = [f"x{i}" for i in range(n_in)]
+    hidden = [f"h{i}" for i in range(n_hidden)]
+    outputs = [f"y{i}" for i in range(n_out)]
+    edges = []
+    for j, target in enumerate(hidden + outputs):
+        sources = inputs + hidden[:j]
+        chosen = draw(st.lists(st.booleans(), min_size=len(sources), max_size=len(sources)))
+        chosen[draw(st.integers(0, len(sources) - 1))] = True  # every neuron is fed: see fed_from_inputs
+        edges += [(source, target) for source, keep in zip(sources, chosen) if keep]
+    return {
+        "neurons": draw(st.permutations(inputs + hidden + outputs)),  # insertion order
+        "edges": draw(st.permutations(edges)),
+        "activations": draw(st.lists(st.sampled_from(sorted(ACTIVATIONS)), min_size=n_hidden + n_out,
+                                     max_size=n_hidden + n_out)),
+        "seed": draw(st.integers(0, 2**32 - 1)),
+        "outputs": outputs,
+    }
+
+
+ACTIONS = ("add", "disconnect", "remove", "set_weight", "freeze", "activation", "bias", "lr")
+
+
+@st.composite
+def runs(draw):
+    spec = draw(dags())
+    steps = draw(st.integers(1, 6))
+    return {
+        "spec": spec,
+        "loss": draw(st.sampled_from(sorted(LOSSES))),
+        "optimizer": draw(st.sampled_from(sorted(OPTIMIZERS))),
+        "l1": draw(st.sampled_from([0.0, 1e-3])),
+        "l2": draw(st.sampled_from([0.0, 1e-2])),
+        "samples": draw(st.integers(1, 9)),
+        "batch_size": draw(st.one_of(st.none(), st.integers(1, 9))),
+        "steps": steps,
+        "script": draw(st.lists(st.tuples(st.integers(1, steps), st.sampled_from(ACTIONS), st.integers(0, 10**6)),
+                                max_size=4)),
+    }
+
+
+def build(spec, loss):
+    rng = np.random.default_rng(spec["seed"])
+    net = sn.Network(seed=spec["seed"])
+    activations = iter(spec["activations"])
+    for name in spec["neurons"]:
+        role = {"x": "input", "h": "hidden", "y": "output"}[name[0]]
+        activation = "linear" if role == "input" else next(activations)
+        if role == "output" and loss == "bce":
+            activation = "sigmoid"  # bce wants probabilities
+        net.add_neuron(name, role=role, activation=activation, bias=float(rng.normal(0, 0.3)))
+    for source, target in spec["edges"]:
+        net.connect(source, target, weight=float(rng.normal(0, 0.7)), frozen=bool(rng.random() < 0.15))
+    return net
+
+
+def data(spec, loss, samples):
+    rng = np.random.default_rng(spec["seed"] + 1)
+    n_in, n_out = sum(n[0] == "x" for n in spec["neurons"]), len(spec["outputs"])
+    X = rng.normal(0, 1, (samples, n_in))
+    if loss == "mse":
+        Y = rng.normal(0, 1, (samples, n_out))
+    elif loss == "cross_entropy":
+        Y = np.eye(n_out)[rng.integers(0, n_out, samples)]
+    else:
+        Y = (rng.random((samples, n_out)) < 0.5).astype(float)
+    return X, Y
+
+
+def act(net, action, pick):
+    """One scripted change, chosen by `pick` among what the network has; the same on either engine's copy."""
+    hidden = [n for n in net.neurons.values() if n.role == "hidden"]
+    if action == "add":
+        name = f"new{pick}"
+        if name not in net:
+            net.add_neuron(name, activation=sorted(ACTIVATIONS)[pick % len(ACTIVATIONS)], bias=0.1)
+            sources = [n for n in net.neurons.values() if n.role != "output" and n.name != name]
+            net.connect(sources[pick % len(sources)], name)  # weight from the init rule
+            # into outputs only, so no cycle can close
+            net.connect(name, net.outputs[pick % len(net.outputs)], weight=0.5)
+    elif action == "disconnect":
+        spare = [c for c in net.connections if len(c.target.incoming) > 1]  # keeps every neuron fed
+        if spare:
+            c = spare[pick % len(spare)]
+            net.disconnect(c.source, c.target)
+    elif action == "remove":
+        spare = [n for n in hidden if all(len(c.target.incoming) > 1 for c in n.outgoing)]
+        if spare:
+            net.remove_neuron(spare[pick % len(spare)].name)
+    elif action == "set_weight" and net.connections:
+        c = net.connections[pick % len(net.connections)]
+        net.set_weight(c.source, c.target, c.weight * 0.5 + 0.01)
+    elif action == "freeze" and net.connections:
+        c = net.connections[pick % len(net.connections)]
+        net.set_frozen(c.source, c.target, not c.frozen)
+    elif action == "activation" and hidden:
+        hidden[pick % len(hidden)].activation = sorted(ACTIVATIONS)[pick % len(ACTIVATIONS)]
+    elif action == "bias":
+        n = list(net.neurons.values())[pick % len(net.neurons)]
+        net.set_bias(n.name, n.bias - 0.2)
+    elif action == "lr":
+        net.set_learning_rate(net.learning_rate * 0.5)
+
+
+def train(run, engine, log=None):
+    """Train a fresh copy of the run's network with `engine`; returns (network, events, readings)."""
+    spec = run["spec"]
+    net = build(spec, run["loss"])
+    X, Y = data(spec, run["loss"], run["samples"])
+    log = EventLog() if log is None else log
+    readings = []  # what user code sees of the network before each step
+
+    def before_step(net, step):
+        readings.append(([(c.key, c.weight, c.grad) for c in net.connections],
+                         [(n.name, n.bias, n.value) for n in net.neurons.values()]))
+        for at, action, pick in run["script"]:
+            if at == step:
+                act(net, action, pick)
+        assert fed_from_inputs(net)
+
+    net.train(X, Y, steps=run["steps"], lr=0.05, loss=run["loss"], optimizer=run["optimizer"],
+              batch_size=run["batch_size"], l1=run["l1"], l2=run["l2"], recorder=log, engine=engine,
+              before_step=before_step)
+    return net, log.events, readings
+
+
+def magnitude(value):
+    if isinstance(value, np.ndarray):
+        return float(np.abs(value).max(initial=0.0))
+    if isinstance(value, float):
+        return abs(value)
+    return 0.0
+
+
+def same_numbers(a, b, scale):
+    """a and b equal, numbers within RTOL of `scale` (NaN matching NaN)."""
+    if isinstance(a, (np.ndarray, float)):
+        a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+        return a.shape == b.shape and bool(np.all((np.abs(a - b) <= RTOL * scale) | (np.isnan(a) & np.isnan(b))
+                                                  | (a == b)))
+    return a == b
+
+
+def scales(records, fields):
+    """The largest magnitude of each field over the records, per group.
+
+    Numbers are compared relative to these: a z that nearly cancels out (1e-4
+    out of terms near 1) keeps the rounding of its terms, so it is measured
+    against the z of its step, not against itself.
+    """
+    largest = {}
+    for group, values in records:
+        for field, value in zip(fields(group), values):
+            largest[field] = max(largest.get(field, 1e-300), magnitude(value))
+    return largest
+
+
+def assert_same_events(actor, fast_events):
+    assert len(actor) == len(fast_events)
+    subject = lambda e: (e.seq, e.step, e.phase, e.kind, e.neuron, e.source, e.target)  # noqa: E731
+    fields = lambda e: [(e.step, e.phase, e.kind, key) for key in e.data]  # noqa: E731
+    scale = scales([(e, list(e.data.values())) for e in actor + fast_events], fields)
+    for a, f in zip(actor, fast_events):
+        assert subject(a) == subject(f)
+        assert a.data.keys() == f.data.keys(), subject(a)
+        for key, field in zip(a.data, fields(a)):
+            if a.kind == "run_begin" and key == "engine":
+                assert (a.data[key], f.data[key]) == ("actor", "fast")
+            else:
+                assert same_numbers(a.data[key], f.data[key], scale[field]), (subject(a), key, a.data[key],
+                                                                               f.data[key])
+
+
+NEURON_FIELDS = ("bias", "bias_grad", "z", "value", "dL_da", "dL_dz")
+
+
+def assert_same_network(a, b):
+    assert list(a.neurons) == list(b.neurons)
+    assert [c.key for c in a.connections] == [c.key for c in b.connections]
+    assert (a.step, a.learning_rate, a.version) == (b.step, b.learning_rate, b.version)
+    pairs = list(zip(a.neurons.values(), b.neurons.values()))
+    scale = scales([(None, [getattr(n, f) for f in NEURON_FIELDS]) for pair in pairs for n in pair],
+                   lambda _: NEURON_FIELDS)
+    for n, m in pairs:
+        assert (n.role, n.activation) == (m.role, m.activation)
+        for field in NEURON_FIELDS:
+            x, y = getattr(n, field), getattr(m, field)
+            assert (x is None) == (y is None), (n.name, field)
+            assert x is None or same_numbers(x, y, scale[field]), (n.name, field, x, y)
+    pairs = list(zip(a.connections, b.connections))
+    scale = scales([(None, [c.weight, c.grad]) for pair in pairs for c in pair], lambda _: ("weight", "grad"))
+    for c, d in pairs:
+        assert c.frozen == d.frozen
+        assert same_numbers(c.weight, d.weight, scale["weight"]) and same_numbers(c.grad, d.grad, scale["grad"])
+
+
+def assert_same_readings(actor, fast_readings):
+    assert len(actor) == len(fast_readings)
+    for (weights, neurons), (fast_weights, fast_neurons) in zip(actor, fast_readings):
+        for a, f, fields in ((weights, fast_weights, ("weight", "grad")), (neurons, fast_neurons, ("bias", "value"))):
+            assert [entry[0] for entry in a] == [entry[0] for entry in f]
+            scale = scales([(None, entry[1:]) for entry in a + f], lambda _: fields)
+            for x, y in zip(a, f):
+                assert all((u is None and v is None) or same_numbers(u, v, scale[field])
+                           for u, v, field in zip(x[1:], y[1:], fields)), (x, y)
+
+
+@pytest.mark.parametrize("fill", [fast.DENSE_FILL, 0.0, 2.0], ids=["default", "masked", "sparse"])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(run=runs())
+def test_fast_engine_gives_the_actor_engines_events_and_network(fill, run):
+    # fill 0.0 multiplies every partial block as a filled matrix; 2.0 gathers every one sparsely
+    with mock.patch.object(fast, "DENSE_FILL", fill):
+        try:
+            actor = train(run, "actor")
+        except sn.DivergenceError:
+            with pytest.raises(sn.DivergenceError):
+                train(run, "fast")
+            return
+        fast_run = train(run, "fast")
+    assert_same_events(actor[1], fast_run[1])
+    assert_same_network(actor[0], fast_run[0])
+    assert_same_readings(actor[2], fast_run[2])
+
+
+class NoMessages(EventLog):
+    """A log that listens to everything but messages, so the fast engine emits whole phases at once."""
+
+    kinds = tuple(kind for kind in KINDS if kind != "message")
+
+
+@settings(max_examples=25, deadline=None)
+@given(run=runs())
+def test_without_messages_the_fast_engine_emits_whole_phases_with_the_actors_numbering(run):
+    try:
+        actor = train(run, "actor", NoMessages())
+    except sn.DivergenceError:
+        return
+    fast_log = NoMessages()
+    batches = []
+    fast_log.on_batch = lambda batch: (batches.append(batch.kind), EventLog.on_batch(fast_log, batch))
+    fast_run = train(run, "fast", fast_log)
+    assert_same_events(actor[1], fast_run[1])
+    assert_same_network(actor[0], fast_run[0])
+    assert "message" not in {e.kind for e in fast_run[1]}
+    assert batches.count("fire") == 2 * run["steps"]  # one forward and one backward batch a step
+
+
+def test_every_kind_of_wave_is_compiled():
+    net = sn.Network(seed=0)
+    for i in range(10):
+        net.add_neuron(f"x{i}", role="input")
+    for i in range(10):
+        net.connect(f"x{i}", net.add_neuron(f"a{i}"))  # 10 of 100 cells: gathered sparsely
+    for i in range(3):
+        net.add_neuron(f"b{i}")
+        for j in range(10):
+            net.connect(f"a{j}", f"b{i}")  # every cell: a view of the weights
+    net.add_neuron("y0", role="output")
+    for source in [f"a{j}" for j in range(10)] + ["b0", "b2"]:
+        net.connect(source, "y0")  # 12 of 13 cells: filled each step
+    assert [wave.kind for wave in fast.Compiled(net).waves] == [None, "sparse", "dense", "masked"]
+
+
+@settings(max_examples=25, deadline=None)
+@given(spec=dags(), opt=st.sampled_from(sorted(OPTIMIZERS)))
+def test_engine_calls_outside_training_leave_the_objects_as_the_actor_does(spec, opt):
+    # no deferral here: every call must leave weights, gradients and neuron values on the objects
+    a, f = build(spec, "mse"), build(spec, "mse")
+    X, Y = data(spec, "mse", 5)
+    actor, fast_engine = ActorEngine(), FastEngine()
+    optimizers = optimizer(opt), optimizer(opt)
+    for step in range(3):
+        for net, engine, o in zip((a, f), (actor, fast_engine), optimizers):
+            P = engine.forward(net, X)
+            engine.backward(net, P - Y)  # accumulates on top of the last step's gradients
+            engine.backward(net, P - Y)
+            engine.update(net, o, 0.05, 1e-3, 1e-2)
+            if step == 1 and net.connections:  # changes between calls are seen by the next call
+                net.set_weight(net.connections[0].source, net.connections[0].target, 0.3)
+                net.connections[-1].grad = 0.0
+        assert_same_network(a, f)
+
+
+def test_the_same_seed_gives_the_same_fast_trace_bit_for_bit():
+    def run():
+        net = sn.Network.layered([2, 6, 5, 1], output="sigmoid", seed=3)
+        net.connect("x1", "y0", weight=0.2)
+        X = np.random.default_rng(0).normal(size=(20, 2))
+        log = EventLog()
+        net.train(X, (X[:, :1] > 0).astype(float), steps=5, lr=0.3, loss="bce", optimizer="adam",
+                  batch_size=7, engine="fast", recorder=log, l2=1e-3)
+        return [(e.seq, e.kind, e.neuron, e.source, e.target,
+                 {k: v.tobytes() if isinstance(v, np.ndarray) else v for k, v in e.data.items()})
+                for e in log.events]
+    assert run() == run()
+
+
+def test_user_code_between_steps_sees_and_changes_the_live_network():
+    net = sn.Network.layered([2, 3, 1], seed=1)
+    X = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[1.0], [1.0], [0.0]])
+    seen = []
+
+    def before_step(net, step):
+        seen.append(net.connection("h1_0", "y0").weight)
+        if step == 3:
+            net.connection("h1_0", "y0").weight = 2.0  # a plain assignment, not through a method
+
+    def progress(step, loss):
+        seen.append(net.connection("h1_0", "y0").weight)
+
+    net.train(X, Y, steps=4, lr=0.1, engine="fast", before_step=before_step, progress=progress)
+    reference = sn.Network.layered([2, 3, 1], seed=1)
+    expected = []
+    reference.train(X, Y, steps=4, lr=0.1, before_step=lambda net, step: (
+        expected.append(net.connection("h1_0", "y0").weight),
+        step == 3 and setattr(net.connection("h1_0", "y0"), "weight", 2.0)),
+        progress=lambda step, loss: expected.append(reference.connection("h1_0", "y0").weight))
+    assert np.allclose(seen, expected, rtol=1e-12, atol=0)
+    assert seen[4] != 2.0 and abs(seen[5] - 2.0) < 0.5  # step 3 trained from the assigned weight
