@@ -64,15 +64,15 @@ def main(argv=None):
 def _error_line(error, subject):
     """'<file>: <where>: <why>' for `error`, on one line.
 
-    Errors that carry no file are about `subject` (what was given on the
-    command line), or about the path their message starts with.
+    Errors that carry no file are about the path their message starts with,
+    or else about `subject` (what was given on the command line).
     """
     if isinstance(error, (ScenarioError, BadInput)):
         file, where, why = error.file, error.where, error.why
     else:
         file, where, why = subject, "trace" if isinstance(error, TraceError) else "input", str(error)
         head, sep, rest = why.partition(": ")
-        if sep and head.startswith(str(subject)):
+        if sep and (os.sep in head or Path(head).exists()):
             file, why = head, rest
     return " ".join(f"{file}: {where}: {why}".split())
 
@@ -263,8 +263,10 @@ def _staging(target):
     target = Path(target)
     if not target.resolve().name:
         raise BadInput(target, "-o", "is a root directory; expected a directory for the run")
-    if target.exists() or target.is_symlink():
-        if not target.is_dir() or target.is_symlink():
+    if target.is_symlink():
+        raise BadInput(target, "-o", "is a symbolic link; expected a directory for the run")
+    if target.exists():
+        if not target.is_dir():
             raise BadInput(target, "-o", "exists and is not a directory; expected a directory for the run")
         if any(target.iterdir()) and not _is_run_dir(target):
             raise BadInput(target, "-o", "exists and is not a simnet run directory; refusing to replace it "

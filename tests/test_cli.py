@@ -112,6 +112,45 @@ def test_the_same_run_twice_records_the_same_events(tmp_path, capsys):
     assert list(a.network_at(305).to_networkx().edges(data=True)) == list(b.network_at(305).to_networkx().edges(data=True))
 
 
+@pytest.mark.parametrize("name,steps", [("growing", 303), ("symmetry_broken", 202)])
+def test_a_replayed_scripted_run_equals_the_live_one_bit_for_bit(tmp_path, capsys, name, steps):
+    from simnet.scenario import execute, load
+    out = tmp_path / name
+    assert run(capsys, "run", SCENARIOS / f"{name}.toml", "-o", out, "--steps", steps, "--no-gif", "-q")[0] == 0
+    live = execute(load(SCENARIOS / f"{name}.toml").with_overrides(steps=steps)).network
+    replayed = sn.open_trace(out).network_at(steps)
+    assert [(c.key, c.weight) for c in replayed.connections] == [(c.key, c.weight) for c in live.connections]
+    assert [(n.name, n.bias) for n in replayed.neurons.values()] == [(n.name, n.bias) for n in live.neurons.values()]
+
+
+def test_the_fast_engine_and_the_message_detail_come_from_the_scenario_or_the_command_line(tmp_path, capsys):
+    text = XOR.read_text().replace("every = 20", 'every = 20\ndetail = "messages"')
+    (tmp_path / "detailed.toml").write_text(text)
+    assert run(capsys, "run", tmp_path / "detailed.toml", "-o", tmp_path / "m", "--steps", 3, "--no-gif", "-q")[0] == 0
+    detailed = sn.open_trace(tmp_path / "m")
+    assert detailed.detail == "messages" and list(detailed.events(step=2, kind="message"))
+    assert run(capsys, "run", XOR, "-o", tmp_path / "f", "--steps", 30, "--engine", "fast", "--no-gif", "-q")[0] == 0
+    assert run(capsys, "run", XOR, "-o", tmp_path / "a", "--steps", 30, "--no-gif", "-q")[0] == 0
+    fast, actor = (json.loads((tmp_path / d / "summary.json").read_text()) for d in ("f", "a"))
+    assert fast["engine"] == "fast" and fast["loss"] == pytest.approx(actor["loss"], rel=1e-12)
+
+
+def test_a_run_that_fails_while_writing_leaves_the_old_run_alone(tmp_path, capsys, monkeypatch):
+    from simnet import render
+    from simnet.errors import TraceError
+    out = tmp_path / "xor"
+    assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "--no-gif", "-q")[0] == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    def broken(*args, **kwargs):
+        raise TraceError(f"{out}: disk full")
+    monkeypatch.setattr(render, "render_run", broken)
+    code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 9, "--no-gif", "-q")
+    assert code == 2 and stderr == f"simnet: error: {out}: trace: disk full\n"
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert leftovers(tmp_path) == []
+
+
 def test_scripted_actions_are_in_the_trace(tmp_path, capsys):
     out = tmp_path / "grow"
     assert run(capsys, "run", SCENARIOS / "growing.toml", "-o", out, "--steps", 302, "--no-gif", "-q")[0] == 0
