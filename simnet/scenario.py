@@ -80,9 +80,9 @@ class _Table:
         values = self.get(key, _is_array_of_tables, [])
         return [_Table(self.file, f"{self.where(key)}[{i}]", v) for i, v in enumerate(values)]
 
-    def finish(self, allowed=None):
+    def finish(self):
         """Raise for the first key that was not read (an unknown key)."""
-        allowed = sorted(allowed or self.used)
+        allowed = sorted(self.used)
         for key in self.table:
             if key not in self.used:
                 close = difflib.get_close_matches(key, allowed, n=1)
@@ -238,15 +238,10 @@ class NetworkSpec:
         return [n.name for n in self.neurons if n.role == role]
 
     def operations(self, seed):
-        """(key path, callable) pairs that build the network, then ("", callable) returning it."""
+        """(key path, callable) pairs that build the network; the last callable returns it."""
         if self.layers:
-            holder = {}
-
-            def layered():
-                holder["net"] = Network.layered(list(self.layers), hidden=self.hidden, output=self.output,
-                                                seed=seed, init=self.init)
-            yield "network.layers", layered
-            yield "", lambda: holder["net"]
+            yield "network.layers", lambda: Network.layered(list(self.layers), hidden=self.hidden,
+                                                            output=self.output, seed=seed, init=self.init)
             return
         net = Network(seed=seed, init=self.init)
         for i, n in enumerate(self.neurons):
@@ -683,7 +678,7 @@ def _parse_action(t, index, steps):
     label = t.get("label", string, None)
     spec = ACTIONS[kind]
     params = {key: t.get(key, check, default) for key, (check, default) in spec.keys.items()}
-    t.finish(allowed={"at", "action", "label", *spec.keys})
+    t.finish()
     return Action(index, at, kind, params, label or spec.label(params))
 
 
