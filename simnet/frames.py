@@ -37,6 +37,7 @@ SURFACE_GRID = 64  # probe points per side for the decision surface
 HEAT_STRIDE = 4  # every 4th probe point per side makes a node's 16x16 heatmap
 PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it shows
 MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
+WIDE_EDGES = 400  # up to this many connections the thickest line is MAX_WIDTH
 SATURATE = 95  # percentile of the probed values that gets the darkest colour
 
 
@@ -163,6 +164,8 @@ class Film:
                 np.isnan(previous.weight) | np.isnan(f.weight), 0.0, f.weight - previous.weight)
             previous = f
         self.scales = self._scales()
+        # thousands of connections drawn thick would hide each other (and take long to draw)
+        self.thickest = max(1.0, MAX_WIDTH * min(1.0, math.sqrt(WIDE_EDGES / max(E, 1))))
         self.surface_norm = self._surface_norm() if self.probing else None
 
     def _scales(self):
@@ -235,12 +238,12 @@ class Film:
         if kind == "activations":
             node_color = _colours(VALUES, _symmetric(s["activation"]), f.activation)
             edge_color = np.array([to_rgba(POSITIVE, 0.85), to_rgba(NEGATIVE, 0.85)])[(f.weight < 0).astype(int)]
-            edge_width = _widths(f.weight, s["weight"], f.edge_shown)
+            edge_width = _widths(f.weight, s["weight"], f.edge_shown, self.thickest)
         else:
             node_color = _colours(GRADIENTS, _square_root(s["gradient"]), f.gradient)
             norm = _square_root(s["change"])
             edge_color = CHANGES(norm(f.change))
-            edge_width = _widths(2 * norm(f.change) - 1, 1.0, f.edge_shown)
+            edge_width = _widths(2 * norm(f.change) - 1, 1.0, f.edge_shown, self.thickest)
         look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width)
         if kind == "activations" and f.outputs is not None:
             norm = _symmetric(s["activation"])
@@ -338,7 +341,7 @@ def _colours(cmap, norm, values):
     return out
 
 
-def _widths(values, scale, shown):
+def _widths(values, scale, shown, thickest=MAX_WIDTH):
     """Line widths for |values| up to `scale`, in steps of half a point (steady lines compress well in a GIF)."""
-    w = MIN_WIDTH + (MAX_WIDTH - MIN_WIDTH) * np.minimum(np.abs(np.nan_to_num(values)) / scale, 1.0)
+    w = MIN_WIDTH + (thickest - MIN_WIDTH) * np.minimum(np.abs(np.nan_to_num(values)) / scale, 1.0)
     return np.where(shown, np.maximum(np.round(w * 2) / 2, MIN_WIDTH), 0.0)
