@@ -323,6 +323,7 @@ def test_render_run_writes_the_gifs_and_the_loss_plot(tmp_path):
     out = tmp_path / "pictures"
     out.mkdir()
     calls = []
+    stored = (tmp_path / "run" / "trace.sqlite").read_bytes()
     with trace:
         written = render_run(trace, out, data=data, progress=lambda done, total: calls.append((done, total)))
         frames = len(trace.steps)
@@ -331,6 +332,16 @@ def test_render_run_writes_the_gifs_and_the_loss_plot(tmp_path):
     assert calls == [(i, 2 * frames) for i in range(1, 2 * frames + 1)]
     with Image.open(out / "loss.png") as im:
         assert im.size == (800, 400)
+    assert (tmp_path / "run" / "trace.sqlite").read_bytes() == stored  # drawing only reads
+
+
+def test_probing_for_heatmaps_changes_no_snapshot():
+    _, builder, _, data = recorded_run(steps=4, every=2)
+    graphs = snapshots(builder)
+    before = [(dict(G.graph), list(G.nodes(data=True)), list(G.edges(data=True))) for G in copy.deepcopy(graphs)]
+    film = Film(graphs, data=data)
+    assert all(f.outputs is not None for f in film.frames)
+    assert [(dict(G.graph), list(G.nodes(data=True)), list(G.edges(data=True))) for G in graphs] == before
 
 
 def test_loss_plot_marks_each_scripted_action_with_its_label():
