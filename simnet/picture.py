@@ -125,8 +125,11 @@ class Stamp:
             image, left, descent, advance = self._glyph(char)
             h, w = image.shape[:2]
             top, col = int(round(baseline + descent)) - h, int(round(x + left))
-            region = pixels[top:top + h, col:col + w, :3]
-            region[...] = region * (255 - image) // 255
+            # a glyph beyond the frame's edge is cut off there (a long title on a narrow frame)
+            y0, x0 = max(top, 0), max(col, 0)
+            y1, x1 = max(min(top + h, pixels.shape[0]), y0), max(min(col + w, pixels.shape[1]), x0)
+            region = pixels[y0:y1, x0:x1, :3]
+            region[...] = region * (255 - image[y0 - top:y1 - top, x0 - col:x1 - col]) // 255
             x += advance
 
 
