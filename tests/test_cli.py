@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 import simnet as sn
 from simnet.cli import main
@@ -67,6 +68,14 @@ def test_run_with_gifs_and_checked_expectations(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["expectations"]["passed"] is True and summary["accuracy"] is None
     assert "accuracy" not in stdout.splitlines()[0]
+
+
+@pytest.mark.parametrize("name", ["perceptron", "sine"])
+def test_gifs_of_networks_without_hidden_layers_and_of_regression(tmp_path, capsys, name):
+    out = tmp_path / name
+    assert run(capsys, "run", SCENARIOS / f"{name}.toml", "-o", out, "--steps", 20, "-q")[0] == 0
+    for gif in ("activations.gif", "weights.gif"):
+        assert Image.open(out / gif).n_frames == len(sn.open_trace(out).steps)
 
 
 def test_quiet_run_prints_nothing(tmp_path, capsys):
