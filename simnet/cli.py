@@ -473,21 +473,10 @@ def cmd_replay(args):
                 step = trace.last_step
             out = Path(args.output) if args.output else run_dir / f"{kind}.gif"
             with _bar(show, None, kind, "frame") as bar, _partial_file(out) as temp:
-                render_gif(trace, kind, temp, step=step, data=_recorded_data(trace),
-                           progress=_frames(bar))
+                render_gif(trace, kind, temp, step=step, progress=_frames(bar))
     if not args.quiet:
         print(f"wrote {out}")
     return 0
-
-
-def _recorded_data(trace):
-    """The data set of the scenario `trace` recorded (None if there is none or it cannot be rebuilt)."""
-    from .scenario import recorded
-    try:
-        scenario = recorded(trace.metadata)
-        return scenario.dataset() if scenario is not None else None
-    except SimnetError:
-        return None
 
 
 def cmd_inspect(args):
