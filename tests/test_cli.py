@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -110,6 +111,11 @@ def test_overrides_change_the_run(tmp_path, capsys):
     assert (summary["steps"], summary["seed"], summary["engine"]) == (8, 99, "actor")
     trace = sn.open_trace(out)
     assert trace.metadata["overrides"] == {"steps": 8, "seed": 99, "engine": "actor"}
+    # what replay draws under the decision surface: the data of the run, not of the file's seed
+    from simnet.scenario import load, recorded
+    again = recorded(trace.metadata)
+    assert (again.seed, again.training.steps) == (99, 8)
+    assert np.array_equal(again.dataset()[0], load(XOR).with_overrides(seed=99).dataset()[0])
 
 
 def test_the_same_run_twice_records_the_same_events(tmp_path, capsys):
