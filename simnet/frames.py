@@ -6,7 +6,7 @@ into arrays over every neuron and connection that appears in any of them,
 lays them out once (:class:`simnet.layout.Layout`), and fixes each colour
 scale over the whole sequence, so a colour means the same number in every
 frame.  ``film.picture(kind)`` builds the figure for a kind of animation and
-``film.look(i, kind)`` the colours of frame i.
+``film.look(i, kind, picture)`` the colours of frame i.
 
 Colour meaning, everywhere: red is positive, blue is negative, white (or
 grey for connections) is zero.  Connections in the activations picture are
@@ -19,6 +19,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import FuncNorm, LinearSegmentedColormap, Normalize, TwoSlopeNorm, to_rgba
 
+from .errors import SimnetError
 from .layout import Layout
 from .picture import Bar, Look, Picture, Surface
 
@@ -47,14 +48,11 @@ class Frame:
     step: int
     loss: float
     accuracy: float
-    lr: float
     node_shown: np.ndarray
     edge_shown: np.ndarray
     activation: np.ndarray
     gradient: np.ndarray
     weight: np.ndarray
-    delta: np.ndarray
-    message: np.ndarray
     outputs: np.ndarray = None  # (N, g, g) float32 neuron outputs over the input plane, or None
     change: np.ndarray = None  # weight change since the previous frame (filled in by Film)
 
@@ -75,9 +73,8 @@ class Film:
         self.frames = []
         self.data = data
         self.extent = _extent(data)
-        graphs = list(snapshots) if not isinstance(snapshots, list) else snapshots
+        graphs = list(snapshots)
         if not graphs:
-            from .errors import SimnetError
             raise SimnetError("no snapshots to draw: the run recorded no steps")
         self.probing = all(_probeable(G) for G in graphs)
         for G in graphs:
@@ -117,9 +114,8 @@ class Film:
         node_shown, edge_shown = np.zeros(N, bool), np.zeros(E, bool)
         node_shown[node], edge_shown[edge] = True, True
         frame = Frame(int(G.graph.get("step", len(self.frames))), _number(G.graph.get("loss")),
-                      _number(G.graph.get("accuracy")), _number(G.graph.get("lr")), node_shown, edge_shown,
-                      on_nodes("activation"), on_nodes("gradient"), on_edges("weight"), on_edges("delta"),
-                      on_edges("message"))
+                      _number(G.graph.get("accuracy")), node_shown, edge_shown,
+                      on_nodes("activation"), on_nodes("gradient"), on_edges("weight"))
         if self.probing:
             frame.outputs = self._probe(G, node)
         self.frames.append(frame)
@@ -154,8 +150,7 @@ class Film:
                 setattr(f, name, _pad(getattr(f, name), N if name == "node_shown" else E, False))
             for name in ("activation", "gradient"):
                 setattr(f, name, _pad(getattr(f, name), N, np.nan))
-            for name in ("weight", "delta", "message"):
-                setattr(f, name, _pad(getattr(f, name), E, np.nan))
+            f.weight = _pad(f.weight, E, np.nan)
             if f.outputs is not None and len(f.outputs) < N:
                 f.outputs = np.concatenate([f.outputs, np.full((N - len(f.outputs),) + f.outputs.shape[1:], np.nan,
                                                                dtype=np.float32)])
@@ -182,7 +177,7 @@ class Film:
 
     # ---- drawing ---------------------------------------------------------
 
-    def picture(self, kind, **extra):
+    def picture(self, kind):
         """The figure for `kind` ("activations" or "weights"), built once for every frame."""
         positions = self.layout.positions()
         s = self.scales
@@ -190,24 +185,24 @@ class Film:
             bars = [Bar("activation (batch mean)", VALUES, _symmetric(s["activation"]))]
             legend = [("weight > 0", {"color": POSITIVE, "linewidth": 2.5}),
                       ("weight < 0", {"color": NEGATIVE, "linewidth": 2.5}),
-                      (f"width: |weight|, thickest {s['weight']:g}", {"color": "#777777", "linewidth": 4})]
+                      (f"width ~ |weight|, max {s['weight']:g}", {"color": "#777777", "linewidth": 4})]
             surface = self._surface() if self.probing else None
             heat = self.probing
             caption = "squares: each neuron's output over the input plane; frame: its batch-mean activation"
         elif kind == "weights":
             bars = [Bar("weight change since previous frame", CHANGES, _square_root(s["change"])),
                     Bar("gradient dL/dz (batch mean)", GRADIENTS, _square_root(s["gradient"]))]
-            legend = [(f"width: |change|, thickest {s['change']:g}", {"color": "#777777", "linewidth": 4})]
+            legend = [(f"width ~ |change|, max {s['change']:g}", {"color": "#777777", "linewidth": 4})]
             surface, heat, caption = None, False, ""
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
-                       heat_possible=heat, heat_caption=caption, **extra)
+                       heat_possible=heat, heat_caption=caption)
 
     def _surface(self):
         outputs = [n for n in self.nodes if self.roles[n] == "output"]
         inputs = [n for n in self.nodes if self.roles[n] == "input"]
-        title = f"{outputs[0]} over the inputs" if len(outputs) == 1 else f"{outputs[-1]} − max(other outputs)"
+        title = f"{outputs[0]} over the inputs" + (f" (first of {len(outputs)} outputs)" if len(outputs) > 1 else "")
         points = None
         if self.data is not None:
             X, Y = self.data
@@ -215,8 +210,7 @@ class Film:
         return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]))
 
     def _surface_norm(self):
-        outputs = [n for n in self.nodes if self.roles[n] == "output"]
-        fn = self.fns.get(outputs[0]) if len(outputs) == 1 else None
+        fn = self.fns.get(self._first_output())
         if fn == "sigmoid":
             return TwoSlopeNorm(0.5, 0.0, 1.0)
         if fn == "tanh":
@@ -224,12 +218,12 @@ class Film:
         values = np.abs(np.concatenate([self._surface_values(f).ravel() for f in self.frames]))
         return _symmetric(_nice(float(np.percentile(values[np.isfinite(values)], SATURATE))))
 
+    def _first_output(self):
+        return next(n for n in self.nodes if self.roles[n] == "output")
+
     def _surface_values(self, frame):
-        outs = [self._node[n] for n in self.nodes if self.roles[n] == "output"]
-        values = frame.outputs[outs].astype(float)
-        if len(outs) == 1:
-            return values[0]
-        return values[-1] - np.max(values[:-1], axis=0)
+        """The first output over the probed plane, (g, g)."""
+        return frame.outputs[self._node[self._first_output()]].astype(float)
 
     def look(self, i, kind, picture):
         """The colours of frame i for `picture` (built by ``self.picture(kind)``)."""
@@ -287,11 +281,8 @@ def _extent(data):
 
 
 def _classes(Y):
-    """True for the positive class of each sample: label above 0.5 (0/1 labels), above 0 (±1) or the last one-hot."""
-    Y = np.asarray(Y, float)
-    if Y.ndim == 2 and Y.shape[1] > 1:
-        return Y.argmax(axis=1) == Y.shape[1] - 1
-    y = Y.ravel()
+    """True where the first target column is positive: above 0.5 for 0/1 labels, above 0 for ±1 (or values)."""
+    y = np.asarray(Y, float).reshape(len(Y), -1)[:, 0]
     return y > (0.5 if y.min() >= 0 else 0.0)
 
 

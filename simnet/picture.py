@@ -30,6 +30,7 @@ RING = 3  # pixels of node colour around a heatmap tile
 TEXT_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8)  # where along an edge its text may go
 TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 92, 250
 TITLE_PT, TITLE_BASELINE = 12, 28
+MIN_WIDTH_PX = 600
 
 
 @dataclass
@@ -174,6 +175,8 @@ def geometry(positions, *, heat_possible, surface, bars):
     net_w = int(gaps * column_px + 150)  # room left of the inputs and for the labels right of the outputs
     net_h = rows * row_px + 16
     width = int(net_w + (SURFACE_PX + 40 if surface is not None else 0) + BAR_PX * len(bars))
+    if width < MIN_WIDTH_PX:  # room for the title and the legend: the network spreads out
+        net_w, width = net_w + MIN_WIDTH_PX - width, MIN_WIDTH_PX
     height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface is not None else 0, 260) + BOTTOM_PX)
     return Geometry(rows, len(xs), row_px, column_px, node_px, font_pt, labels, heat,
                     width + width % 2, height + height % 2, {"net_w": net_w, "net_h": net_h})
