@@ -11,7 +11,8 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
 ``meta(key, value)``
     run metadata, each value JSON: version, schema, start_time, end_time,
     detail, every, keyframe_every, seed, config (what run_begin said),
-    scenario_text, end_reason, last_step, and whatever the caller added.
+    scenario_text, runs ([first, last] step of each run), end_reason,
+    last_step, and whatever the caller added.
 ``kinds(code, phase, kind, subject, v1, v2, v3)``
     one row per event kind; ``subject`` says whether ``events.subject`` is a
     neuron or a connection id, ``v1..v3`` name what the value columns hold.
@@ -258,6 +259,7 @@ class Recorder:
         self._neuron_id, self._connection_id = {}, {}
         self._next_neuron = self._next_connection = 1
         self._announced = None
+        self._runs = []  # [first step, last step] of each run recorded
         self._reset_buffers()
         self._first_seq = {}   # step -> first seq seen for it
         self._open_step = None  # [step, first_seq, lr, batch_size, loss, accuracy] while a step runs
@@ -381,6 +383,7 @@ class Recorder:
         self._fill_means()
         step, first, lr, batch_size, loss, accuracy = self._open_step
         self._open_step = None
+        self._first_seq.pop(step, None)
         self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
@@ -394,7 +397,8 @@ class Recorder:
         self._announced_ids = {}
         self._run_start = e.step
         self._first_seq.setdefault(e.step, e.seq)
-        self._set_meta(seed=e.data.get("seed"), config=e.data, end_reason=None)
+        self._runs.append([e.step, None])
+        self._set_meta(seed=e.data.get("seed"), config=e.data, end_reason=None, runs=self._runs)
         self._on_other(e)
 
     def _on_run_end(self, e):
@@ -407,7 +411,10 @@ class Recorder:
             self._open_step = None
         else:
             self._sql.append((STEP_UPSERT, (e.step, self._first_seq.pop(e.step, e.seq), e.seq) + (None,) * 4 + (1,)))
-        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=_now())
+        if self._runs:
+            self._runs[-1][1] = e.data.get("steps")
+        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=_now(),
+                       runs=self._runs)
         self.close()
 
     def _on_neuron_added(self, e):
@@ -668,6 +675,7 @@ class Trace:
         self.last_step = max(done) if done else None
         if first_keyframe is None or self.last_step is None:
             self.first_step = self.last_step = None
+        self.steps = self._snapshot_steps()
         self._cursor = None  # (step, NetworkState) of the last replay, to go on from
 
     def __repr__(self):
@@ -695,16 +703,11 @@ class Trace:
             return "incomplete: no step was recorded"
         return f"incomplete: the recording stopped after step {self.last_step}"
 
-    @property
-    @_guard
-    def steps(self):
+    def _snapshot_steps(self):
         if self.last_step is None:
             return []
         # each run's start and last step, like a live SnapshotBuilder
-        bounds = {step for step, in self._db.execute(
-            "SELECT CASE kind WHEN ? THEN step ELSE v1 END FROM events WHERE kind IN (?, ?)",
-            (self._codes.code["init", "run_begin"], self._codes.code["init", "run_begin"],
-             self._codes.code["end", "run_end"])) if step is not None}
+        bounds = {step for run in self.metadata.get("runs") or () for step in run if step is not None}
         every = {step for step, (_, _, done) in self._step_ranges.items() if done and step % self.every == 0}
         found = {self.first_step, self.last_step} | bounds | every
         return sorted(s for s in found if self.first_step <= s <= self.last_step)

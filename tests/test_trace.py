@@ -58,9 +58,10 @@ def recorded_run(directory, steps=16, detail="updates", keyframe_every=4, every=
     return net, live, builder, history
 
 
-@pytest.mark.parametrize("detail", ["updates", "messages"])
-def test_network_at_is_bit_identical_to_the_live_network_after_every_step(tmp_path, detail):
-    net, live, builder, _ = recorded_run(tmp_path, detail=detail)
+@pytest.mark.parametrize("detail, engine", [("updates", "actor"), ("messages", "actor"), ("updates", "fast"),
+                                            ("messages", "fast")])
+def test_network_at_is_bit_identical_to_the_live_network_after_every_step(tmp_path, detail, engine):
+    net, live, builder, _ = recorded_run(tmp_path, detail=detail, engine=engine)
     trace = sn.open_trace(tmp_path)
     assert trace.complete and trace.end_reason == "complete"
     assert (trace.first_step, trace.last_step) == (0, 16)
@@ -73,8 +74,9 @@ def test_network_at_is_bit_identical_to_the_live_network_after_every_step(tmp_pa
     trace.close()
 
 
-def test_snapshots_equal_the_live_builders(tmp_path):
-    _, _, builder, _ = recorded_run(tmp_path, every=1)
+@pytest.mark.parametrize("engine", ["actor", "fast"])
+def test_snapshots_equal_the_live_builders(tmp_path, engine):
+    _, _, builder, _ = recorded_run(tmp_path, every=1, engine=engine)
     with sn.open_trace(tmp_path / "trace.sqlite") as trace:
         assert trace.steps == sorted(builder.snapshots)
         for step in trace.steps:
@@ -173,16 +175,21 @@ def test_batched_events_write_the_same_trace_as_single_events(tmp_path):
 def test_a_run_continued_with_the_same_recorder_replays_across_both(tmp_path):
     X, Y = xor_data()
     net = sn.Network.layered([2, 3, 1], seed=8)
-    recorder = sn.Recorder(tmp_path, keyframe_every=3)
+    recorder = sn.Recorder(tmp_path, keyframe_every=3, every=4)
+    builder = SnapshotBuilder(every=4)
+    net.bus.subscribe(builder, kinds=builder.kinds)
     live = {0: net.copy()}
     keep = lambda step, loss: live.__setitem__(step, net.copy())  # noqa: E731
-    net.train(X, Y, steps=4, lr=0.1, recorder=recorder, progress=keep)
-    net.train(X, Y, steps=4, lr=0.2, recorder=recorder, progress=keep, before_step=grow_and_prune)
+    net.train(X, Y, steps=6, lr=0.1, recorder=recorder, progress=keep, before_step=grow_and_prune)
+    net.train(X, Y, steps=9, lr=0.2, recorder=recorder, progress=keep, before_step=grow_and_prune)
     trace = sn.open_trace(tmp_path)
-    assert trace.complete and trace.last_step == 8 and trace.steps == list(range(9))
-    for step in range(9):
+    assert trace.complete and trace.last_step == 15
+    assert trace.steps == sorted(builder.snapshots) == [0, 4, 6, 8, 12, 15]
+    for step in range(16):
         assert parameters(trace.network_at(step)) == parameters(live[step])
-    assert trace.history()["step"].tolist() == list(range(1, 9))
+    for step, G in trace.snapshots():
+        assert same_graph(G, builder.snapshots[step])
+    assert trace.history()["step"].tolist() == list(range(1, 16))
 
 
 def test_ctrl_c_ends_at_a_step_boundary_and_keeps_everything(tmp_path):
