@@ -218,8 +218,7 @@ class Recorder:
         self.kinds = kinds_for(detail)
         self._create(scenario_text, dict(metadata or {}))
         self._handlers = {
-            "fire": self._on_fire, "message": self._on_message,
-"bias_update": self._on_bias_update,
+            "fire": self._on_fire, "message": self._on_message, "bias_update": self._on_bias_update,
             "step_begin": self._on_step_begin, "loss": self._on_loss, "step_end": self._on_step_end,
             "run_begin": self._on_run_begin, "run_end": self._on_run_end,
             "neuron_added": self._on_neuron_added, "neuron_removed": self._on_neuron_removed,
@@ -275,7 +274,7 @@ class Recorder:
     def _reset_buffers(self):
         self._rows = []            # events rows, in seq order
         self._payloads = []        # (seq, data JSON, samples)
-        self._pending_means = []   # (rows, columns): rows waiting for batch means of their vectors
+        # fire and message rows wait for the step's end to get their batch means all at once
         self._fire_rows, self._fire_columns = [], ([], [])
         self._message_rows, self._message_columns = [], ([],)
         self._sql = []             # (statement, parameters) for the topology and step tables
@@ -359,7 +358,7 @@ class Recorder:
             (self.state.weight if kind == "weight_update" else self.state.bias).update(
                 zip(keys if kind == "weight_update" else names, new))
             return
-        fields = LAYOUT[code - 1][3]
+        fields = self._codes.layout[code][3]
         columns = [np.asarray(batch.data[f], dtype=np.float64) for f in fields]
         means = [batch_means(c) for c in columns] + [repeat(None)] * (3 - len(columns))
         self._rows.extend(zip(seqs, steps, repeat(code), subjects, *means))
