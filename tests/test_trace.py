@@ -241,3 +241,14 @@ def test_a_recorder_that_heard_nothing_leaves_an_incomplete_trace(tmp_path):
     assert trace.status == "incomplete: no step was recorded"
     with pytest.raises(sn.TraceError):
         trace.network_at(0)
+
+
+@pytest.mark.parametrize("samples, kept", [(None, False), (True, True), (False, False)])
+def test_per_sample_vectors_are_kept_for_small_batches_or_when_asked(tmp_path, samples, kept):
+    X, Y = xor_data(samples=70)  # more than SAMPLE_LIMIT
+    net = sn.Network.layered([2, 2, 1], seed=1)
+    net.train(X, Y, steps=2, lr=0.1, recorder=sn.Recorder(tmp_path, detail="messages", samples=samples))
+    fires = list(sn.open_trace(tmp_path).events(step=2, kind="fire"))
+    assert fires and all(("z_samples" in e or "dL_da_samples" in e) == kept for e in fires)
+    if kept:
+        assert all(len(e.get("z_samples", e.get("dL_da_samples"))) == 70 for e in fires)
