@@ -680,6 +680,10 @@ class Trace:
     def __repr__(self):
         return f"Trace({str(self.path)!r}, steps {self.first_step}..{self.last_step}, {self.status})"
 
+    def _repr_png_(self):
+        from .render import trace_png  # matplotlib loads only when a notebook asks for the picture
+        return trace_png(self)
+
     def __enter__(self):
         return self
 

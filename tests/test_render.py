@@ -344,6 +344,18 @@ def test_probing_for_heatmaps_changes_no_snapshot():
     assert [(dict(G.graph), list(G.nodes(data=True)), list(G.edges(data=True))) for G in graphs] == before
 
 
+def test_a_trace_shows_its_last_step_as_a_png_in_notebooks(tmp_path):
+    builder, trace, data = growing_run(tmp_path)
+    with trace:
+        png = trace._repr_png_()
+        last = trace.steps[-1]
+    with Image.open(io.BytesIO(png)) as im:
+        shown = np.asarray(im.convert("RGB"))
+    film = Film([builder.snapshots[last]])
+    picture = film.picture("activations")
+    assert np.array_equal(shown, picture.draw(film.look(0, "activations", picture)))
+
+
 def test_loss_plot_marks_each_scripted_action_with_its_label():
     history = {"step": np.arange(1, 21), "loss": np.linspace(1, 0.1, 20), "accuracy": np.linspace(0.5, 1, 20)}
     actions = [{"step": 6, "action": "add_neuron", "label": "add h_new"},
