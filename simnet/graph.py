@@ -23,7 +23,7 @@ class Neuron:
     """One neuron: z = Σ inbox + b, a = f(z); backward dL/dz = dL/da · f'(z)."""
 
     __slots__ = ("name", "role", "bias", "bias_grad", "value", "z", "dL_da", "dL_dz",
-                 "incoming", "outgoing", "inbox", "_activation")
+                 "incoming", "outgoing", "inbox", "received", "received_along", "_activation")
 
     def __init__(self, name, role, activation, bias):
         self.name, self.role, self.bias = name, role, bias
@@ -44,12 +44,14 @@ class Neuron:
     def fire_forward(self, batch_size):
         """z = Σ w·x over the inbox + b, a = f(z); returns a, to be sent along every outgoing connection.
 
-        The inbox holds one message (w, x) per incoming connection: the value x
-        its source sent and the connection's weight w, so that it carries x·w.
+        The inbox holds one message (w, x, connection) per incoming connection: the
+        value x its source sent, along the connection, whose weight w makes it x·w.
+        The neuron keeps the x it received for the backward sweep (dL/dw = dL/dz · x).
         """
         if self.inbox:
-            weights, values = zip(*self.inbox)
-            z = self.bias + np.dot(weights, values)
+            weights, values, self.received_along = zip(*self.inbox)
+            self.received = np.array(values)
+            z = self.bias + np.dot(weights, self.received)
         else:
             z = self.bias + np.zeros(batch_size)
         a = self._activation.f(z)
@@ -60,13 +62,13 @@ class Neuron:
         """dL/da = Σ w·δ over the inbox, dL/dz = dL/da · f'(z); returns dL/dz, to be sent back along
         every incoming connection.
 
-        The inbox holds one message (w, δ) per outgoing connection: δ = dL/dz of its
-        target and the connection's weight w.  Along the way each incoming connection
-        accumulates dL/dw = dL/dz · a_source and the neuron dL/db = dL/dz, both summed
-        over the batch.
+        The inbox holds one message (w, δ, connection) per outgoing connection: δ =
+        dL/dz of its target, w the connection's weight.  Along the way each incoming
+        connection accumulates dL/dw = dL/dz · x, x what came along it forward, and
+        the neuron dL/db = dL/dz, both summed over the batch.
         """
         if self.inbox:
-            weights, deltas = zip(*self.inbox)
+            weights, deltas, _ = zip(*self.inbox)
             dL_da = np.dot(weights, deltas)
         else:
             dL_da = np.zeros(batch_size)
@@ -74,8 +76,7 @@ class Neuron:
         self.dL_da, self.dL_dz = dL_da, dL_dz
         self.bias_grad += float(dL_dz.sum())
         if self.incoming:
-            a_sources = np.array([c.source.value for c in self.incoming])
-            for c, dL_dw in zip(self.incoming, (a_sources @ dL_dz).tolist()):
+            for c, dL_dw in zip(self.received_along, (self.received @ dL_dz).tolist()):
                 c.grad += dL_dw
         return dL_dz
 
@@ -86,7 +87,7 @@ class Neuron:
 class Connection:
     """A weighted edge source -> target; carries a·w forward and dL/dz·w back.
 
-    A message travels as the pair (w, value): the engine hands the target (or,
+    A message travels as (w, value, connection): the engine hands the target (or,
     backward, the source) the connection's weight along with what was sent.
     """
 

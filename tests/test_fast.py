@@ -291,17 +291,17 @@ def test_without_messages_the_fast_engine_emits_whole_phases_with_the_actors_num
 
 def test_every_kind_of_wave_is_compiled():
     net = sn.Network(seed=0)
-    for i in range(10):
+    for i in range(60):
         net.add_neuron(f"x{i}", role="input")
-    for i in range(10):
-        net.connect(f"x{i}", net.add_neuron(f"a{i}"))  # 10 of 100 cells: gathered sparsely
+    for i in range(60):
+        net.connect(f"x{i}", net.add_neuron(f"a{i}"))  # 60 of 3,600 cells: gathered sparsely
     for i in range(3):
         net.add_neuron(f"b{i}")
-        for j in range(10):
+        for j in range(60):
             net.connect(f"a{j}", f"b{i}")  # every cell: a view of the weights
     net.add_neuron("y0", role="output")
-    for source in [f"a{j}" for j in range(10)] + ["b0", "b2"]:
-        net.connect(source, "y0")  # 12 of 13 cells: filled each step
+    for source in [f"a{j}" for j in range(60)] + ["b0", "b2"]:
+        net.connect(source, "y0")  # 62 of 63 cells: filled each step
     assert [wave.kind for wave in fast.Compiled(net).waves] == [None, "sparse", "dense", "masked"]
 
 
