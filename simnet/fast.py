@@ -168,13 +168,13 @@ class FastEngine(Engine):
         tell_fire = bus.wants("fire")
         if bus.wants("message"):
             self._tell_messages(bus, step, c, forward, tell_fire)
+            c.handed_out = True  # the events hold rows of this step's matrices: the next step gets new ones
         elif tell_fire and forward:
             bus.emit_batch(step, phase, "fire", neurons=c.fire_names,
-                           data={"z": _pick(c.Z, c.fire_rows), "a": _pick(c.A, c.fire_rows)})
+                           data={"z": _copy(c.Z, c.fire_rows), "a": _copy(c.A, c.fire_rows)})
         elif tell_fire:
             bus.emit_batch(step, phase, "fire", neurons=c.back_names,
-                           data={"dL_da": _pick(c.dA, c.back_rows), "dL_dz": _pick(c.dZ, c.back_rows)})
-        c.handed_out = True  # the events may hold rows of this step's matrices
+                           data={"dL_da": _copy(c.dA, c.back_rows), "dL_dz": _copy(c.dZ, c.back_rows)})
 
     def _tell_messages(self, bus, step, c, forward, tell_fire):
         """Fire and message events neuron by neuron, in the order the actor engine sends them."""
