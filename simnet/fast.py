@@ -23,14 +23,19 @@ neuron in the actor's firing order.
 The arrays are the truth while the engine works.  The Network objects
 (weights, biases, gradients, the neurons' z, value, dL_da, dL_dz) are written
 back after every call, or, inside ``deferred(net)`` (the training loop), only
-when ``sync(net)`` is called: the trainer syncs before it calls user code
-(``before_step``, ``progress``) and when the run ends, so that writing back
-100,000 weights is not paid on every step.  After a sync the engine reads the
-objects again before its next call, so whatever user code changed is seen; a
-topology change (``net.version`` moved) or a changed activation compiles the
-network again, carrying over the optimizer's state of every connection and
-neuron still there.  Subscribers get every number in the events; during a
-deferred run they should read those, not the live objects.
+when they are looked at: the engine tells the network it is ahead
+(``net.defer_to``), and the next reading of ``net.neurons`` or
+``net.connections`` - which every Network method and every way from the
+network to its objects goes through - has it write its numbers back first,
+as does the end of the run.  So a step nobody looks at costs no writing back
+of 100,000 weights, and user code between steps (``before_step``,
+``progress``, a subscriber) sees the objects as the actor engine would leave
+them, as long as it reaches them through the network; an object held from
+before the run can lag behind until then.  After writing back, the engine
+reads the objects again before its next call, so whatever was changed is
+seen; a topology change (``net.version`` moved) or a changed activation
+compiles the network again, carrying over the optimizer's state of every
+connection and neuron still there.
 """
 from contextlib import contextmanager
 
@@ -121,7 +126,7 @@ class FastEngine(Engine):
         return _pick(c.b, c.neuron_rows)
 
     def sync(self, net):
-        """Write the compiled numbers back to the Network objects."""
+        """Write the compiled numbers back to the Network objects, which are the truth from then on."""
         if self.current and self.compiled.net is net:
             self.compiled.store()
             self.current = False
@@ -133,6 +138,7 @@ class FastEngine(Engine):
             yield
         finally:
             self.deferring = False
+            net.catch_up()
             self.sync(net)
 
     # ---- keeping arrays and objects in step ------------------------------------
@@ -141,7 +147,7 @@ class FastEngine(Engine):
         """The compiled network, read again from the objects (or compiled again) when they may have changed."""
         old = self.compiled
         if old is not None and old.net is net and old.version == net.version and (self.current or old.load()):
-            self.current = True
+            self._ahead_of(net)
             return old
         if old is not None and self.current:
             old.store()
@@ -151,8 +157,13 @@ class FastEngine(Engine):
                           _carry(self.state[1], old.neurons, new.neurons))
         else:
             self.state = None
-        self.current = True
+        self._ahead_of(net)
         return new
+
+    def _ahead_of(self, net):
+        self.current = True
+        if self.deferring:
+            net.defer_to(self)  # whoever reads the graph next has the numbers written back first
 
     def _done(self, net, changed):
         # outside a deferred run the objects must be right after every call
@@ -399,14 +410,17 @@ class Compiled:
         self.weights_version += 1
 
     def load(self):
-        """Read weights, biases, gradients and frozen flags from the objects; False if it must compile again."""
+        """Read weights, biases and frozen flags from the objects; False if it must compile again.
+
+        The gradients stay on the objects until something needs them: training
+        zeroes them before every backward sweep anyway.
+        """
         if [n._activation for n in self.neurons] != self.activations:
             return False
         self.w[...] = [c.weight for c in self.connections]
         self.b[...] = [n.bias for n in self.neurons]
         self.weights_changed()
-        self.grad_w = np.array([c.grad for c in self.connections], dtype=float)
-        self.grad_b = np.array([n.bias_grad for n in self.neurons], dtype=float)
+        self.grads_on_objects = True
         frozen = [c.frozen for c in self.connections]
         if frozen != self.frozen:
             self.frozen = frozen
@@ -419,11 +433,17 @@ class Compiled:
 
     def store(self):
         """Write the numbers back to the Network objects."""
-        grad_w, grad_b = self.gradients()
-        for c, w, g in zip(self.connections, self.w.tolist(), grad_w.tolist()):
-            c.weight, c.grad = w, g
-        for n, b, g in zip(self.neurons, self.b.tolist(), grad_b.tolist()):
-            n.bias, n.bias_grad = b, g
+        if self.grads_on_objects:
+            for c, w in zip(self.connections, self.w.tolist()):
+                c.weight = w
+            for n, b in zip(self.neurons, self.b.tolist()):
+                n.bias = b
+        else:
+            grad_w, grad_b = self.gradients()
+            for c, w, g in zip(self.connections, self.w.tolist(), grad_w.tolist()):
+                c.weight, c.grad = w, g
+            for n, b, g in zip(self.neurons, self.b.tolist(), grad_b.tolist()):
+                n.bias, n.bias_grad = b, g
         if self.Z is not None:
             for n, z, a in zip(self.neurons, self.Z, self.A):
                 n.z, n.value = z, a
@@ -434,9 +454,14 @@ class Compiled:
 
     def zero_grad(self):
         self.grad_w = self.grad_b = None
+        self.grads_on_objects = False
 
     def gradients(self):
         """(dL/dw in compiled order, dL/db in row order); zeros after zero_grad."""
+        if self.grads_on_objects:
+            self.grad_w = np.array([c.grad for c in self.connections], dtype=float)
+            self.grad_b = np.array([n.bias_grad for n in self.neurons], dtype=float)
+            self.grads_on_objects = False
         if self.grad_w is None:
             return np.zeros(len(self.connections)), np.zeros(len(self.neurons))
         return self.grad_w, self.grad_b
@@ -468,8 +493,9 @@ class Compiled:
         if self.A is None or buffers.batch != grad_outputs.shape[0]:
             raise SimnetError(f"backward needs a forward sweep of the same batch first "
                               f"(grad_outputs has {grad_outputs.shape[0]} rows)")
+        self.gradients()  # gradients accumulate: take them in from the objects if they are there
         if self.grad_w is buffers.G:
-            self.grad_w = buffers.G.copy()  # gradients accumulate: keep them apart from the buffer
+            self.grad_w = buffers.G.copy()  # and keep them apart from the buffer
         A, dA, dZ, version = buffers.A, buffers.dA, buffers.dZ, self.weights_version
         dA[...] = 0.0
         dA[self.output_rows] = grad_outputs.T
@@ -489,8 +515,9 @@ class Compiled:
         if forward not in self._senders:
             order = self.fire_names if forward else self.back_names
             rows = []
+            by_name = {n.name: n for n in self.neurons}
             for name in order:
-                n = self.net.neurons[name]
+                n = by_name[name]
                 links = n.outgoing if forward else n.incoming
                 rows.append((name, self._row[n], np.array([self._position[c] for c in links], dtype=np.intp),
                              [c.source.name for c in links], [c.target.name for c in links]))

@@ -118,15 +118,45 @@ class Network:
         self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
         self.init = init
         self.rng = np.random.default_rng(self.seed)
-        self.neurons = {}
-        self.connections = []
+        self._neurons = {}
+        self._connections = []
         self._by_key = {}
         self.bus = EventBus()
         self.step = 0  # weight updates done so far
         self.version = 0  # counts changes to the topology, so compiled copies know when to rebuild
         self.learning_rate = None  # set by train(), changeable between steps
+        self._ahead = None  # an engine whose numbers are newer than the objects' (see `defer_to`)
 
     # ---- reading the graph -------------------------------------------------
+
+    @property
+    def neurons(self):
+        """Mapping name -> Neuron, in insertion order."""
+        if self._ahead is not None:
+            self.catch_up()
+        return self._neurons
+
+    @property
+    def connections(self):
+        """List of Connection, in insertion order."""
+        if self._ahead is not None:
+            self.catch_up()
+        return self._connections
+
+    def defer_to(self, engine):
+        """Let the objects lag behind `engine` until the graph is next read or changed through the network.
+
+        An engine that keeps weights in arrays (the fast engine) says so after a
+        call; reading ``neurons`` or ``connections`` (and so every method that
+        looks at the graph) first has it write its numbers back with ``engine.sync(net)``.
+        """
+        self._ahead = engine
+
+    def catch_up(self):
+        """Have the engine the objects lag behind, if any, write its numbers back to them."""
+        engine, self._ahead = self._ahead, None
+        if engine is not None:
+            engine.sync(self)
 
     @property
     def inputs(self):

@@ -64,7 +64,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
             _announce(net, lr=lr, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size,
                       samples=samples, engine=runner.name, l1=l1, l2=l2)
         # overflow is how divergence starts; it is detected and reported per step instead.
-        # An engine may keep the numbers to itself in between; user code gets the objects synced.
+        # An engine may keep its numbers to itself until someone looks at the network.
         with _stop_on_interrupt() as interrupted, np.errstate(over="ignore", invalid="ignore"), \
                 runner.deferred(net):
             for _ in range(steps):
@@ -73,7 +73,6 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
                     break
                 step = net.step + 1
                 if before_step is not None:
-                    runner.sync(net)
                     before_step(net, step)
                 index = next(batches)
                 L, acc = _step(net, runner, opt, loss, loss_fn, X[index], Y[index], net.learning_rate,
@@ -82,7 +81,6 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
                 history.loss.append(L)
                 history.accuracy.append(acc)
                 if progress is not None:
-                    runner.sync(net)
                     progress(step, L)
         if bus:
             bus.emit(net.step, "end", "run_end",
@@ -107,14 +105,12 @@ def _step(net, runner, opt, loss_name, loss_fn, Xb, Yb, lr, l1, l2, step, histor
     if bus:
         bus.emit(step, "loss", "loss", data={"loss": L, "accuracy": acc})
     if not math.isfinite(L):
-        runner.sync(net)
         _diverge(net, step, _first_non_finite_neuron(net) or ("the loss", "loss"), history)
     runner.zero_grad(net)
     runner.backward(net, dP, step)
     runner.update(net, opt, lr, l1, l2, step)
     net.step = step
     if not (np.isfinite(runner.weights(net)).all() and np.isfinite(runner.biases(net)).all()):
-        runner.sync(net)
         _diverge(net, step, _first_non_finite_parameter(net), history)
     if bus:
         bus.emit(step, "step", "step_end", data={"loss": L, "accuracy": acc})

@@ -7,6 +7,7 @@ must agree event by event (seq, kind, subject; numbers within 1e-12 of the
 event's largest magnitude, since the engines add up in different orders) and
 so must the networks they leave behind.
 """
+import math
 from unittest import mock
 
 import numpy as np
@@ -362,3 +363,20 @@ def test_user_code_between_steps_sees_and_changes_the_live_network():
         progress=lambda step, loss: expected.append(reference.connection("h1_0", "y0").weight))
     assert np.allclose(seen, expected, rtol=1e-12, atol=0)
     assert seen[4] != 2.0 and abs(seen[5] - 2.0) < 0.5  # step 3 trained from the assigned weight
+
+
+def test_subscribers_and_objects_held_from_before_see_what_the_actor_engine_leaves():
+    def run(engine):
+        net = sn.Network.layered([2, 4, 1], seed=2)
+        held = net.connections[0]
+        X = np.random.default_rng(1).normal(size=(8, 2))
+        seen = []
+        net.bus.subscribe(lambda e: seen.append((net.neurons["h1_0"].value.copy(), net.connections[3].weight)),
+                          kinds=["step_end"])
+        net.train(X, X[:, :1] * 0.5, steps=5, lr=0.1, engine=engine)
+        return seen, held.weight, held.grad
+    actor, fast_run = run("actor"), run("fast")
+    for (value, weight), (fast_value, fast_weight) in zip(actor[0], fast_run[0]):
+        assert np.allclose(value, fast_value, rtol=1e-12, atol=1e-15)
+        assert math.isclose(weight, fast_weight, rel_tol=1e-12)
+    assert np.allclose(actor[1:], fast_run[1:], rtol=1e-12, atol=0)
