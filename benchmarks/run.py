@@ -14,13 +14,14 @@ import importlib.util
 import os
 import platform
 import sys
-import time
 import traceback
 from pathlib import Path
 
 # one BLAS thread for every section, before anything loads numpy (see bench_engine.py)
 for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_variable, "1")
+
+from tqdm import tqdm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 
@@ -80,20 +81,17 @@ def main(argv=None):
     paths = modules(args.only)
     if not paths:
         parser.error(f"no benchmark section called {' or '.join(args.only)}")
-    say = (lambda text: None) if args.quiet or not sys.stderr.isatty() else \
-        (lambda text: print(text, file=sys.stderr, flush=True))
     command = "python3 benchmarks/run.py" + (" --quick" if args.quick else "") + \
         (f" --only {' '.join(args.only)}" if args.only else "")
     started = datetime.datetime.now(datetime.timezone.utc)
     sections = []
-    for number, path in enumerate(paths, 1):
-        say(f"[{number}/{len(paths)}] {path.name} ...")
-        start = time.perf_counter()
+    bar = tqdm(paths, unit="section", disable=args.quiet or not sys.stderr.isatty())
+    for path in bar:
+        bar.set_description(path.name)
         try:
             sections.append(load(path).section(quick=args.quick).rstrip())
         except Exception:
             sections.append(f"## {path.stem}\n\nThis section failed:\n\n```\n{traceback.format_exc()}```")
-        say(f"[{number}/{len(paths)}] {path.name}: {time.perf_counter() - start:.0f} s")
     header = [
         "# Benchmark results",
         "",
@@ -109,7 +107,6 @@ def main(argv=None):
     partial = args.output.with_suffix(".md.partial")
     partial.write_text(text, encoding="utf-8")
     partial.replace(args.output)  # never a half-written RESULTS.md
-    say(f"wrote {args.output}")
     return 0
 
 
