@@ -105,7 +105,7 @@ def _step(net, runner, opt, loss_name, loss_fn, Xb, Yb, lr, l1, l2, step, histor
     if bus:
         bus.emit(step, "loss", "loss", data={"loss": L, "accuracy": acc})
     if not math.isfinite(L):
-        _diverge(net, step, _first_non_finite_neuron(net) or ("the loss", "loss"), history)
+        _diverge(net, step, _first_non_finite_neuron(net) or ("the loss", "value"), history)
     runner.zero_grad(net)
     runner.backward(net, dP, step)
     runner.update(net, opt, lr, l1, l2, step)

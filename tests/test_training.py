@@ -243,3 +243,10 @@ def test_ctrl_c_ends_the_run_at_a_step_boundary():
     assert log.events[-2].kind == "step_end" and log.events[-2].step == 5
     assert log.events[-1].kind == "run_end" and log.events[-1].data["reason"] == "interrupted"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_a_loss_that_overflows_on_finite_outputs_is_named_as_the_loss():
+    net = sn.Network.layered([1, 1], seed=0)
+    net.set_weight("x0", "y0", 1e200)
+    with pytest.raises(sn.DivergenceError, match="step 1: value of the loss is not finite"):
+        net.train(np.array([[1.0]]), np.array([[0.0]]), steps=1, lr=0.1)
