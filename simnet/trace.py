@@ -23,6 +23,15 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
 ``events(seq, step, kind, subject, v1, v2, v3)``
     one row per event, ``seq`` as emitted; fire and message rows hold batch
     means (fire forward: z, a; backward: dL_da, dL_dz; message: value).
+``batches(seq, last_seq, step, kind, subjects, v1, v2, v3)``
+    many events of one kind emitted together (an engine's whole update or
+    firing phase), one row for all of them: the events ``seq..last_seq`` in
+    order, ``subjects`` the ``subject_lists`` row naming their neurons or
+    connections, ``v1..v3`` their values as ``events`` would hold them, each a
+    blob of float64, little endian, one per event.
+``subject_lists(id, subjects)``
+    the neuron or connection ids of a batch's events, int64 little endian;
+    batches about the same subjects (every step's) share one.
 ``payloads(seq, data, samples)``
     what does not fit in three numbers: ``data`` JSON (run_begin config,
     scripted actions, run_end reason), ``samples`` the per-sample vectors of
@@ -42,12 +51,14 @@ steps per transaction, in WAL mode; a run killed at any moment leaves every
 committed step readable.  Values are stored in untyped columns so floats
 come back bit for bit (-0.0 included).
 """
+import heapq
 import json
 import os
 import sqlite3
 import time
 from datetime import datetime, timezone
 from itertools import groupby, repeat
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +67,13 @@ from .errors import TraceError
 from .events import KINDS, Event
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 APPLICATION_ID = 0x736E6574  # "snet"
 FILENAME = "trace.sqlite"
 DETAILS = ("updates", "messages")
 KEYFRAME_EVERY = 100
 SAMPLE_LIMIT = 64        # "messages" keeps per-sample vectors for batches up to this size
-FLUSH_ROWS = 20_000      # commit once this many rows wait ...
+FLUSH_ROWS = 20_000      # commit once this many rows (or batches) wait ...
 FLUSH_SECONDS = 0.5      # ... or this long after the last commit, at a step boundary
 
 # (phase, kind, subject, names of v1..v3); a kind's code is its position + 1
@@ -98,6 +109,56 @@ STATE_KINDS = frozenset({
     "bias_set", "frozen", "unfrozen", "learning_rate_set", "weight_update", "bias_update",
 })
 
+
+# Plain SQL has no way to read a number out of a blob, so the views that show
+# batched events take each 8-byte slice apart from its hex text.
+HEX_DIGITS = "'0123456789ABCDEF'"
+
+
+def _sql_byte(h, k):
+    """SQL: byte `k` of the hex text `h`, as an integer."""
+    return (f"((instr({HEX_DIGITS}, substr({h}, {2 * k + 1}, 1)) - 1) * 16"
+            f" + instr({HEX_DIGITS}, substr({h}, {2 * k + 2}, 1)) - 1)")
+
+
+def _sql_sum_of_bytes(h, count):
+    return " + ".join(f"{_sql_byte(h, k)} * {256 ** k}" for k in range(count))
+
+
+def _sql_int64(h):
+    """SQL: the non-negative little-endian int64 whose hex text is `h`."""
+    return _sql_sum_of_bytes(h, 8)
+
+
+def _sql_float64(h):
+    """SQL: the little-endian float64 whose hex text is `h`, exactly (NaN as NULL, as SQLite stores it)."""
+    sign = f"(CASE WHEN {_sql_byte(h, 7)} >= 128 THEN -1.0 ELSE 1.0 END)"
+    exponent = f"(({_sql_byte(h, 7)} % 128) * 16 + {_sql_byte(h, 6)} / 16)"
+    mantissa = f"(({_sql_byte(h, 6)} % 16) * {2 ** 48} + {_sql_sum_of_bytes(h, 6)})"
+    return (f"CASE WHEN {h} IS NULL THEN NULL"
+            f" WHEN {exponent} = 2047 THEN CASE WHEN {mantissa} = 0 THEN {sign} * 9e999 END"
+            f" WHEN {exponent} = 0 THEN {sign} * {mantissa} * pow(2.0, -1074)"
+            f" ELSE {sign} * ({2 ** 52} + {mantissa}) * pow(2.0, {exponent} - 1075) END")
+
+
+def _slice(blob):
+    return f"nullif(hex(substr({blob}, 8 * p.i + 1, 8)), '')"
+
+
+BATCH_EVENTS_VIEW = f"""
+CREATE VIEW batch_events AS
+    WITH RECURSIVE positions(seq, i, last) AS (
+        SELECT seq, 0, last_seq - seq FROM batches
+        UNION ALL SELECT seq, i + 1, last FROM positions WHERE i < last),
+    sliced AS (
+        SELECT b.seq + p.i AS seq, b.step, b.kind, {_slice("s.subjects")} AS hs,
+               {_slice("b.v1")} AS h1, {_slice("b.v2")} AS h2, {_slice("b.v3")} AS h3
+        FROM positions p JOIN batches b ON b.seq = p.seq JOIN subject_lists s ON s.id = b.subjects)
+    SELECT seq, step, kind, {_sql_int64("hs")} AS subject,
+           {_sql_float64("h1")} AS v1, {_sql_float64("h2")} AS v2, {_sql_float64("h3")} AS v3
+    FROM sliced;
+"""
+
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE kinds (code INTEGER PRIMARY KEY, phase TEXT, kind TEXT, subject TEXT, v1 TEXT, v2 TEXT, v3 TEXT);
@@ -107,6 +168,9 @@ CREATE TABLE connections (id INTEGER PRIMARY KEY, source_id INTEGER, target_id I
                           source TEXT NOT NULL, target TEXT NOT NULL, added_step INTEGER, removed_step INTEGER);
 CREATE TABLE events (seq INTEGER PRIMARY KEY, step INTEGER NOT NULL, kind INTEGER NOT NULL, subject INTEGER,
                      v1, v2, v3);
+CREATE TABLE batches (seq INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL, step INTEGER NOT NULL,
+                      kind INTEGER NOT NULL, subjects INTEGER NOT NULL, v1 BLOB, v2 BLOB, v3 BLOB);
+CREATE TABLE subject_lists (id INTEGER PRIMARY KEY, subjects BLOB NOT NULL);
 CREATE TABLE payloads (seq INTEGER PRIMARY KEY, data TEXT, samples BLOB);
 CREATE TABLE steps (step INTEGER PRIMARY KEY, first_seq INTEGER, last_seq INTEGER, lr, batch_size,
                     loss, accuracy, done INTEGER);
@@ -115,33 +179,42 @@ CREATE TABLE keyframe_neurons (step INTEGER, position INTEGER, neuron INTEGER, b
                                PRIMARY KEY (step, position)) WITHOUT ROWID;
 CREATE TABLE keyframe_connections (step INTEGER, position INTEGER, connection INTEGER, weight, frozen INTEGER,
                                    PRIMARY KEY (step, position)) WITHOUT ROWID;
+""" + BATCH_EVENTS_VIEW + """
+CREATE VIEW event_rows AS
+    SELECT seq, step, kind, subject, v1, v2, v3 FROM events
+    UNION ALL SELECT seq, step, kind, subject, v1, v2, v3 FROM batch_events;
 CREATE VIEW event_log AS
     SELECT e.seq, e.step, k.phase, k.kind,
            CASE k.subject WHEN 'neuron' THEN n.name END AS neuron, c.source, c.target,
            e.v1, e.v2, e.v3, p.data
-    FROM events e JOIN kinds k ON k.code = e.kind
+    FROM event_rows e JOIN kinds k ON k.code = e.kind
     LEFT JOIN neurons n ON k.subject = 'neuron' AND n.id = e.subject
     LEFT JOIN connections c ON k.subject = 'connection' AND c.id = e.subject
-    LEFT JOIN payloads p ON p.seq = e.seq;
+    LEFT JOIN payloads p ON p.seq = e.seq
+    ORDER BY e.seq;
 CREATE VIEW weight_updates AS
     SELECT e.step, e.seq, c.source, c.target, e.v1 AS old, e.v2 AS new, e.v2 - e.v1 AS delta, e.v3 AS grad
-    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'weight_update'
-    JOIN connections c ON c.id = e.subject;
+    FROM event_rows e JOIN kinds k ON k.code = e.kind AND k.kind = 'weight_update'
+    JOIN connections c ON c.id = e.subject
+    ORDER BY e.seq;
 CREATE VIEW bias_updates AS
     SELECT e.step, e.seq, n.name AS neuron, e.v1 AS old, e.v2 AS new, e.v2 - e.v1 AS delta, e.v3 AS grad
-    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'bias_update'
-    JOIN neurons n ON n.id = e.subject;
+    FROM event_rows e JOIN kinds k ON k.code = e.kind AND k.kind = 'bias_update'
+    JOIN neurons n ON n.id = e.subject
+    ORDER BY e.seq;
 CREATE VIEW firings AS
     SELECT e.step, e.seq, k.phase, n.name AS neuron,
            CASE k.phase WHEN 'forward' THEN e.v1 END AS z, CASE k.phase WHEN 'forward' THEN e.v2 END AS a,
            CASE k.phase WHEN 'backward' THEN e.v1 END AS dL_da,
            CASE k.phase WHEN 'backward' THEN e.v2 END AS dL_dz
-    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'fire'
-    JOIN neurons n ON n.id = e.subject;
+    FROM event_rows e JOIN kinds k ON k.code = e.kind AND k.kind = 'fire'
+    JOIN neurons n ON n.id = e.subject
+    ORDER BY e.seq;
 CREATE VIEW messages AS
     SELECT e.step, e.seq, k.phase, c.source, c.target, e.v1 AS value
-    FROM events e JOIN kinds k ON k.code = e.kind AND k.kind = 'message'
-    JOIN connections c ON c.id = e.subject;
+    FROM event_rows e JOIN kinds k ON k.code = e.kind AND k.kind = 'message'
+    JOIN connections c ON c.id = e.subject
+    ORDER BY e.seq;
 """
 
 STEP_UPSERT = """
@@ -256,6 +329,8 @@ class Recorder:
         self._bias_code = self._codes.code["update", "bias_update"]
         self.state = NetworkState()
         self._neuron_id, self._connection_id = {}, {}
+        self._subject_cache = {}  # (phase, kind) -> (names, keys, ids, subject_lists id) of the last batch
+        self._next_subject_list = 1
         self._next_neuron = self._next_connection = 1
         self._announced = None
         self._runs = []  # [first step, last step] of each run recorded
@@ -273,6 +348,7 @@ class Recorder:
 
     def _reset_buffers(self):
         self._rows = []            # events rows, in seq order
+        self._batches = []         # batches rows
         self._payloads = []        # (seq, data JSON, samples)
         # fire and message rows wait for the step's end to get their batch means all at once
         self._fire_rows, self._fire_columns = [], ([], [])
@@ -281,7 +357,7 @@ class Recorder:
 
     def close(self):
         """Commit what is buffered and close the file (a run's end does this too)."""
-        if self._db is not None or self._rows or self._sql:
+        if self._db is not None or self._rows or self._batches or self._sql:
             self._commit()
             self._finish_file()
 
@@ -338,33 +414,56 @@ class Recorder:
         self.state.bias[e.neuron] = new
 
     def on_batch(self, batch):
-        """Take an EventBatch whole: one row per event, built column by column."""
+        """Take an EventBatch whole: one ``batches`` row, or one events row per event when samples are kept."""
         kind, n = batch.kind, len(batch)
         if kind not in ("fire", "message", "weight_update", "bias_update") or n == 0:
             for event in batch:
                 self(event)
             return
         code = self._codes.code[batch.phase, kind]
-        seqs, steps = range(batch.seq, batch.seq + n), repeat(batch.step)
-        if kind in ("fire", "bias_update"):
-            names = list(batch.neurons)
-            subjects = [self._neuron_id[name] for name in names]
-        else:
-            keys = list(zip(batch.sources, batch.targets))
-            subjects = [self._connection_id[key] for key in keys]
+        keys, subjects, listed = self._subjects(batch)
         if kind in ("weight_update", "bias_update"):
-            old, new, grad = (np.asarray(batch.data[f]).tolist() for f in ("old", "new", "grad"))
-            self._rows.extend(zip(seqs, steps, repeat(code), subjects, old, new, grad))
-            (self.state.weight if kind == "weight_update" else self.state.bias).update(
-                zip(keys if kind == "weight_update" else names, new))
+            old, new, grad = (np.asarray(batch.data[f], dtype=np.float64) for f in ("old", "new", "grad"))
+            self._add_batch(batch, code, listed, (old, new, grad))
+            (self.state.weight if kind == "weight_update" else self.state.bias).update(zip(keys, new.tolist()))
             return
         fields = self._codes.layout[code][3]
         columns = [np.asarray(batch.data[f], dtype=np.float64) for f in fields]
-        means = [batch_means(c) for c in columns] + [repeat(None)] * (3 - len(columns))
-        self._rows.extend(zip(seqs, steps, repeat(code), subjects, *means))
-        if self._keeps_samples(columns[0][0]):
-            vectors = np.concatenate(columns, axis=1)
-            self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
+        means = [batch_means(c) for c in columns]
+        if not self._keeps_samples(columns[0][0]):
+            self._add_batch(batch, code, listed, means)
+            return
+        seqs = range(batch.seq, batch.seq + n)
+        self._rows.extend(zip(seqs, repeat(batch.step), repeat(code), subjects,
+                              *means, *[repeat(None)] * (3 - len(means))))
+        vectors = np.concatenate(columns, axis=1)
+        self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
+
+    def _subjects(self, batch):
+        """A batch's subject keys (names or (source, target) pairs), their ids, and the subject_lists row of those.
+
+        Engines name the same subjects every step, so one lookup and one stored
+        list serve until the names or the topology change.
+        """
+        connections = batch.kind in ("message", "weight_update")
+        names = (tuple(batch.sources), tuple(batch.targets)) if connections else tuple(batch.neurons)
+        cached = self._subject_cache.get((batch.phase, batch.kind))
+        if cached is not None and cached[0] == names:
+            return cached[1:]
+        keys = list(zip(*names)) if connections else list(names)
+        ids = self._connection_id if connections else self._neuron_id
+        subjects = [ids[key] for key in keys]
+        listed = self._next_subject_list
+        self._next_subject_list += 1
+        self._sql.append(("INSERT INTO subject_lists VALUES (?,?)", (listed, np.array(subjects, "<i8").tobytes())))
+        self._subject_cache[batch.phase, batch.kind] = (names, keys, subjects, listed)
+        return keys, subjects, listed
+
+    def _add_batch(self, batch, code, listed, values):
+        """One ``batches`` row for the whole batch, its value columns as float64 blobs."""
+        blobs = [np.asarray(v, dtype="<f8").tobytes() for v in values]
+        self._batches.append((batch.seq, batch.seq + len(batch) - 1, batch.step, code, listed,
+                              *blobs, *[None] * (3 - len(blobs))))
 
     def _on_step_begin(self, e):
         self._finish_announcement()
@@ -386,7 +485,7 @@ class Recorder:
         self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
-        if len(self._rows) >= FLUSH_ROWS or time.monotonic() - self._last_commit >= FLUSH_SECONDS:
+        if len(self._rows) + len(self._batches) >= FLUSH_ROWS or time.monotonic() - self._last_commit >= FLUSH_SECONDS:
             self._commit()
 
     def _on_run_begin(self, e):
@@ -475,6 +574,7 @@ class Recorder:
                           (step, self._connection_id.pop(key))))
 
     def _record_topology(self, e):
+        self._subject_cache.clear()  # names may now stand for other ids
         if e.phase != "init":
             self._finish_announcement()
         self._first_seq.setdefault(e.step, e.seq)
@@ -518,6 +618,7 @@ class Recorder:
         if self._announced is None:
             return
         kept, step = self._announced_ids, self._run_start
+        self._subject_cache.clear()
         for name in [n for n in self._neuron_id if n not in kept]:
             self._retire_neuron(name, step)
         for key in [k for k in self._connection_id if k not in kept]:
@@ -562,6 +663,7 @@ class Recorder:
         try:
             db.execute("BEGIN")
             db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows)
+            db.executemany("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?)", self._batches)
             db.executemany("INSERT INTO payloads VALUES (?,?,?)", self._payloads)
             # runs of one statement (a network's topology, say) go in one executemany
             for statement, group in groupby(self._sql, key=lambda item: item[0]):
@@ -570,7 +672,7 @@ class Recorder:
             db.execute("COMMIT")
         except sqlite3.Error as error:
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
-        self._rows, self._payloads, self._sql = [], [], []
+        self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._last_commit = time.monotonic()
 
 
@@ -766,15 +868,13 @@ class Trace:
         carry batch means under their data names; with samples kept, the
         per-sample vectors under ``<name>_samples``.
         """
-        where, params = [], []
+        span = codes = subjects = None
         if step is not None or steps is not None:
             first, last = (step, step) if step is not None else steps
             span = self._seq_range(self._check_step(first), self._check_step(last))
             if span is None:
                 return iter(())
-            where.append("e.seq BETWEEN ? AND ?")
-            params += span
-        codes = None
+
         if kind is not None:
             codes = set(self._kind_codes(kind))
         if phase is not None:
@@ -783,31 +883,62 @@ class Trace:
                 raise TraceError(f"{self.path}: unknown phase {phase!r}")
             codes = by_phase if codes is None else codes & by_phase
         if neuron is not None or connection is not None:
-            neuron_ids, connection_ids = self._subject_ids(neuron, connection)
-            options = []
-            for subject, ids in (("neuron", neuron_ids), ("connection", connection_ids)):
-                kinds = {c for c, (_, _, s, _) in self._codes.layout.items() if s == subject}
-                if codes is not None:
-                    kinds &= codes
-                if ids and kinds:
-                    options.append(f"(e.kind IN ({_marks(kinds)}) AND e.subject IN ({_marks(ids)}))")
-                    params += sorted(kinds) + ids
-            where.append("(" + (" OR ".join(options) or "0") + ")")
-        elif codes is not None:
-            where.append(f"e.kind IN ({_marks(codes)})")
-            params += sorted(codes)
-        return (self._event(row).as_dict() for row in self._rows(where, params))
+            ids = dict(zip(("neuron", "connection"), self._subject_ids(neuron, connection)))
+            subjects = {c: set(ids[s]) for c, (_, _, s, _) in self._codes.layout.items()
+                        if ids.get(s) and (codes is None or c in codes)}
+        return (self._event(row).as_dict() for row in self._rows(span, codes, subjects))
 
-    def _rows(self, where, params):
-        """Event rows with their payloads that match `where`, in seq order, streamed."""
-        sql = ("SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples "
-               "FROM events e LEFT JOIN payloads p ON p.seq = e.seq")
-        if where:
-            sql += " WHERE " + " AND ".join(where)
+    def _rows(self, span=None, codes=None, subjects=None):
+        """Event rows (seq, step, kind, subject, v1, v2, v3, data, samples), in seq order, streamed.
+
+        `span`: an inclusive (first, last) seq range; `codes`: the kinds kept (None: all);
+        `subjects`: {code: ids}, keeping only events of those codes about those ids.
+        Rows of ``events`` and the events of ``batches`` rows come out merged.
+        """
+        if subjects is not None:
+            codes = set(subjects)
         try:
-            yield from self._db.execute(sql + " ORDER BY e.seq", params)
+            yield from heapq.merge(self._single_rows(span, codes, subjects),
+                                   self._batched_rows(span, codes, subjects), key=itemgetter(0))
         except sqlite3.DatabaseError as error:
             raise TraceError(f"{self.path}: damaged trace: {error}") from None
+
+    def _single_rows(self, span, codes, subjects):
+        sql = ("SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples "
+               "FROM events e LEFT JOIN payloads p ON p.seq = e.seq WHERE 1")
+        params = []
+        if span is not None:
+            sql += " AND e.seq BETWEEN ? AND ?"
+            params += span
+        if subjects is not None:
+            options = [f"(e.kind = ? AND e.subject IN ({_marks(ids)}))" for ids in subjects.values()]
+            sql += " AND (" + (" OR ".join(options) or "0") + ")"
+            for code, ids in subjects.items():
+                params += [code, *ids]
+        elif codes is not None:
+            sql += f" AND e.kind IN ({_marks(codes)})"
+            params += sorted(codes)
+        return self._db.execute(sql + " ORDER BY e.seq", params)
+
+    def _batched_rows(self, span, codes, subjects):
+        """The events of ``batches`` rows, one row each as ``_single_rows`` gives them."""
+        sql = ("SELECT b.seq, b.step, b.kind, s.subjects, b.v1, b.v2, b.v3 "
+               "FROM batches b JOIN subject_lists s ON s.id = b.subjects WHERE 1")
+        params = []
+        if span is not None:  # batches never overlap: the one holding span's first seq starts last before it
+            sql += " AND b.seq >= coalesce((SELECT max(seq) FROM batches WHERE seq <= ?), 0) AND b.seq <= ?"
+            params += span
+        if codes is not None:
+            sql += f" AND b.kind IN ({_marks(codes)})"
+            params += sorted(codes)
+        first, last = span if span is not None else (0, float("inf"))
+        for seq, step, code, ids, *blobs in self._db.execute(sql + " ORDER BY b.seq", params):
+            ids = np.frombuffer(ids, dtype="<i8").tolist()
+            columns = [repeat(None) if b is None else np.frombuffer(b, dtype="<f8").tolist() for b in blobs]
+            kept = subjects[code] if subjects is not None else None
+            for at, (subject, v1, v2, v3) in enumerate(zip(ids, *columns), start=seq):
+                if first <= at <= last and (kept is None or subject in kept):
+                    yield at, step, code, subject, v1, v2, v3, None, None
 
     def _event(self, row):
         """An Event from an events row (plus its payload)."""
@@ -849,7 +980,8 @@ class Trace:
     def event_counts(self):
         """How many events of each kind the trace holds: {kind: count}."""
         counts = {}
-        for code, n in self._db.execute("SELECT kind, count(*) FROM events GROUP BY kind"):
+        for code, n in self._db.execute("SELECT kind, count(*) FROM events GROUP BY kind UNION ALL "
+                                        "SELECT kind, sum(last_seq - seq + 1) FROM batches GROUP BY kind"):
             kind = self._codes.layout[code][1]
             counts[kind] = counts.get(kind, 0) + n
         return counts
@@ -897,8 +1029,7 @@ class Trace:
         weights = {codes.code[p, k] for p, k in (("update", "weight_update"), ("script", "weight_set"))}
         biases = {codes.code[p, k] for p, k in (("update", "bias_update"), ("script", "bias_set"))}
         state_codes = codes.of_kinds(STATE_KINDS)
-        rows = self._rows(["e.seq > ?", "e.seq <= ?", f"e.kind IN ({_marks(state_codes)})"],
-                          (after, until, *state_codes))
+        rows = self._rows((after + 1, until), set(state_codes))
         connections, neurons = self._connections, self._neurons
         weight, bias = state.weight, state.bias
         for row in rows:
@@ -956,8 +1087,7 @@ class Trace:
         if last > self.last_step:
             self._state_at(last)  # raises: the step did not finish
         codes = self._codes.of_kinds(SNAPSHOT_KINDS)
-        rows = self._rows(["e.seq BETWEEN ? AND ?", f"e.kind IN ({_marks(codes)})"],
-                          (*self._seq_range(first, last), *codes))
+        rows = self._rows(self._seq_range(first, last), set(codes))
         return (self._event(row) for row in rows)
 
 
