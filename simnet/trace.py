@@ -43,8 +43,10 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
 ``keyframe_connections(step, position, connection, weight, frozen)``
     the full state after every ``keyframe_every``-th step and at the start
     of each run, so that replaying any step reads a bounded number of events.
-Views with named columns: ``event_log``, ``weight_updates``, ``bias_updates``,
-``firings``, ``messages``.
+Views with named columns, in seq order, showing batched events one per row
+like the others (taken apart in SQL, which needs SQLite's ``pow``):
+``event_log``, ``weight_updates``, ``bias_updates``, ``firings``,
+``messages``; ``event_rows`` is ``events`` and the expanded ``batches`` as one.
 
 Writes stream: rows are buffered and committed with their steps, a few
 steps per transaction, in WAL mode; a run killed at any moment leaves every
@@ -759,6 +761,7 @@ class Trace:
                              f"(up to {SCHEMA_VERSION}); upgrade simnet")
         if version < 1:
             raise TraceError(f"{self.path}: not a simnet trace (no schema version)")
+        self._has_batches = version >= 2  # schema 1 kept every event in ``events``
         self.metadata = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
         self.detail = self.metadata.get("detail")
         self.every = int(self.metadata.get("every") or 1)
@@ -897,9 +900,9 @@ class Trace:
         """
         if subjects is not None:
             codes = set(subjects)
+        batched = self._batched_rows(span, codes, subjects) if self._has_batches else ()
         try:
-            yield from heapq.merge(self._single_rows(span, codes, subjects),
-                                   self._batched_rows(span, codes, subjects), key=itemgetter(0))
+            yield from heapq.merge(self._single_rows(span, codes, subjects), batched, key=itemgetter(0))
         except sqlite3.DatabaseError as error:
             raise TraceError(f"{self.path}: damaged trace: {error}") from None
 
@@ -980,8 +983,10 @@ class Trace:
     def event_counts(self):
         """How many events of each kind the trace holds: {kind: count}."""
         counts = {}
-        for code, n in self._db.execute("SELECT kind, count(*) FROM events GROUP BY kind UNION ALL "
-                                        "SELECT kind, sum(last_seq - seq + 1) FROM batches GROUP BY kind"):
+        sql = "SELECT kind, count(*) FROM events GROUP BY kind"
+        if self._has_batches:
+            sql += " UNION ALL SELECT kind, sum(last_seq - seq + 1) FROM batches GROUP BY kind"
+        for code, n in self._db.execute(sql):
             kind = self._codes.layout[code][1]
             counts[kind] = counts.get(kind, 0) + n
         return counts

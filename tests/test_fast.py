@@ -12,7 +12,7 @@ from unittest import mock
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import simnet as sn
 from simnet import fast
@@ -261,10 +261,24 @@ def test_fast_engine_gives_the_actor_engines_events_and_network(fill, run):
             with pytest.raises(sn.DivergenceError):
                 train(run, "fast")
             return
+        assume(well_conditioned(run, actor[1]))
         fast_run = train(run, "fast")
     assert_same_events(actor[1], fast_run[1])
     assert_same_network(actor[0], fast_run[0])
     assert_same_readings(actor[2], fast_run[2])
+
+
+def well_conditioned(run, events):
+    """False when Adam meets a gradient near its eps (1e-8).
+
+    Adam's first step moves by lr * g / (|g| + eps), which multiplies the
+    rounding of such a g (summed in another order by the other engine) by up
+    to 1/eps: the two engines are then both right and far apart.
+    """
+    if run["optimizer"] != "adam":
+        return True
+    grads = np.array([e.data["grad"] for e in events if e.kind in ("weight_update", "bias_update")])
+    return not np.any((grads != 0) & (np.abs(grads) < 1e-6))
 
 
 class NoMessages(EventLog):
@@ -280,6 +294,7 @@ def test_without_messages_the_fast_engine_emits_whole_phases_with_the_actors_num
         actor = train(run, "actor", NoMessages())
     except sn.DivergenceError:
         return
+    assume(well_conditioned(run, actor[1]))
     fast_log = NoMessages()
     batches = []
     fast_log.on_batch = lambda batch: (batches.append(batch.kind), EventLog.on_batch(fast_log, batch))

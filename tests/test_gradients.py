@@ -60,7 +60,8 @@ def away_from_kinks(net, X, Y, loss):
             return False
     if loss == "hinge" and np.any(np.abs(1 - hinge_sign(Y) * P) < KINK):
         return False
-    if loss == "bce" and np.any((P < 1e-9) | (P > 1 - 1e-9)):
+    # a saturated sigmoid keeps too few digits of 1 - p for a finite difference of log(1 - p)
+    if loss == "bce" and np.any((P < 1e-6) | (P > 1 - 1e-6)):
         return False
     return True
 
