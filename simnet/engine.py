@@ -33,10 +33,6 @@ class Engine:
         """Every weight, in the order of net.connections."""
         return np.array([c.weight for c in net.connections])
 
-    def biases(self, net):
-        """Every bias, in the order of net.neurons."""
-        return np.array([n.bias for n in net.neurons.values()])
-
     def sync(self, net):
         """Bring the Network objects up to date with the engine; from then on they are the truth."""
 
@@ -74,6 +70,7 @@ class ActorEngine(Engine):
         """Apply the optimizer to every unfrozen weight and every non-input bias.
 
         L1 and L2 act on weights only: the gradient gains l1·sign(w) + l2·w.
+        Returns True if every number it wrote is finite (the rest were already).
         """
         bus = net.bus if step is not None else None
         optimizer.next_step()
@@ -81,6 +78,7 @@ class ActorEngine(Engine):
         old = np.array([c.weight for c in connections])
         grads = regularised(np.array([c.grad for c in connections]), old, l1, l2)
         new = optimizer.update(connections, old, grads, lr)
+        finite = bool(np.isfinite(new).all())
         for c, w in zip(connections, new.tolist()):
             c.weight = w
         if bus and bus.wants("weight_update"):
@@ -95,6 +93,7 @@ class ActorEngine(Engine):
             n.bias = b
         if bus and bus.wants("bias_update"):
             emit_updates(bus, step, "bias_update", old, new, grads, neurons=[n.name for n in neurons])
+        return finite and bool(np.isfinite(new).all())
 
     @staticmethod
     def _sweep(net, expected, batch_size, bus, step, forward):

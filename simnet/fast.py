@@ -82,7 +82,10 @@ class FastEngine(Engine):
         self._done(net, changed=True)
 
     def update(self, net, optimizer, lr, l1, l2, step=None):
-        """Apply the optimizer to every unfrozen weight and every non-input bias (L1/L2 on weights)."""
+        """Apply the optimizer to every unfrozen weight and every non-input bias (L1/L2 on weights).
+
+        Returns True if every weight and bias is finite afterwards.
+        """
         c = self._compiled(net)
         if optimizer is not self.optimizer or self.state is None:
             self.optimizer = optimizer
@@ -109,6 +112,7 @@ class FastEngine(Engine):
             rows = c.bias_event_rows
             emit_updates(bus, step, "bias_update", old_b, _copy(c.b, rows), _copy(grad_b, rows), neurons=c.bias_names)
         self._done(net, changed=True)
+        return bool(np.isfinite(c.w).all() and np.isfinite(c.b).all())
 
     def zero_grad(self, net):
         self._compiled(net).zero_grad()
@@ -119,11 +123,6 @@ class FastEngine(Engine):
         c = self._compiled(net)
         self._done(net, changed=False)
         return _pick(c.w, c.connection_positions)
-
-    def biases(self, net):
-        c = self._compiled(net)
-        self._done(net, changed=False)
-        return _pick(c.b, c.neuron_rows)
 
     def sync(self, net):
         """Write the compiled numbers back to the Network objects, which are the truth from then on."""
@@ -377,7 +376,6 @@ class Compiled:
         # the usual case: the first wave is the inputs, in order, and takes X as it is
         self.inputs_first = isinstance(self.input_rows, slice) and self.input_rows == self.waves[0].rows
         self.output_rows = _index([row[n] for n in net.outputs])
-        self.neuron_rows = _selection([row[n] for n in net.neurons.values()], len(self.neurons))
         self.connection_positions = _selection([position[c] for c in net.connections], len(self.connections))
         self.fire_rows = _selection([row[n] for n in fired], len(self.neurons))
         self.fire_names = [n.name for n in fired]

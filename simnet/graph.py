@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from .engine import ActorEngine
 from .errors import SimnetError, TopologyError
 from .events import EventBus
 from .functions import activation as lookup_activation
@@ -356,12 +357,10 @@ class Network:
 
     def forward(self, X):
         """Outputs for inputs X (batch, n_inputs) -> (batch, n_outputs); neurons keep their values."""
-        from .engine import ActorEngine  # the engine imports this module
         return ActorEngine().forward(self, validate_inputs(self, X))
 
     def backward(self, grad_outputs):
         """Backward sweep from dL/d(outputs) (batch, n_outputs); accumulates .grad and .bias_grad."""
-        from .engine import ActorEngine
         return ActorEngine().backward(self, validate_grad_outputs(self, grad_outputs))
 
     def zero_grad(self):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import make_engine
+from .engine import firing_order, make_engine
 from .errors import DivergenceError, SimnetError
 from .functions import CLASSIFICATION, accuracy as accuracy_of, loss_function
 from .graph import _matrix, validate_inputs
@@ -108,9 +108,9 @@ def _step(net, runner, opt, loss_name, loss_fn, Xb, Yb, lr, l1, l2, step, histor
         _diverge(net, step, _first_non_finite_neuron(net) or ("the loss", "value"), history)
     runner.zero_grad(net)
     runner.backward(net, dP, step)
-    runner.update(net, opt, lr, l1, l2, step)
+    finite = runner.update(net, opt, lr, l1, l2, step)
     net.step = step
-    if not (np.isfinite(runner.weights(net)).all() and np.isfinite(runner.biases(net)).all()):
+    if not finite:
         _diverge(net, step, _first_non_finite_parameter(net), history)
     if bus:
         bus.emit(step, "step", "step_end", data={"loss": L, "accuracy": acc})
@@ -128,7 +128,6 @@ def _diverge(net, step, where, history):
 
 
 def _first_non_finite_neuron(net):
-    from .engine import firing_order
     for n in firing_order(net):
         if n.value is not None and not np.all(np.isfinite(n.value)):
             return f"neuron {n.name}", "activation"
