@@ -11,9 +11,18 @@ frame.  ``film.picture(kind)`` builds the figure for a kind of animation and
 Colour meaning, everywhere: red is positive, blue is negative, white (or
 grey for connections) is zero.  Connections in the activations picture are
 coloured by the sign of their weight and sized by its magnitude.
+
+The weights picture shows levels (the bands of its colour bars) rather than
+raw colours, and each level holds against flicker: a connection or neuron
+keeps the level it showed in the previous frame until its value moves more
+than :data:`HOLD` of a level beyond that level's bounds (:func:`held_levels`).
+Values hovering at a band's edge would otherwise flip colour every frame,
+and a GIF re-encodes every line that changes.  A connection's width follows
+its colour level, so a level change redraws it once.
 """
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from matplotlib import colormaps
@@ -40,6 +49,7 @@ PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it sh
 MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
 WIDE_EDGES = 400  # up to this many connections the thickest line is MAX_WIDTH
 SATURATE = 95  # percentile of the probed values that gets the darkest colour
+HOLD = 0.25  # of a level: how far beyond its level's bounds a value may go before the weights picture shows it moved
 
 
 @dataclass
@@ -192,7 +202,7 @@ class Film:
         elif kind == "weights":
             bars = [Bar("weight change since previous frame", CHANGES, _square_root(s["change"])),
                     Bar("gradient dL/dz (batch mean)", GRADIENTS, _square_root(s["gradient"]))]
-            legend = [(f"width ~ |change|, max {s['change']:g}", {"color": "#777777", "linewidth": 4})]
+            legend = [(f"width ~ |change| band, max {s['change']:g}", {"color": "#777777", "linewidth": 4})]
             surface, heat, caption = None, False, ""
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
@@ -230,14 +240,15 @@ class Film:
         f = self.frames[i]
         s = self.scales
         if kind == "activations":
-            node_color = _colours(VALUES, _symmetric(s["activation"]), f.activation)
+            node_color = _colours(VALUES, _symmetric(s["activation"])(np.nan_to_num(f.activation)), f.activation)
             edge_color = np.array([to_rgba(POSITIVE, 0.85), to_rgba(NEGATIVE, 0.85)])[(f.weight < 0).astype(int)]
             edge_width = _widths(f.weight, s["weight"], f.edge_shown, self.thickest)
         else:
-            node_color = _colours(GRADIENTS, _square_root(s["gradient"]), f.gradient)
-            norm = _square_root(s["change"])
-            edge_color = CHANGES(norm(f.change))
-            edge_width = _widths(2 * norm(f.change) - 1, 1.0, f.edge_shown, self.thickest)
+            node_color = _colours(GRADIENTS, _centres(self.held["gradient"][i], LEVELS), f.gradient)
+            change = self.held["change"][i]
+            edge_color = CHANGES(_centres(change, CHANGE_LEVELS))
+            middle = CHANGE_LEVELS // 2
+            edge_width = _widths(change - middle, middle, f.edge_shown, self.thickest)
         look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width)
         if kind == "activations" and f.outputs is not None:
             norm = _symmetric(s["activation"])
@@ -246,6 +257,18 @@ class Film:
             if picture.surface_axes is not None:
                 look.surface = VALUES(self.surface_norm(self._surface_values(f)), bytes=True)
         return look
+
+    @cached_property
+    def held(self):
+        """The levels the weights picture shows, held against flicker (see :func:`held_levels`).
+
+        Returns {"change": (frames, E), "gradient": (frames, N)} level numbers
+        of CHANGES and GRADIENTS on their fixed square-root scales.
+        """
+        change, gradient = _square_root(self.scales["change"]), _square_root(self.scales["gradient"])
+        return {"change": held_levels(np.array([change(f.change) for f in self.frames], float), CHANGE_LEVELS),
+                "gradient": held_levels(np.array([gradient(np.nan_to_num(f.gradient)) for f in self.frames], float),
+                                        LEVELS)}
 
     @staticmethod
     def _tiles(frame):
@@ -326,10 +349,36 @@ def _square_root(m):
                     clip=True)
 
 
-def _colours(cmap, norm, values):
-    out = cmap(norm(np.nan_to_num(values)))
+def _colours(cmap, where, values):
+    """cmap's colours at `where` (positions in [0, 1]), UNKNOWN where `values` is NaN."""
+    out = cmap(where)
     out[np.isnan(values)] = UNKNOWN
     return out
+
+
+def held_levels(where, levels, hold=HOLD):
+    """The level (band of `levels` equal bands of [0, 1]) to show for each value of each frame, with hysteresis.
+
+    where: (frames, K) positions in [0, 1] (a norm's output), frames in order.
+    The first frame shows each value's own band.  Later, a value keeps the
+    level shown in the frame before as long as it stays within `hold` of a
+    band beyond that level's bounds; past that it shows its own band.  The
+    result depends only on the sequence, so a run and its replay agree.
+    Returns (frames, K) ints in [0, levels).
+    """
+    where = np.asarray(where, float)
+    own = np.minimum((where * levels).astype(int), levels - 1)  # the bands a colour map with N=levels picks
+    shown = own.copy()
+    for t in range(1, len(own)):
+        before = shown[t - 1]
+        near = (where[t] >= (before - hold) / levels) & (where[t] <= (before + 1 + hold) / levels)
+        shown[t] = np.where(near, before, own[t])
+    return shown
+
+
+def _centres(level, levels):
+    """The position in [0, 1] of the middle of each band `level` of `levels`."""
+    return (np.asarray(level) + 0.5) / levels
 
 
 def _widths(values, scale, shown, thickest=MAX_WIDTH):

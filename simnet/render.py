@@ -236,22 +236,23 @@ class GifWriter:
 
         Frames after the first mark unchanged pixels transparent, so they
         cost next to nothing; the GIF keeps each frame on screen (disposal 1).
+        The palette is written once, as the global colour table, not with
+        every frame.
         """
         from PIL import Image
         if not self.frames:
             raise SimnetError(f"{self.path}: no frames to write")
-        palette = np.zeros((256, 3), np.uint8)
-        palette[:len(self.palette)] = self.palette
+        palette = distinct_palette(self.palette).tobytes()
         images, previous = [], None
         for frame in self.frames:
             coded = frame if previous is None else np.where(frame == previous, np.uint8(TRANSPARENT), frame)
             previous = frame
             image = Image.fromarray(coded)
-            image.putpalette(palette.tobytes())
+            image.putpalette(palette)
             images.append(image)
         tmp = self.path.with_name(self.path.name + ".part")
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=list(durations),
-                       loop=0, transparency=TRANSPARENT, disposal=1, optimize=False)
+                       loop=0, transparency=TRANSPARENT, disposal=1, optimize=False, palette=palette)
         os.replace(tmp, self.path)
         self.frames = []
         return self.path
@@ -271,7 +272,23 @@ def build_palette(rgb, cmaps, size=TRANSPARENT):
                                                                dither=Image.Dither.NONE)
     used = sorted(set(np.asarray(own).ravel().tolist()))
     colours = np.asarray(own.getpalette()[:3 * 256], np.uint8).reshape(-1, 3)[used]
-    return np.concatenate([fixed, colours])[:size]
+    colours = colours[~(colours[:, None, :] == fixed[None, :, :]).all(axis=2).any(axis=1)]
+    return np.concatenate([fixed, np.unique(colours, axis=0)])[:size]
+
+
+def distinct_palette(colours):
+    """256 RGB colours: `colours` (distinct, at most 255) in their slots, every other slot a colour of its own.
+
+    Pillow matches a global palette to the frames' palettes by colour; with
+    no colour twice, that match keeps every index, TRANSPARENT included.
+    """
+    out = np.zeros((256, 3), np.uint8)
+    out[:len(colours)] = colours
+    taken = {tuple(c) for c in out[:len(colours)].tolist()}
+    spare = (c for c in ((k & 255, k >> 8, 1) for k in range(1 << 16)) if c not in taken)
+    for slot in range(len(colours), 256):
+        out[slot] = next(spare)
+    return out
 
 
 def nearest_lookup(palette):
