@@ -378,14 +378,14 @@ class Compiled:
         self.output_rows = _index([row[n] for n in net.outputs])
         self.connection_positions = _selection([position[c] for c in net.connections], len(self.connections))
         self.fire_rows = _selection([row[n] for n in fired], len(self.neurons))
-        self.fire_names = [n.name for n in fired]
+        self.fire_names = tuple(n.name for n in fired)
         backward = firing_order(net, backward=True)
         self.back_rows = _selection([row[n] for n in backward], len(self.neurons))
-        self.back_names = [n.name for n in backward]
+        self.back_names = tuple(n.name for n in backward)
         with_bias = [n for n in net.neurons.values() if n.role != "input"]
         self.bias_rows = _index(sorted(row[n] for n in with_bias))
         self.bias_event_rows = _index([row[n] for n in with_bias])
-        self.bias_names = [n.name for n in with_bias]
+        self.bias_names = tuple(n.name for n in with_bias)
         self._row, self._position, self._senders = row, position, {}
         self.w, self.b = np.zeros(len(self.connections)), np.zeros(len(self.neurons))
         for wave in self.waves:
@@ -425,8 +425,8 @@ class Compiled:
             self.trainable = _selection([i for i, f in enumerate(frozen) if not f], len(frozen))
             updated = [c for c in self.net.connections if not c.frozen]
             self.update_positions = _selection([self._position[c] for c in updated], len(self.connections))
-            self.update_sources = [c.source.name for c in updated]
-            self.update_targets = [c.target.name for c in updated]
+            self.update_sources = tuple(c.source.name for c in updated)
+            self.update_targets = tuple(c.target.name for c in updated)
         return True
 
     def store(self):

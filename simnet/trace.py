@@ -60,7 +60,7 @@ import sqlite3
 import time
 from datetime import datetime, timezone
 from itertools import groupby, repeat
-from operator import itemgetter
+from operator import is_, itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -329,7 +329,10 @@ class Recorder:
         self._codes = _Codes(self._db.execute("SELECT * FROM kinds"))
         self._weight_code = self._codes.code["update", "weight_update"]
         self._bias_code = self._codes.code["update", "bias_update"]
-        self.state = NetworkState()
+        self._state = NetworkState()
+        # kind -> (values dict, keys, new values) of the last update batch, not yet written into the state:
+        # the next batch of the same subjects overwrites it all, so most steps never pay for the dict writes
+        self._unsettled = {}
         self._neuron_id, self._connection_id = {}, {}
         self._subject_cache = {}  # (phase, kind) -> (names, keys, ids, subject_lists id) of the last batch
         self._next_subject_list = 1
@@ -371,6 +374,18 @@ class Recorder:
             pass  # a reader holds the file open; the WAL stays until it lets go
         self._db.close()
         self._db = None
+
+    @property
+    def state(self):
+        """The network (a NetworkState) as the events recorded so far describe it."""
+        self._settle()
+        return self._state
+
+    def _settle(self):
+        """Write the update batches still pending into the state."""
+        for values, keys, new in self._unsettled.values():
+            values.update(zip(keys, new.tolist()))
+        self._unsettled.clear()
 
     # ---- events in ---------------------------------------------------------
 
@@ -424,16 +439,20 @@ class Recorder:
             return
         code = self._codes.code[batch.phase, kind]
         keys, subjects, listed = self._subjects(batch)
+        data = batch.data
         if kind in ("weight_update", "bias_update"):
-            old, new, grad = (np.asarray(batch.data[f], dtype=np.float64) for f in ("old", "new", "grad"))
-            self._add_batch(batch, code, listed, (old, new, grad))
-            (self.state.weight if kind == "weight_update" else self.state.bias).update(zip(keys, new.tolist()))
+            new = np.asarray(data["new"], dtype=np.float64)
+            self._add_batch(batch, n, code, listed, (data["old"], new, data["grad"]))
+            pending = self._unsettled.get(kind)
+            if pending is not None and pending[1] is not keys:
+                self._settle()
+            self._unsettled[kind] = (self._state.weight if kind == "weight_update" else self._state.bias, keys, new)
             return
         fields = self._codes.layout[code][3]
-        columns = [np.asarray(batch.data[f], dtype=np.float64) for f in fields]
+        columns = [np.asarray(data[f], dtype=np.float64) for f in fields]
         means = [batch_means(c) for c in columns]
         if not self._keeps_samples(columns[0][0]):
-            self._add_batch(batch, code, listed, means)
+            self._add_batch(batch, n, code, listed, means)
             return
         seqs = range(batch.seq, batch.seq + n)
         self._rows.extend(zip(seqs, repeat(batch.step), repeat(code), subjects,
@@ -448,11 +467,12 @@ class Recorder:
         list serve until the names or the topology change.
         """
         connections = batch.kind in ("message", "weight_update")
-        names = (tuple(batch.sources), tuple(batch.targets)) if connections else tuple(batch.neurons)
+        names = (batch.sources, batch.targets) if connections else (batch.neurons,)
         cached = self._subject_cache.get((batch.phase, batch.kind))
-        if cached is not None and cached[0] == names:
+        if cached is not None and _same_names(cached[0], names):
             return cached[1:]
-        keys = list(zip(*names)) if connections else list(names)
+        names = tuple(n if isinstance(n, tuple) else tuple(n) for n in names)
+        keys = list(zip(*names)) if connections else list(names[0])
         ids = self._connection_id if connections else self._neuron_id
         subjects = [ids[key] for key in keys]
         listed = self._next_subject_list
@@ -461,10 +481,10 @@ class Recorder:
         self._subject_cache[batch.phase, batch.kind] = (names, keys, subjects, listed)
         return keys, subjects, listed
 
-    def _add_batch(self, batch, code, listed, values):
+    def _add_batch(self, batch, n, code, listed, values):
         """One ``batches`` row for the whole batch, its value columns as float64 blobs."""
         blobs = [np.asarray(v, dtype="<f8").tobytes() for v in values]
-        self._batches.append((batch.seq, batch.seq + len(batch) - 1, batch.step, code, listed,
+        self._batches.append((batch.seq, batch.seq + n - 1, batch.step, code, listed,
                               *blobs, *[None] * (3 - len(blobs))))
 
     def _on_step_begin(self, e):
@@ -625,7 +645,8 @@ class Recorder:
             self._retire_neuron(name, step)
         for key in [k for k in self._connection_id if k not in kept]:
             self._retire_connection(key, step)
-        self.state, self._announced = self._announced, None
+        self._settle()
+        self._state, self._announced = self._announced, None
         last = self._rows[-1][0]
         self._sql.append((STEP_UPSERT, (step, self._first_seq.pop(step, last), last) + (None,) * 4 + (1,)))
         self._keyframe(step, last)
@@ -676,6 +697,12 @@ class Recorder:
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._last_commit = time.monotonic()
+
+
+def _same_names(held, given):
+    """True if the name sequences `given` equal `held` (tuples): a tuple cannot change, so the very same
+    tuple object needs no comparing, name by name, at every step."""
+    return all(map(is_, given, held)) or held == tuple(tuple(g) for g in given)
 
 
 def _version():

@@ -66,3 +66,23 @@ def test_the_sql_views_show_batched_events_bit_for_bit(traced):
          for e in trace.events(kind="fire")]
     logged = db.execute("SELECT seq, kind FROM event_log").fetchall()
     assert logged == [(e["seq"], e["kind"]) for e in trace.events()]
+
+
+@pytest.mark.parametrize("engine", ["actor", "fast"])
+def test_the_recorders_state_follows_the_network_after_every_step(tmp_path, engine):
+    """Update batches reach the recorder's state lazily; whenever it is read it must be the network's own."""
+    from test_snapshot import mutate, xor_data
+    X, Y = xor_data()
+    net = sn.Network.layered([2, 3, 1], output="sigmoid", seed=3)
+    recorder = sn.Recorder(tmp_path, keyframe_every=1000)
+    seen = []
+
+    def compare(step, loss):
+        state = recorder.state
+        seen.append(step)
+        assert state.weight == {c.key: c.weight for c in net.connections}, step
+        assert state.bias == {n.name: n.bias for n in net.neurons.values()}, step
+
+    net.train(X, Y, steps=12, lr=0.3, loss="bce", engine=engine, recorder=recorder, before_step=mutate,
+              progress=compare)
+    assert seen == list(range(1, 13))
