@@ -1,4 +1,4 @@
-"""Pictures: time per frame against a naive renderer, frames/s on a large network, GIF size.
+"""Pictures: time per frame against a naive renderer, frames/s on a large network, sizes of both GIFs.
 
 The naive reference is measured in the same run: for every frame a new
 matplotlib figure, ``nx.draw`` with node colours from the activations and
@@ -166,10 +166,11 @@ def section(quick=False):
               "| GIF | size | per frame | pixels | frames/s drawing and encoding |", "|---|---|---|---|---|"]
     lines += [f"| {kind} | {size / 1e6:.2f} MB | {size / count / 1e3:.1f} kB | {w}x{h} | {count / seconds:.0f} |"
               for kind, (size, w, h, count, seconds) in sizes.items()]
-    size = sizes["activations"][0]
-    lines += ["", f"Target: a 200-frame moons activations GIF under 2 MB"
+    within = all(size < budget for size, *_ in sizes.values())
+    each = ", ".join(f"{kind} {size / 1e6:.2f} MB ({size / budget:.0%} of it)" for kind, (size, *_) in sizes.items())
+    lines += ["", f"Target: each 200-frame moons GIF under 2 MB"
               + (f" (scaled to {gif_frames} frames: {budget / 1e6:.2f} MB)" if gif_frames != 200 else "")
-              + f": **{'met' if size < budget else 'NOT met'}**.", ""]
+              + f": {each}: **{'met' if within else 'NOT met'}**.", ""]
     return "\n".join(lines)
 
 

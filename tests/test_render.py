@@ -4,12 +4,14 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageSequence
 
 import simnet as sn
 from simnet.events import EventLog
-from simnet.frames import VALUES, Film
-from simnet.render import GifWriter, film_gif, loss_figure, render_gif, render_run, write_gif
+from simnet.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, _square_root,
+                           held_levels)
+from simnet.render import GifWriter, distinct_palette, film_gif, loss_figure, render_gif, render_run, write_gif
 from simnet.snapshot import SnapshotBuilder
 from simnet.sweep import SweepFilm, from_snapshot, read_sweep
 
@@ -59,6 +61,15 @@ def centre_px(picture, name):
     return int(round(picture.geo.height_px - y)), int(round(x))
 
 
+def changes_only_around(picture, before, after, names, margin=8):
+    """Whether `after` differs from `before`, and only within `margin` pixels of the box around neurons `names`."""
+    differs = np.any(after != before, axis=2)
+    rows, cols = np.nonzero(differs)
+    centres = np.array([centre_px(picture, name) for name in names])
+    (r0, c0), (r1, c1) = centres.min(axis=0) - margin, centres.max(axis=0) + margin
+    return differs.any() and rows.min() >= r0 and rows.max() <= r1 and cols.min() >= c0 and cols.max() <= c1
+
+
 class LiveRun:
     """The events and snapshots of a live run, read the way a trace is read."""
 
@@ -90,14 +101,77 @@ def test_a_frame_changes_where_a_weight_changes_and_nowhere_else(kind):
     drawn = [picture.draw(film.look(i, kind, picture)) for i in range(len(film))]
     before, unchanged, after = (drawn[0], drawn[1], drawn[2]) if kind == "activations" else drawn[2:]
     assert np.array_equal(before, unchanged)
-    differs = np.any(after != before, axis=2)
-    assert differs.any()
-    # every changed pixel lies on the changed connection
-    (r0, c0), (r1, c1) = centre_px(picture, "h1_2"), centre_px(picture, "h2_1")
-    rows, cols = np.nonzero(differs)
-    margin = 8
-    assert rows.min() >= min(r0, r1) - margin and rows.max() <= max(r0, r1) + margin
-    assert cols.min() >= min(c0, c1) - margin and cols.max() <= max(c0, c1) + margin
+    assert changes_only_around(picture, before, after, ["h1_2", "h2_1"])  # on the changed connection
+
+
+def test_weights_picture_holds_a_level_while_a_value_wobbles_at_its_edge():
+    _, builder, _, _ = recorded_run(sizes=(3, 5, 4, 1), inputs=3)
+    base = copy.deepcopy(snapshots(builder)[-1])
+    for name in base.nodes:
+        base.nodes[name]["gradient"] = 0.0
+    big, wobbly, node = ("h1_0", "h2_0"), ("h1_2", "h2_1"), "h2_3"
+    norm = _square_root(1.0)  # both scales: the largest change and gradient below are 1.0
+
+    def around(boundary, levels, offset):
+        """A value `offset` levels beyond the boundary between levels `boundary` - 1 and `boundary`."""
+        return float(norm.inverse((boundary + offset) / levels))
+
+    inside = HOLD / 2
+    up, down = around(6, CHANGE_LEVELS, inside), around(6, CHANGE_LEVELS, -inside)
+    g_up, g_down = around(10, LEVELS, inside), around(10, LEVELS, -inside)
+    change_far, gradient_far = around(7, CHANGE_LEVELS, 0.5), around(11, LEVELS, 0.5)
+    # drawn in the colours of their own values, both would flicker
+    assert CHANGES(norm(up)) != CHANGES(norm(down)) and GRADIENTS(norm(g_up)) != GRADIENTS(norm(g_down))
+    frames, G = [base], base
+    for change, gradient in [(up, g_up), (down, g_down), (up, g_up), (down, g_down),
+                             (change_far, g_down), (change_far, gradient_far)]:
+        G = copy.deepcopy(G)
+        G.edges[wobbly]["weight"] += change
+        G.edges[big]["weight"] += 1.0 if len(frames) == 1 else 0.0
+        G.nodes["h1_0"]["gradient"], G.nodes[node]["gradient"] = (1.0 if len(frames) == 1 else 0.0), gradient
+        frames.append(G)
+    film = Film(frames)
+    assert film.scales["change"] == 1.0 and film.scales["gradient"] == 1.0
+    for f in film.frames:
+        f.step = 7
+    picture = film.picture("weights")
+    drawn = [picture.draw(film.look(i, "weights", picture)) for i in range(len(film))]
+    assert np.array_equal(drawn[2], drawn[3]) and np.array_equal(drawn[3], drawn[4])
+    assert changes_only_around(picture, drawn[4], drawn[5], list(wobbly))  # the connection moved two levels
+    assert changes_only_around(picture, drawn[5], drawn[6], [node], margin=picture.geo.node_px)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.floats(0, 1), min_size=3, max_size=3), min_size=1, max_size=30),
+       st.sampled_from([CHANGE_LEVELS, LEVELS]), st.floats(0.05, 0.5))
+def test_held_levels_stay_near_the_value_and_move_only_when_it_leaves(values, levels, hold):
+    where = np.array(values)
+    shown = held_levels(where, levels, hold)
+    own = np.minimum((where * levels).astype(int), levels - 1)
+    assert np.array_equal(shown[0], own[0])
+    # a shown level is never more than `hold` of a level away from the value
+    assert np.all(where >= (shown - hold) / levels - 1e-12) and np.all(where <= (shown + 1 + hold) / levels + 1e-12)
+    for t in range(1, len(where)):
+        moved = shown[t] != shown[t - 1]
+        left = (where[t] < (shown[t - 1] - hold) / levels) | (where[t] > (shown[t - 1] + 1 + hold) / levels)
+        assert np.array_equal(moved, left & (own[t] != shown[t - 1]))
+        assert np.array_equal(shown[t][moved], own[t][moved])
+
+
+def test_weights_picture_sizes_each_connection_by_its_colour_level():
+    _, builder, _, _ = recorded_run(sizes=(2, 6, 1), steps=12, every=1)
+    film = Film(snapshots(builder))
+    picture = film.picture("weights")
+    for i in range(len(film)):
+        look = film.look(i, "weights", picture)
+        width = {}
+        for colour, w in zip(map(tuple, look.edge_color), look.edge_width):
+            width.setdefault(colour, set()).add(w)
+        assert all(len(ws) == 1 for ws in width.values())  # one width per colour: a new level redraws a line once
+        levels = film.held["change"][i]
+        distance = np.abs(levels - CHANGE_LEVELS // 2)
+        order = np.argsort(distance)
+        assert np.all(np.diff(look.edge_width[order]) >= 0)  # wider the further from "no change"
 
 
 def test_training_frames_differ_from_step_to_step():
@@ -146,18 +220,28 @@ def test_the_same_run_gives_the_same_gif_byte_for_byte(tmp_path):
     assert a == b
 
 
-def test_gif_frames_decode_to_what_was_drawn(tmp_path):
+@pytest.mark.parametrize("kind", ["activations", "weights"])
+def test_gif_frames_decode_to_what_was_drawn(tmp_path, kind):
     _, builder, _, data = recorded_run()
     film = Film(snapshots(builder), data=data)
-    picture = film.picture("activations")
-    drawn = [picture.draw(film.look(i, "activations", picture)) for i in range(len(film))]
-    path = film_gif(film, "activations", tmp_path / "a.gif")
+    picture = film.picture(kind)
+    drawn = [picture.draw(film.look(i, kind, picture)) for i in range(len(film))]
+    path = film_gif(film, kind, tmp_path / "a.gif")
     decoded = gif_frames(path)
     assert len(decoded) == len(drawn)
     for original, back in zip(drawn, decoded):
         # one palette for all frames: each pixel lands on a near colour, most on the same one
         error = np.abs(original.astype(int) - back.astype(int)).max(axis=2)
         assert np.mean(error <= 24) > 0.99
+
+
+def test_gif_palette_keeps_every_colour_in_its_slot_and_repeats_none():
+    rng = np.random.default_rng(0)
+    colours = np.unique(rng.integers(0, 3, size=(40, 3)).astype(np.uint8), axis=0)  # includes black
+    palette = distinct_palette(colours)
+    assert palette.shape == (256, 3)
+    assert np.array_equal(palette[:len(colours)], colours)
+    assert len(np.unique(palette, axis=0)) == 256
 
 
 def test_progress_counts_every_frame(tmp_path):
