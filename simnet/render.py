@@ -259,7 +259,7 @@ class GifWriter:
 
 
 def build_palette(rgb, cmaps, size=TRANSPARENT):
-    """Up to `size` colours: colour-map samples, greys, then the most common other colours of `rgb`."""
+    """Up to `size` distinct colours: colour-map samples, greys, then the most common other colours of `rgb`."""
     from PIL import Image
     anchors = [np.linspace(0, 255, 16).round()[:, None].repeat(3, axis=1)]
     for cmap in cmaps:
