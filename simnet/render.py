@@ -24,6 +24,7 @@ from .frames import KINDS as FILM_KINDS, Film
 GIF_KINDS = (*FILM_KINDS, "sweep")
 FRAME_MS, LAST_FRAME_MS = 100, 2000
 TRANSPARENT = 255  # palette slot left free: "this pixel did not change"
+LABEL_CHARS = 40  # an action's label in loss.png: what fits down the chart at 8 pt
 SHADES = 5  # bits per channel of the colour lookup table
 
 
@@ -101,7 +102,7 @@ def loss_figure(history, actions):
     accuracy = np.asarray(history.get("accuracy", np.full(len(loss), np.nan)), dtype=float)
     fig = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(fig)
-    ax = fig.add_axes([0.09, 0.13, 0.8, 0.72])
+    ax = fig.add_axes([0.09, 0.13, 0.8, 0.78])
     ax.plot(steps, loss, color="#b2182b", linewidth=1.2)
     finite = loss[np.isfinite(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
@@ -111,32 +112,41 @@ def loss_figure(history, actions):
     ax.set_xlabel("step")
     ax.set_ylabel("loss", color="#b2182b")
     ax.grid(alpha=0.3)
+    top = ax  # the axes drawn last: labels there are not crossed by a curve
     if np.isfinite(accuracy).any():
-        right = ax.twinx()
+        right = top = ax.twinx()
         right.plot(steps, accuracy, color="#2166ac", linewidth=1.0)
         right.set_ylim(-0.02, 1.02)
         right.set_ylabel("accuracy", color="#2166ac")
+    first, last = (min(steps.min(), 0), steps.max()) if steps.size else (0, 1)
     for step, label in _action_marks(actions):
         ax.axvline(step, color="#444444", linestyle="--", linewidth=0.8)
-        ax.text(step, 1.01, f" {label}", transform=ax.get_xaxis_transform(), rotation=30,
-                fontsize=8, ha="left", va="bottom", color="#333333")
+        # written down along its line, inside the chart (on the line's right near the left edge),
+        # so that no label can leave the picture
+        side = "left" if step - first < 0.05 * max(last - first, 1) else "right"
+        top.text(step, 0.98, f" {label}", transform=top.get_xaxis_transform(), rotation=90, fontsize=8,
+                ha=side, va="top", color="#333333", clip_on=True,
+                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
     summary = f"final loss {loss[-1]:.4g}" if loss.size else "no steps recorded"
     if accuracy.size and np.isfinite(accuracy[-1]):
         summary += f", accuracy {accuracy[-1]:.1%}"
     fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
     if steps.size:
-        ax.set_xlim(min(steps.min(), 0), steps.max())
+        ax.set_xlim(first, last)
     return fig
 
 
-def _action_marks(actions, most=3):
-    """(step, label) per step with actions: labels of one step joined, beyond `most` counted."""
+def _action_marks(actions, most=3, longest=LABEL_CHARS):
+    """(step, label) per step with actions: labels of one step joined, beyond `most` counted, cut to `longest`."""
     by_step = {}
     for action in actions:
         by_step.setdefault(action["step"], []).append(str(action.get("label") or action.get("action")))
     for step, labels in by_step.items():
         extra = f" +{len(labels) - most} more" if len(labels) > most else ""
-        yield step, ", ".join(labels[:most]) + extra
+        text = ", ".join(labels[:most])
+        if len(text + extra) > longest:
+            text = text[:longest - len(extra) - 1].rstrip(", ") + "…"
+        yield step, text + extra
 
 
 def network_png(net):

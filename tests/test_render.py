@@ -448,13 +448,30 @@ def test_loss_plot_marks_each_scripted_action_with_its_label():
     ax = fig.axes[0]
     marks = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert marks == [6, 15]
-    texts = [t.get_text().strip() for t in ax.texts]
-    assert texts == ["add h_new", "lr 0.01"]
-    assert [t.get_position()[0] for t in ax.texts] == [6, 15]
+    labels = fig.axes[-1].texts  # on the accuracy axes, drawn over both curves
+    assert [t.get_text().strip() for t in labels] == ["add h_new", "lr 0.01"]
+    assert [t.get_position()[0] for t in labels] == [6, 15]
     assert fig.axes[1].get_ylabel() == "accuracy"
     crowded = [{"step": 301, "action": "add_neuron", "label": f"add g{i}"} for i in range(5)]
-    assert [t.get_text().strip() for t in loss_figure(history, crowded).axes[0].texts] == \
+    assert [t.get_text().strip() for t in loss_figure(history, crowded).axes[-1].texts] == \
         ["add g0, add g1, add g2 +2 more"]
+
+
+def test_loss_plot_keeps_long_action_labels_inside_the_chart():
+    history = {"step": np.arange(0, 900), "loss": np.linspace(1, 0.1, 900), "accuracy": np.linspace(0.5, 1, 900)}
+    actions = [{"step": 300, "action": "add_neuron", "label": f"add neuron g{i} between h1_{i} and y0"}
+               for i in range(4)] + [{"step": 2, "action": "set_learning_rate", "label": "lr " + "9" * 80}]
+    fig = loss_figure(history, actions)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    chart = fig.axes[0].get_window_extent(renderer)
+    texts = fig.axes[-1].texts
+    assert len(texts) == 2
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert chart.x0 <= box.x0 and box.x1 <= chart.x1 + 1 and chart.y0 <= box.y0 and box.y1 <= chart.y1, \
+            (text.get_text(), box, chart)
+    assert texts[0].get_text().endswith("+1 more") and "…" in texts[0].get_text()
 
 
 def test_regression_loss_plot_has_no_accuracy_axis():
