@@ -25,18 +25,26 @@ SNAPSHOT_KINDS = frozenset({
 def batch_means(vectors):
     """The batch mean of each vector in a list, as Python floats.
 
-    Every recorder takes its means here, so a mean computed live and one read
-    back from a trace agree to the bit; numbers that already are means (what a
-    trace stores) pass through unchanged.  Each mean equals ``np.mean(vector)``.
+    Every recorder takes its means here (or from :func:`mean_rows`), so a mean
+    computed live and one read back from a trace agree to the bit; numbers
+    that already are means (what a trace stores) pass through unchanged.
+    """
+    if len(vectors) and isinstance(vectors[0], float):
+        return list(vectors)
+    return mean_rows(vectors).tolist()
+
+
+def mean_rows(vectors):
+    """The mean of each vector (a list of them, or the rows of a matrix) as a float64 array.
+
+    Each mean equals ``np.mean(vector)`` to the bit.
     """
     if len(vectors) == 0:
-        return []
-    if isinstance(vectors[0], float):
-        return list(vectors)
+        return np.empty(0)
     # rows of a C-ordered matrix are reduced exactly as a lone vector would be; np.mean is
     # this same sum and division behind a few microseconds of argument handling
     matrix = np.ascontiguousarray(vectors, dtype=np.float64)
-    return (np.add.reduce(matrix, axis=1) / matrix.shape[1]).tolist()
+    return np.add.reduce(matrix, axis=1) / matrix.shape[1]
 
 
 class NetworkState:

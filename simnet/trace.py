@@ -67,7 +67,7 @@ import numpy as np
 
 from .errors import TraceError
 from .events import KINDS, Event
-from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means
+from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means, mean_rows
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x736E6574  # "snet"
@@ -450,13 +450,13 @@ class Recorder:
             return
         fields = self._codes.layout[code][3]
         columns = [np.asarray(data[f], dtype=np.float64) for f in fields]
-        means = [batch_means(c) for c in columns]
+        means = [mean_rows(c) for c in columns]
         if not self._keeps_samples(columns[0][0]):
             self._add_batch(batch, n, code, listed, means)
             return
         seqs = range(batch.seq, batch.seq + n)
         self._rows.extend(zip(seqs, repeat(batch.step), repeat(code), subjects,
-                              *means, *[repeat(None)] * (3 - len(means))))
+                              *(m.tolist() for m in means), *[repeat(None)] * (3 - len(means))))
         vectors = np.concatenate(columns, axis=1)
         self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
 
