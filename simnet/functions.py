@@ -55,12 +55,12 @@ EPS = 1e-12
 
 def _mse(P, Y):
     diff = P - Y
-    return np.mean(diff * diff), 2.0 * diff / diff.size
+    return (diff * diff).sum() / diff.size, 2.0 * diff / diff.size
 
 
 def _bce(P, Y):
     p = np.clip(P, EPS, 1.0 - EPS)
-    loss = -np.mean(Y * np.log(p) + (1.0 - Y) * np.log(1.0 - p))
+    loss = -(Y * np.log(p) + (1.0 - Y) * np.log(1.0 - p)).sum() / P.size
     # where the clip bites, the clipped loss is flat in P
     grad = np.where(p == P, (p - Y) / (p * (1.0 - p)), 0.0) / P.size
     return loss, grad
@@ -75,7 +75,7 @@ def _hinge(P, Y):
     t = hinge_sign(Y)
     margin = 1.0 - t * P
     active = margin > 0
-    return np.mean(np.where(active, margin, 0.0)), np.where(active, -t, 0.0) / P.size
+    return np.where(active, margin, 0.0).sum() / P.size, np.where(active, -t, 0.0) / P.size
 
 
 def _cross_entropy(P, Y):
@@ -107,7 +107,7 @@ def accuracy(loss_name, P, Y):
     elif loss_name == "hinge":
         hits = (P > 0) == (Y > 0)
     elif loss_name == "cross_entropy":
-        return float(np.mean(P.argmax(axis=1) == Y.argmax(axis=1)))
+        return np.count_nonzero(P.argmax(axis=1) == Y.argmax(axis=1)) / len(P)
     else:
         return None
-    return float(np.mean(np.all(hits, axis=1)))
+    return np.count_nonzero(hits.all(axis=1)) / len(P)
