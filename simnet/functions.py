@@ -107,7 +107,7 @@ def accuracy(loss_name, P, Y):
     elif loss_name == "hinge":
         hits = (P > 0) == (Y > 0)
     elif loss_name == "cross_entropy":
-        return np.count_nonzero(P.argmax(axis=1) == Y.argmax(axis=1)) / len(P)
+        return float(np.count_nonzero(P.argmax(axis=1) == Y.argmax(axis=1)) / len(P))
     else:
         return None
-    return np.count_nonzero(hits.all(axis=1)) / len(P)
+    return float(np.count_nonzero(hits.all(axis=1)) / len(P))
