@@ -9,10 +9,10 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
 :data:`APPLICATION_ID`):
 
 ``meta(key, value)``
-    run metadata, each value JSON: version, schema, start_time, end_time,
-    detail, every, keyframe_every, seed, config (what run_begin said),
-    scenario_text, runs ([first, last] step of each run), end_reason,
-    last_step, and whatever the caller added.
+    run metadata, each value JSON: version, schema, detail, every,
+    keyframe_every, seed, config (what run_begin said), scenario_text, runs
+    ([first, last] step of each run), end_reason, last_step, and whatever the
+    caller added.  No clock time: the same run gives the same file.
 ``kinds(code, phase, kind, subject, v1, v2, v3)``
     one row per event kind; ``subject`` says whether ``events.subject`` is a
     neuron or a connection id, ``v1..v3`` name what the value columns hold.
@@ -48,17 +48,16 @@ like the others (taken apart in SQL, which needs SQLite's ``pow``):
 ``event_log``, ``weight_updates``, ``bias_updates``, ``firings``,
 ``messages``; ``event_rows`` is ``events`` and the expanded ``batches`` as one.
 
-Writes stream: rows are buffered and committed with their steps, a few
-steps per transaction, in WAL mode; a run killed at any moment leaves every
-committed step readable.  Values are stored in untyped columns so floats
+Writes stream: rows are buffered and committed with their steps, up to
+:data:`FLUSH_STEPS` steps per transaction, in WAL mode; a run killed at any
+moment leaves every committed step readable.  The same run writes the same
+file, byte for byte: nothing in it depends on the clock.  Values are stored in untyped columns so floats
 come back bit for bit (-0.0 included).
 """
 import heapq
 import json
 import os
 import sqlite3
-import time
-from datetime import datetime, timezone
 from itertools import groupby, repeat
 from operator import is_, itemgetter
 from pathlib import Path
@@ -75,8 +74,10 @@ FILENAME = "trace.sqlite"
 DETAILS = ("updates", "messages")
 KEYFRAME_EVERY = 100
 SAMPLE_LIMIT = 64        # "messages" keeps per-sample vectors for batches up to this size
-FLUSH_ROWS = 20_000      # commit once this many rows (or batches) wait ...
-FLUSH_SECONDS = 0.5      # ... or this long after the last commit, at a step boundary
+# commit at the end of a step once this many rows (or batches) or steps wait: never by the clock,
+# since SQLite lays out its pages by transaction and the same run must give the same file
+FLUSH_ROWS = 20_000
+FLUSH_STEPS = 100
 
 # (phase, kind, subject, names of v1..v3); a kind's code is its position + 1
 LAYOUT = (
@@ -246,10 +247,6 @@ def _plain(x):
     raise TypeError(f"cannot store {type(x).__name__} in a trace")
 
 
-def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 class _Codes:
     """Event kinds <-> the small integers stored in ``events.kind``."""
 
@@ -317,7 +314,7 @@ class Recorder:
             db.executemany("INSERT INTO kinds VALUES (?,?,?,?,?,?,?)",
                            [(code, phase, kind, subject, *(fields + (None,) * 3)[:3])
                             for code, (phase, kind, subject, fields) in enumerate(LAYOUT, start=1)])
-            meta = {**metadata, "version": _version(), "schema": SCHEMA_VERSION, "start_time": _now(),
+            meta = {**metadata, "version": _version(), "schema": SCHEMA_VERSION,
                     "detail": self.detail, "every": self.every, "keyframe_every": self.keyframe_every,
                     "scenario_text": scenario_text}
             db.executemany("INSERT INTO meta VALUES (?,?)", [(k, _json(v)) for k, v in meta.items()])
@@ -342,7 +339,7 @@ class Recorder:
         self._reset_buffers()
         self._first_seq = {}   # step -> first seq seen for it
         self._open_step = None  # [step, first_seq, lr, batch_size, loss, accuracy] while a step runs
-        self._last_commit = time.monotonic()
+        self._steps_waiting = 0
 
     def _open(self):
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -507,7 +504,8 @@ class Recorder:
         self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
-        if len(self._rows) + len(self._batches) >= FLUSH_ROWS or time.monotonic() - self._last_commit >= FLUSH_SECONDS:
+        self._steps_waiting += 1
+        if len(self._rows) + len(self._batches) >= FLUSH_ROWS or self._steps_waiting >= FLUSH_STEPS:
             self._commit()
 
     def _on_run_begin(self, e):
@@ -533,7 +531,7 @@ class Recorder:
             self._sql.append((STEP_UPSERT, (e.step, self._first_seq.pop(e.step, e.seq), e.seq) + (None,) * 4 + (1,)))
         if self._runs:
             self._runs[-1][1] = e.data.get("steps")
-        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=_now(),
+        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"),
                        runs=self._runs)
         self.close()
 
@@ -696,7 +694,7 @@ class Recorder:
         except sqlite3.Error as error:
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
-        self._last_commit = time.monotonic()
+        self._steps_waiting = 0
 
 
 def _same_names(held, given):

@@ -153,7 +153,7 @@ def test_history_metadata_and_actions(tmp_path):
     assert trace.actions() == [{"step": 2, "action": "set_learning_rate", "label": "slow down"}]
     meta = trace.metadata
     assert meta["seed"] == 3 and meta["scenario_text"] == "name = 'test'\n" and meta["scenario"] == "test"
-    assert meta["version"] == sn.__version__ and meta["config"]["loss"] == "bce" and meta["start_time"]
+    assert meta["version"] == sn.__version__ and meta["config"]["loss"] == "bce"
 
 
 def test_batched_events_write_the_same_trace_as_single_events(tmp_path):
