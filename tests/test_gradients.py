@@ -67,6 +67,20 @@ def away_from_kinks(net, X, Y, loss):
     return True
 
 
+def loss_rounding(P, L, loss):
+    """How far rounding can move the computed loss: what a central difference cannot see below.
+
+    Its terms are of the size of 1, the outputs and the loss itself (a small
+    cross-entropy is a difference of larger numbers); bce's log(p) and
+    log(1 - p) lose digits as p nears 0 or 1.  Divided by h, this is the
+    floor a numeric gradient is good to.
+    """
+    size = 1 + np.abs(P).max() + abs(L)
+    if loss == "bce":
+        size += 1 / np.minimum(P, 1 - P).min()
+    return np.finfo(float).eps * size
+
+
 def numeric_gradient(net, X, Y, loss, get, put, h=H):
     original = get()
     put(original + h)
@@ -96,9 +110,7 @@ def test_backward_matches_central_differences(case):
         numeric.append(numeric_gradient(net, X, Y, loss, lambda: n.bias, lambda v: setattr(n, "bias", v)))
     analytic, numeric = np.array(analytic), np.array(numeric)
     scale = np.linalg.norm(analytic) + np.linalg.norm(numeric)
-    # a central difference resolves nothing finer than the loss's own rounding, about eps·|L|/h per
-    # parameter: vanishing gradients (or every path dead) are compared down to that floor only
-    floor = np.sqrt(len(numeric)) * 8 * np.finfo(float).eps * abs(loss_at(net, X, Y, loss)) / H
+    floor = np.sqrt(len(numeric)) * 8 * loss_rounding(P, loss_at(net, X, Y, loss), loss) / H
     assert np.linalg.norm(analytic - numeric) <= 1e-6 * scale + floor
 
 
