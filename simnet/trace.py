@@ -9,10 +9,12 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
 :data:`APPLICATION_ID`):
 
 ``meta(key, value)``
-    run metadata, each value JSON: version, schema, detail, every,
-    keyframe_every, seed, config (what run_begin said), scenario_text, runs
-    ([first, last] step of each run), end_reason, last_step, and whatever the
-    caller added.  No clock time: the same run gives the same file.
+    run metadata, each value JSON: version, schema, start_time, end_time,
+    detail, every, keyframe_every, seed, config (what run_begin said),
+    scenario_text, runs ([first, last] step of each run), end_reason,
+    last_step, and whatever the caller added.  The times are UTC, or
+    ``SOURCE_DATE_EPOCH`` when that is set, so that the same run can give
+    the same file.
 ``kinds(code, phase, kind, subject, v1, v2, v3)``
     one row per event kind; ``subject`` says whether ``events.subject`` is a
     neuron or a connection id, ``v1..v3`` name what the value columns hold.
@@ -51,13 +53,15 @@ like the others (taken apart in SQL, which needs SQLite's ``pow``):
 Writes stream: rows are buffered and committed with their steps, up to
 :data:`FLUSH_STEPS` steps per transaction, in WAL mode; a run killed at any
 moment leaves every committed step readable.  The same run writes the same
-file, byte for byte: nothing in it depends on the clock.  Values are stored in untyped columns so floats
+file, byte for byte, but for its start and end times (unless
+``SOURCE_DATE_EPOCH`` fixes them): nothing else depends on the clock.  Values are stored in untyped columns so floats
 come back bit for bit (-0.0 included).
 """
 import heapq
 import json
 import os
 import sqlite3
+from datetime import datetime, timezone
 from itertools import groupby, repeat
 from operator import is_, itemgetter
 from pathlib import Path
@@ -300,6 +304,7 @@ class Recorder:
     # ---- the file ----------------------------------------------------------
 
     def _create(self, scenario_text, metadata):
+        started = _now()  # before the file exists: a bad SOURCE_DATE_EPOCH leaves nothing behind
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for suffix in ("", "-wal", "-shm", "-journal"):
@@ -314,7 +319,7 @@ class Recorder:
             db.executemany("INSERT INTO kinds VALUES (?,?,?,?,?,?,?)",
                            [(code, phase, kind, subject, *(fields + (None,) * 3)[:3])
                             for code, (phase, kind, subject, fields) in enumerate(LAYOUT, start=1)])
-            meta = {**metadata, "version": _version(), "schema": SCHEMA_VERSION,
+            meta = {**metadata, "version": _version(), "schema": SCHEMA_VERSION, "start_time": started,
                     "detail": self.detail, "every": self.every, "keyframe_every": self.keyframe_every,
                     "scenario_text": scenario_text}
             db.executemany("INSERT INTO meta VALUES (?,?)", [(k, _json(v)) for k, v in meta.items()])
@@ -531,7 +536,7 @@ class Recorder:
             self._sql.append((STEP_UPSERT, (e.step, self._first_seq.pop(e.step, e.seq), e.seq) + (None,) * 4 + (1,)))
         if self._runs:
             self._runs[-1][1] = e.data.get("steps")
-        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"),
+        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=_now(),
                        runs=self._runs)
         self.close()
 
@@ -695,6 +700,17 @@ class Recorder:
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._steps_waiting = 0
+
+
+def _now():
+    """The time to record, in UTC: now, or SOURCE_DATE_EPOCH's (seconds) when set, as in reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        raise TraceError(f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970, got {epoch!r}") from None
 
 
 def _same_names(held, given):

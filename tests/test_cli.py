@@ -119,7 +119,8 @@ def test_overrides_change_the_run(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("engine", ["actor", "fast"])
-def test_the_same_run_twice_writes_the_same_trace_byte_for_byte(tmp_path, capsys, engine):
+def test_the_same_run_twice_writes_the_same_trace_byte_for_byte(tmp_path, capsys, monkeypatch, engine):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")  # the start and end times the trace records
     for name in ("a", "b"):
         assert run(capsys, "run", SCENARIOS / "growing.toml", "-o", tmp_path / name, "--steps", 305, "--no-gif",
                    "-q", "--engine", engine)[0] == 0
@@ -127,6 +128,15 @@ def test_the_same_run_twice_writes_the_same_trace_byte_for_byte(tmp_path, capsys
         assert list(a.events(steps=(299, 305))) == list(b.events(steps=(299, 305)))
     # several transactions (a commit every FLUSH_STEPS steps), a script that grows the network at step 301
     assert (tmp_path / "a" / "trace.sqlite").read_bytes() == (tmp_path / "b" / "trace.sqlite").read_bytes()
+    with sn.open_trace(tmp_path / "a") as a:
+        assert a.metadata["start_time"] == a.metadata["end_time"] == "2023-11-14T22:13:20+00:00"
+
+
+def test_a_bad_source_date_epoch_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    code, out, err = run(capsys, "run", XOR, "-o", tmp_path / "xor", "-q")
+    assert code == 2 and not (tmp_path / "xor").exists() and leftovers(tmp_path) == []
+    assert err.count("\n") == 1 and "SOURCE_DATE_EPOCH" in err and "'yesterday'" in err, err
 
 
 @pytest.mark.parametrize("name,steps", [("growing", 303), ("symmetry_broken", 202)])

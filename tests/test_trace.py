@@ -154,6 +154,7 @@ def test_history_metadata_and_actions(tmp_path):
     meta = trace.metadata
     assert meta["seed"] == 3 and meta["scenario_text"] == "name = 'test'\n" and meta["scenario"] == "test"
     assert meta["version"] == sn.__version__ and meta["config"]["loss"] == "bce"
+    assert meta["start_time"] <= meta["end_time"] and meta["start_time"].endswith("+00:00")
 
 
 def test_batched_events_write_the_same_trace_as_single_events(tmp_path):
