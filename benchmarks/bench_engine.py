@@ -53,10 +53,24 @@ def best_seconds(call, repeats):
 
 def per_step(run, short, long, repeats=3):
     """(seconds per step, fixed seconds per run) of run(steps), from a short and a long run."""
-    t_short = best_seconds(lambda: run(short), repeats)
-    t_long = best_seconds(lambda: run(long), repeats)
-    slope = (t_long - t_short) / (long - short)
-    return slope, max(t_short - short * slope, 0.0)
+    return per_step_in_turns([(run, short, long)], repeats)[0]
+
+
+def per_step_in_turns(runs, repeats=3):
+    """per_step of each (run, short, long), timed in turns (each run's short and long run, then the next
+    run's, `repeats` rounds), so that a change in the machine's load falls on all of them alike."""
+    best = [[math.inf, math.inf] for _ in runs]
+    for _ in range(repeats):
+        for times, (run, short, long) in zip(best, runs):
+            for i, steps in enumerate((short, long)):
+                start = time.perf_counter()
+                run(steps)
+                times[i] = min(times[i], time.perf_counter() - start)
+    out = []
+    for (t_short, t_long), (_, short, long) in zip(best, runs):
+        slope = (t_long - t_short) / (long - short)
+        out.append((slope, max(t_short - short * slope, 0.0)))
+    return out
 
 
 # ---- the runs ------------------------------------------------------------------
@@ -258,7 +272,8 @@ def moons_part(quick):
     short, long = (20, 80) if quick else (40, 240)  # steps of the runs a slope is taken between
     make = lambda: sn.Network.layered(MOONS, seed=1)  # noqa: E731
     micro = micrograd_step_seconds(X, Y, 2 if quick else 5)
-    numpy_step, _ = per_step(numpy_mlp(MOONS, X, Y), 10 * short, 10 * long, repeats)
+    reference = (numpy_mlp(MOONS, X, Y), 10 * short, 10 * long)
+    numpy_step, _ = per_step(*reference, repeats)
     runs = [  # engine, subscriber, recorder factory, how many more steps than the slow runs
         ("actor", "no subscriber", None, 1),
         ("actor", "EventLog keeping every event", lambda d: sn.EventLog(), 1),
@@ -281,17 +296,20 @@ def moons_part(quick):
         "",
         f"- micrograd 0.1.0: " + (f"{micro * 1e3:.1f} ms/step (median of its demo loop's steps)" if micro else
                                    "not installed (`pip install micrograd==0.1.0`), actor ratios left out"),
-        f"- hand-written numpy MLP: {numpy_step * 1e6:.1f} µs/step",
+        f"- hand-written numpy MLP: {numpy_step * 1e6:.1f} µs/step; timed again in turns with each fast-engine "
+        "row, which is compared with that timing",
         "",
         "| engine | subscriber | µs/step | once per run | against | ratio | target | |",
         "|---|---|---:|---:|---|---:|---:|---|",
     ]
     for engine, what, recorder, more in runs:
-        seconds, fixed = per_step(simnet_run(make, engine, X, Y, recorder), more * short, more * long, repeats)
+        ours = (simnet_run(make, engine, X, Y, recorder), more * short, more * long)
         if engine == "actor":
+            seconds, fixed = per_step(*ours, repeats)
             ratio, against = (micro / seconds if micro else None), "micrograd (speed-up)"
             shown = f"{ratio:,.0f}×" if ratio else "n/a"
         else:
+            (seconds, fixed), (numpy_step, _) = per_step_in_turns([ours, reference], repeats + 2)
             ratio, against = seconds / numpy_step, "numpy MLP (time)"
             shown = f"{ratio:.2f}×"
         target, at_least = targets.get((engine, what), (None, None))
