@@ -54,8 +54,9 @@ Writes stream: rows are buffered and committed with their steps, up to
 :data:`FLUSH_STEPS` steps per transaction, in WAL mode; a run killed at any
 moment leaves every committed step readable.  The same run writes the same
 file, byte for byte, but for its start and end times (unless
-``SOURCE_DATE_EPOCH`` fixes them): nothing else depends on the clock.  Values are stored in untyped columns so floats
-come back bit for bit (-0.0 included).
+``SOURCE_DATE_EPOCH`` fixes them): nothing else depends on the clock.
+Values are stored in untyped columns so floats come back bit for bit (-0.0
+included).
 """
 import heapq
 import json
