@@ -42,15 +42,6 @@ def moons_data():
 
 # ---- timing ------------------------------------------------------------------
 
-def best_seconds(call, repeats):
-    best = math.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def per_step(run, short, long, repeats=3):
     """(seconds per step, fixed seconds per run) of run(steps), from a short and a long run."""
     return per_step_in_turns([(run, short, long)], repeats)[0]

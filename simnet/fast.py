@@ -138,7 +138,6 @@ class FastEngine(Engine):
         finally:
             self.deferring = False
             net.catch_up()
-            self.sync(net)
 
     # ---- keeping arrays and objects in step ------------------------------------
 
@@ -160,16 +159,16 @@ class FastEngine(Engine):
         return new
 
     def _ahead_of(self, net):
-        self.current = True
+        # only a deferred run lets the arrays get ahead of the objects: outside one every call writes
+        # them back as it ends, and one that fails half-way leaves the objects the truth
         if self.deferring:
+            self.current = True
             net.defer_to(self)  # whoever reads the graph next has the numbers written back first
 
     def _done(self, net, changed):
         # outside a deferred run the objects must be right after every call
-        if not self.deferring:
-            if changed:
-                self.compiled.store()
-            self.current = False
+        if not self.deferring and changed:
+            self.compiled.store()
 
     # ---- events -----------------------------------------------------------------
 
@@ -229,7 +228,9 @@ def _pick(array, index):
 
 def _copy(array, index):
     """array[index] (all of it if index is None) as an array of its own."""
-    return array.copy() if index is None else np.array(array[index])
+    if index is None or isinstance(index, slice):
+        return _pick(array, index).copy()
+    return array[index]  # indexing with an array already copies
 
 
 def _index(positions):
@@ -351,7 +352,7 @@ class Compiled:
 
     def __init__(self, net):
         self.net, self.version = net, net.version
-        fired = firing_order(net)
+        self.fired = fired = firing_order(net)
         level = {}
         for n in fired:
             level[n] = 1 + max((level[c.source] for c in n.incoming), default=-1)
@@ -379,7 +380,7 @@ class Compiled:
         self.connection_positions = _selection([position[c] for c in net.connections], len(self.connections))
         self.fire_rows = _selection([row[n] for n in fired], len(self.neurons))
         self.fire_names = tuple(n.name for n in fired)
-        backward = firing_order(net, backward=True)
+        self.backward_order = backward = firing_order(net, backward=True)
         self.back_rows = _selection([row[n] for n in backward], len(self.neurons))
         self.back_names = tuple(n.name for n in backward)
         with_bias = [n for n in net.neurons.values() if n.role != "input"]
@@ -491,7 +492,8 @@ class Compiled:
         if self.A is None or buffers.batch != grad_outputs.shape[0]:
             raise SimnetError(f"backward needs a forward sweep of the same batch first "
                               f"(grad_outputs has {grad_outputs.shape[0]} rows)")
-        self.gradients()  # gradients accumulate: take them in from the objects if they are there
+        if self.grads_on_objects:  # gradients accumulate: take them in from the objects
+            self.gradients()
         if self.grad_w is buffers.G:
             self.grad_w = buffers.G.copy()  # and keep them apart from the buffer
         A, dA, dZ, version = buffers.A, buffers.dA, buffers.dZ, self.weights_version
@@ -511,13 +513,10 @@ class Compiled:
     def senders(self, forward):
         """Per neuron in firing order: name, row, and the weight positions and names of the links it sends on."""
         if forward not in self._senders:
-            order = self.fire_names if forward else self.back_names
             rows = []
-            by_name = {n.name: n for n in self.neurons}
-            for name in order:
-                n = by_name[name]
+            for n in self.fired if forward else self.backward_order:
                 links = n.outgoing if forward else n.incoming
-                rows.append((name, self._row[n], np.array([self._position[c] for c in links], dtype=np.intp),
+                rows.append((n.name, self._row[n], np.array([self._position[c] for c in links], dtype=np.intp),
                              [c.source.name for c in links], [c.target.name for c in links]))
             self._senders[forward] = rows
         return self._senders[forward]

@@ -26,7 +26,7 @@ class SGD:
     def update(self, params, values, grads, lr):
         """New values (array) for `params`, a list of objects whose values and gradients are arrays."""
         if not self.state_size:
-            return self.rule(values, grads, lr, None)[0]
+            return self.rule(values, grads, lr, ())[0]
         fresh = (0.0,) * self.state_size
         state = np.array([self.state.get(p, fresh) for p in params]).reshape(len(params), self.state_size)
         new, state = self.rule(values, grads, lr, tuple(state.T))
@@ -34,7 +34,7 @@ class SGD:
         return new
 
     def rule(self, value, grad, lr, state):
-        """(new value, new state) for arrays of values and gradients; state None means fresh parameters."""
+        """(new value, new state) for arrays of values and gradients, state a tuple of `state_size` arrays."""
         return value - lr * grad, ()
 
 
@@ -48,7 +48,7 @@ class Momentum(SGD):
         self.mu = mu
 
     def rule(self, value, grad, lr, state):
-        velocity = 0.0 if state is None else state[0]
+        velocity, = state
         v = self.mu * velocity + grad
         return value - lr * v, (v,)
 
@@ -63,7 +63,7 @@ class Adam(SGD):
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
     def rule(self, value, grad, lr, state):
-        m, v = (0.0, 0.0) if state is None else state
+        m, v = state
         m = self.beta1 * m + (1.0 - self.beta1) * grad
         v = self.beta2 * v + (1.0 - self.beta2) * grad * grad
         m_hat = m / (1.0 - self.beta1 ** self.t)

@@ -395,3 +395,18 @@ def test_subscribers_and_objects_held_from_before_see_what_the_actor_engine_leav
         assert np.allclose(value, fast_value, rtol=1e-12, atol=1e-15)
         assert math.isclose(weight, fast_weight, rel_tol=1e-12)
     assert np.allclose(actor[1:], fast_run[1:], rtol=1e-12, atol=0)
+
+
+def test_a_call_that_fails_leaves_the_objects_the_truth():
+    net = sn.Network.layered([2, 3, 1], seed=2)
+    X = np.random.default_rng(2).normal(size=(4, 2))
+    engine = FastEngine()
+    engine.forward(net, X)
+    with pytest.raises(sn.SimnetError):
+        engine.backward(net, np.ones((3, 1)))  # a batch of another size than the forward sweep's
+    net.set_weight("x0", "h1_0", 5.0)
+    net.set_bias("y0", -1.5)
+    engine.forward(net, X)
+    assert net.connection("x0", "h1_0").weight == 5.0 and net.neurons["y0"].bias == -1.5
+    expected = ActorEngine().forward(net.copy(), X)
+    assert np.allclose(engine.forward(net, X), expected, rtol=1e-12, atol=0)
