@@ -1105,26 +1105,27 @@ class Trace:
         return builder.snapshots[step]
 
     def snapshots(self, steps=None):
-        """(step, DiGraph) for each of `steps` (default: ``trace.steps``), replaying forward once."""
+        """(step, DiGraph) for each of `steps` (default: ``trace.steps``), in step order.
+
+        Each run of consecutive steps is replayed forward once, from the state
+        before it; the steps between runs are not replayed event by event.
+        """
         wanted = sorted(set(self.steps if steps is None else (self._check_step(s) for s in steps)))
-        if not wanted:
-            return
-        start = wanted[0]
-        if start == self.first_step:
-            yield start, self.snapshot(start)
-            wanted = wanted[1:]
-            if not wanted:
-                return
-            start += 1
-        builder = SnapshotBuilder.resume(self._state_at(start - 1), wanted)
-        given = set()
-        for event in self._step_events(start, wanted[-1]):
-            builder(event)
-            for step, graph in builder.snapshots.items():
-                if step not in given:  # a run's start may be a step built already
-                    given.add(step)
-                    yield step, graph
-            builder.snapshots.clear()
+        for run in _consecutive(wanted):
+            if run[0] == self.first_step:
+                yield run[0], self.snapshot(run[0])
+                run = run[1:]
+                if not run:
+                    continue
+            builder = SnapshotBuilder.resume(self._state_at(run[0] - 1), run)
+            given = set()
+            for event in self._step_events(run[0], run[-1]):
+                builder(event)
+                for step, graph in builder.snapshots.items():
+                    if step not in given:  # a run's start may be a step built already
+                        given.add(step)
+                        yield step, graph
+                builder.snapshots.clear()
 
     def _step_events(self, first, last):
         """Events that shape snapshots, as Event objects, for steps first..last, streamed."""
@@ -1133,6 +1134,18 @@ class Trace:
         codes = self._codes.of_kinds(SNAPSHOT_KINDS)
         rows = self._rows(self._seq_range(first, last), set(codes))
         return (self._event(row) for row in rows)
+
+
+def _consecutive(steps):
+    """Sorted steps as lists of consecutive ones: [1, 2, 3, 7, 9, 10] -> [1, 2, 3], [7], [9, 10]."""
+    run = []
+    for step in steps:
+        if run and step != run[-1] + 1:
+            yield run
+            run = []
+        run.append(step)
+    if run:
+        yield run
 
 
 def _marks(values):
