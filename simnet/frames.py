@@ -220,7 +220,7 @@ class Film:
         return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]))
 
     def _surface_norm(self):
-        fn = self.fns.get(self._first_output())
+        fn = self.fns.get(self.surface_output())
         if fn == "sigmoid":
             return TwoSlopeNorm(0.5, 0.0, 1.0)
         if fn == "tanh":
@@ -228,12 +228,13 @@ class Film:
         values = np.abs(np.concatenate([self._surface_values(f).ravel() for f in self.frames]))
         return _symmetric(_nice(float(np.percentile(values[np.isfinite(values)], SATURATE))))
 
-    def _first_output(self):
+    def surface_output(self):
+        """The output the decision surface shows: the first."""
         return next(n for n in self.nodes if self.roles[n] == "output")
 
     def _surface_values(self, frame):
         """The first output over the probed plane, (g, g)."""
-        return frame.outputs[self._node[self._first_output()]].astype(float)
+        return frame.outputs[self._node[self.surface_output()]].astype(float)
 
     def look(self, i, kind, picture):
         """The colours of frame i for `picture` (built by ``self.picture(kind)``)."""

@@ -300,10 +300,9 @@ def _surfaces(film, steps, data):
     for k in chosen:
         shade = np.asarray(film.surface_norm(film._surface_values(film.frames[k])), dtype=np.float64)
         images.append(_pack_ints(np.round(np.nan_to_num(shade, nan=0.5)[::-1] * 255), "u1"))
-    outputs = [n for n in film.nodes if film.roles[n] == "output"]
     surface = {"steps": [int(steps[k]) for k in chosen], "extent": [float(e) for e in film.extent],
                "n": SURFACE_GRID, "data": images, "norm": _norm_ends(film.surface_norm),
-               "what": f"{outputs[0]}" if len(outputs) == 1 else f"{outputs[-1]} − max(other outputs)"}
+               "what": film.surface_output()}
     if data is not None:
         X, Y = data
         surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], _classes(Y))]

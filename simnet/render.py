@@ -42,7 +42,7 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
         film = Film(_snapshots(trace), data=data if data is not None else training_data(trace))
-        counter = _Counter(progress, len(film) * len(gifs))
+        counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
     return written
@@ -70,19 +70,29 @@ def write_gif(snapshots, kind, path, *, progress=None, data=None):
     live SnapshotBuilder's graphs.
     """
     film = Film(list(snapshots), data=data)
-    return film_gif(film, kind, path, _Counter(progress, len(film)))
+    return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
 def film_gif(film, kind, path, counter=None):
     """Draw every frame of `film` as `kind` and write the GIF to `path`."""
     picture = film.picture(kind)
+    return write_looks(picture, (film.look(i, kind, picture) for i in range(len(film))), path, counter)
+
+
+def write_looks(picture, looks, path, counter=None, frame_ms=FRAME_MS, last_frame_ms=LAST_FRAME_MS):
+    """Draw each Look of `looks` with `picture` (closed afterwards) into a GIF at `path`; returns the path.
+
+    Frames show `frame_ms` each, the last `last_frame_ms`; `counter` (a Counter) ticks once a frame.
+    """
     writer = GifWriter(path, picture.colour_maps())
-    for i in range(len(film)):
-        writer.add(picture.draw(film.look(i, kind, picture)))
+    frames = 0
+    for look in looks:
+        writer.add(picture.draw(look))
+        frames += 1
         if counter is not None:
             counter.tick()
     picture.close()
-    return writer.close([FRAME_MS] * (len(film) - 1) + [LAST_FRAME_MS])
+    return writer.close([frame_ms] * (frames - 1) + [last_frame_ms])
 
 
 def plot_loss(trace, path):
@@ -199,7 +209,9 @@ def _snapshots(trace):
     return [trace.snapshot(s) for s in steps]
 
 
-class _Counter:
+class Counter:
+    """Counts frames as they are drawn and reports them to progress(done, total), if given."""
+
     def __init__(self, progress, total):
         self.progress, self.total, self.done = progress, total, 0
 

@@ -158,7 +158,17 @@ class SweepFilm:
                        legend=legend, edge_text=True, node_text=True)
 
     def looks(self):
-        """Every frame's Look, in order: forward wave, loss, backward wave, updates."""
+        """Every frame's Look, in order: forward wave, loss, backward wave, updates.
+
+        A sweep rebuilt from a snapshot says so at the bottom of every frame.
+        """
+        caption = ("rebuilt from the step's snapshot (batch means); record with detail=\"messages\" "
+                   "for the recorded messages") if self.sweep.origin == "snapshot" else ""
+        for look in self._frames():
+            look.caption = caption
+            yield look
+
+    def _frames(self):
         s = self.sweep
         head = f"step {s.step}"
         last = None
@@ -203,20 +213,10 @@ class SweepFilm:
 
 def sweep_gif(trace, step, path, *, progress=None):
     """Write the sweep GIF of `step` to `path`; returns the path."""
-    from .render import GifWriter
+    from .render import Counter, write_looks
     film = SweepFilm(read_sweep(trace, step))
     looks = list(film.looks())
-    picture = film.picture()
-    writer = GifWriter(path, picture.colour_maps())
-    for i, look in enumerate(looks, 1):
-        if film.sweep.origin == "snapshot":
-            look.caption = "rebuilt from the step's snapshot (batch means); record with detail=\"messages\" " \
-                           "for the recorded messages"
-        writer.add(picture.draw(look))
-        if progress is not None:
-            progress(i, len(looks))
-    picture.close()
-    return writer.close([FRAME_MS] * (len(looks) - 1) + [LAST_FRAME_MS])
+    return write_looks(film.picture(), looks, path, Counter(progress, len(looks)), FRAME_MS, LAST_FRAME_MS)
 
 
 def _chunks(fired):
