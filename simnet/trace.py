@@ -110,7 +110,6 @@ LAYOUT = (
     ("step", "step_end", None, ("loss", "accuracy")),
     ("end", "run_end", None, ("steps",)),
 )
-VECTOR_KINDS = ("fire", "message")  # their values are batch means of vectors
 # events that change weights, biases or topology: what replay reads
 STATE_KINDS = frozenset({
     "neuron_added", "neuron_removed", "connection_added", "connection_removed", "weight_set",
@@ -295,7 +294,8 @@ class Recorder:
         self.kinds = kinds_for(detail)
         self._create(scenario_text, dict(metadata or {}))
         self._handlers = {
-            "fire": self._on_fire, "message": self._on_message, "bias_update": self._on_bias_update,
+            "fire": self._on_fire, "message": self._on_message, "weight_update": self._on_weight_update,
+            "bias_update": self._on_bias_update,
             "step_begin": self._on_step_begin, "loss": self._on_loss, "step_end": self._on_step_end,
             "run_begin": self._on_run_begin, "run_end": self._on_run_end,
             "neuron_added": self._on_neuron_added, "neuron_removed": self._on_neuron_removed,
@@ -337,7 +337,8 @@ class Recorder:
         # the next batch of the same subjects overwrites it all, so most steps never pay for the dict writes
         self._unsettled = {}
         self._neuron_id, self._connection_id = {}, {}
-        self._subject_cache = {}  # (phase, kind) -> (names, keys, ids, subject_lists id) of the last batch
+        # subject names -> (keys, ids, subject_lists id), and per (phase, kind) the names of the last batch
+        self._subject_lists, self._subject_cache = {}, {}
         self._next_subject_list = 1
         self._next_neuron = self._next_connection = 1
         self._announced = None
@@ -393,13 +394,7 @@ class Recorder:
     # ---- events in ---------------------------------------------------------
 
     def __call__(self, e):
-        if e.kind == "weight_update":  # most events of a run: handled inline
-            key, d = (e.source, e.target), e.data
-            new = d["new"]
-            self._rows.append((e.seq, e.step, self._weight_code, self._connection_id[key], d["old"], new, d["grad"]))
-            self.state.weight[key] = new
-        else:
-            self._handlers.get(e.kind, self._on_other)(e)
+        self._handlers.get(e.kind, self._on_other)(e)
 
     def _on_fire(self, e):
         row = [e.seq, e.step, self._codes.code[e.phase, "fire"], self._neuron_id[e.neuron], None, None, None]
@@ -426,6 +421,13 @@ class Recorder:
         if self.detail != "messages" or self.samples is False:
             return False
         return self.samples or len(vector) <= SAMPLE_LIMIT
+
+    def _on_weight_update(self, e):
+        # engines send updates in batches (on_batch); single ones come from replayed or hand-made events
+        d, key = e.data, (e.source, e.target)
+        new = d["new"]
+        self._rows.append((e.seq, e.step, self._weight_code, self._connection_id[key], d["old"], new, d["grad"]))
+        self.state.weight[key] = new
 
     def _on_bias_update(self, e):
         d = e.data
@@ -467,25 +469,31 @@ class Recorder:
         """A batch's subject keys (names or (source, target) pairs), their ids, and the subject_lists row of those.
 
         Engines name the same subjects every step, so one lookup and one stored
-        list serve until the names or the topology change.
+        list serve every batch about those subjects until the topology changes.
         """
         connections = batch.kind in ("message", "weight_update")
         names = (batch.sources, batch.targets) if connections else (batch.neurons,)
-        cached = self._subject_cache.get((batch.phase, batch.kind))
+        last = self._subject_cache.get((batch.phase, batch.kind))
         # the fast engine hands out the same name tuples every step: the very same objects need no comparing
-        if cached is not None and all(map(is_, names, cached[0])):
-            return cached[1:]
+        if last is not None and all(map(is_, names, last[0])):
+            return last[1]
         names = tuple(map(tuple, names))  # a tuple stays the very same object
-        if cached is not None and names == cached[0]:
-            return cached[1:]
-        keys = list(zip(*names)) if connections else list(names[0])
-        ids = self._connection_id if connections else self._neuron_id
-        subjects = [ids[key] for key in keys]
-        listed = self._next_subject_list
-        self._next_subject_list += 1
-        self._sql.append(("INSERT INTO subject_lists VALUES (?,?)", (listed, np.array(subjects, "<i8").tobytes())))
-        self._subject_cache[batch.phase, batch.kind] = (names, keys, subjects, listed)
-        return keys, subjects, listed
+        known = self._subject_lists.get(names)
+        if known is None:
+            keys = list(zip(*names)) if connections else list(names[0])
+            ids = self._connection_id if connections else self._neuron_id
+            subjects = [ids[key] for key in keys]
+            listed = self._next_subject_list
+            self._next_subject_list += 1
+            self._sql.append(("INSERT INTO subject_lists VALUES (?,?)",
+                              (listed, np.array(subjects, "<i8").tobytes())))
+            known = self._subject_lists[names] = keys, subjects, listed
+        self._subject_cache[batch.phase, batch.kind] = names, known
+        return known
+
+    def _forget_subjects(self):
+        self._subject_lists.clear()
+        self._subject_cache.clear()
 
     def _add_batch(self, batch, n, code, listed, values):
         """One ``batches`` row for the whole batch, its value columns as float64 blobs."""
@@ -603,7 +611,7 @@ class Recorder:
                           (step, self._connection_id.pop(key))))
 
     def _record_topology(self, e):
-        self._subject_cache.clear()  # names may now stand for other ids
+        self._forget_subjects()  # names may now stand for other ids
         if e.phase != "init":
             self._finish_announcement()
         self._first_seq.setdefault(e.step, e.seq)
@@ -647,7 +655,7 @@ class Recorder:
         if self._announced is None:
             return
         kept, step = self._announced_ids, self._run_start
-        self._subject_cache.clear()
+        self._forget_subjects()
         for name in [n for n in self._neuron_id if n not in kept]:
             self._retire_neuron(name, step)
         for key in [k for k in self._connection_id if k not in kept]:
@@ -812,6 +820,7 @@ class Trace:
         self._connections = {i: (s, t) for i, s, t in db.execute("SELECT id, source, target FROM connections")}
         self._step_ranges = {step: (first, last, done) for step, first, last, done in
                              db.execute("SELECT step, first_seq, last_seq, done FROM steps")}
+        self._latest_step = max(self._step_ranges, default=-1)  # a diverged step comes after the last
         done = [s for s, (_, _, d) in self._step_ranges.items() if d]
         first_keyframe = db.execute("SELECT min(step) FROM keyframes").fetchone()[0]
         self.first_step = first_keyframe
@@ -861,13 +870,22 @@ class Trace:
 
     # ---- events ------------------------------------------------------------
 
-    def _check_step(self, step, what="step"):
+    def _check_step(self, step):
+        """`step` as an int if the trace has it (a diverged last step included); TraceError if not."""
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)):
-            raise TraceError(f"{self.path}: {what} must be an integer, got {step!r}")
-        if self.last_step is None or not self.first_step <= step <= max(self._step_ranges, default=-1):
+            raise TraceError(f"{self.path}: step must be an integer, got {step!r}")
+        if self.last_step is None or not self.first_step <= step <= self._latest_step:
             span = "no steps" if self.last_step is None else f"steps {self.first_step} to {self.last_step}"
-            raise TraceError(f"{self.path}: unknown {what} {step}; the trace holds {span}")
+            raise TraceError(f"{self.path}: unknown step {step}; the trace holds {span}")
         return int(step)
+
+    def _check_finished(self, step):
+        """`step` as an int if the trace has it and it finished (a diverged step did not); TraceError if not."""
+        step = self._check_step(step)
+        if step > self.last_step:
+            raise TraceError(f"{self.path}: step {step} did not finish (the trace holds steps "
+                             f"{self.first_step} to {self.last_step})")
+        return step
 
     def _seq_range(self, first_step, last_step):
         rows = [self._step_ranges[s] for s in range(first_step, last_step + 1) if s in self._step_ranges]
@@ -1040,10 +1058,7 @@ class Trace:
     @_guard
     def _state_at(self, step):
         """The NetworkState right after `step`: the nearest keyframe, then the events since."""
-        step = self._check_step(step)
-        if step > self.last_step:
-            raise TraceError(f"{self.path}: step {step} did not finish (the trace holds steps "
-                             f"{self.first_step} to {self.last_step})")
+        step = self._check_finished(step)
         db = self._db
         kf_step, kf_seq, lr = db.execute("SELECT step, seq, lr FROM keyframes WHERE step <= ? ORDER BY step DESC "
                                          "LIMIT 1", (step,)).fetchone()
@@ -1093,12 +1108,10 @@ class Trace:
     @_guard
     def snapshot(self, step):
         """The snapshot DiGraph after `step`, equal to the one a live SnapshotBuilder made."""
-        step = self._check_step(step)
+        step = self._check_finished(step)
         if step == self.first_step:
             state = self._state_at(step)
             return SnapshotBuilder.graph(step, state, StepData(state.lr))
-        if step > self.last_step:
-            self._state_at(step)  # raises: the step did not finish
         builder = SnapshotBuilder.resume(self._state_at(step - 1), {step})
         for event in self._step_events(step, step):
             builder(event)
@@ -1129,8 +1142,7 @@ class Trace:
 
     def _step_events(self, first, last):
         """Events that shape snapshots, as Event objects, for steps first..last, streamed."""
-        if last > self.last_step:
-            self._state_at(last)  # raises: the step did not finish
+        self._check_finished(last)
         codes = self._codes.of_kinds(SNAPSHOT_KINDS)
         rows = self._rows(self._seq_range(first, last), set(codes))
         return (self._event(row) for row in rows)
