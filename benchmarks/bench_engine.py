@@ -285,7 +285,7 @@ def moons_part(quick):
         "",
         "100 points (noise 0.1), 2-16-16-1 ReLU, hinge loss + 1e-4 L2, full batch, SGD: one training step.",
         "",
-        f"- micrograd 0.1.0: " + (f"{micro * 1e3:.1f} ms/step (median of its demo loop's steps)" if micro else
+        "- micrograd 0.1.0: " + (f"{micro * 1e3:.1f} ms/step (median of its demo loop's steps)" if micro else
                                    "not installed (`pip install micrograd==0.1.0`), actor ratios left out"),
         f"- hand-written numpy MLP: {numpy_step * 1e6:.1f} µs/step; timed again in turns with each fast-engine "
         "row, which is compared with that timing",

@@ -168,7 +168,7 @@ def section(quick=False):
               for kind, (size, w, h, count, seconds) in sizes.items()]
     within = all(size < budget for size, *_ in sizes.values())
     each = ", ".join(f"{kind} {size / 1e6:.2f} MB ({size / budget:.0%} of it)" for kind, (size, *_) in sizes.items())
-    lines += ["", f"Target: each 200-frame moons GIF under 2 MB"
+    lines += ["", "Target: each 200-frame moons GIF under 2 MB"
               + (f" (scaled to {gif_frames} frames: {budget / 1e6:.2f} MB)" if gif_frames != 200 else "")
               + f": {each}: **{'met' if within else 'NOT met'}**.", ""]
     return "\n".join(lines)

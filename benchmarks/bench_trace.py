@@ -211,7 +211,7 @@ def section(quick=False):
     # it returns, which grows with the run whether anything records it or not
     store_short, store_long = traced_short - bare_short, traced_long - bare_long
     store_ratio = store_long / store_short
-    lines += [f"Peak memory of a run (4-16-16-2, fast engine, fresh process each), traced by tracemalloc:", "",
+    lines += ["Peak memory of a run (4-16-16-2, fast engine, fresh process each), traced by tracemalloc:", "",
               "| steps | recorded | not recorded | the recording's share | peak RSS, recorded |",
               "|---:|---:|---:|---:|---:|",
               f"| {short:,} | {traced_short / 1e6:.2f} MB | {bare_short / 1e6:.2f} MB | {store_short / 1e6:.2f} MB "

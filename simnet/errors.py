@@ -4,6 +4,7 @@ Every one derives from :class:`SimnetError`, so callers can catch them all
 in one place, and the command line turns them into a one-line message with
 exit code 2.
 """
+import numbers
 
 
 class SimnetError(Exception):
@@ -24,6 +25,13 @@ class ScenarioError(SimnetError):
 
 class TraceError(SimnetError):
     """A trace cannot be read, or a query asks for something it does not hold."""
+
+
+def positive_int(value, name, error=SimnetError):
+    """int(value) if it is a positive integer (a bool is not one); otherwise `error` saying so of `name`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 class DivergenceError(SimnetError):

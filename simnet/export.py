@@ -135,18 +135,23 @@ def _perfetto_step(step, events, clock, tracks):
         return tracks[neuron]
 
     slices = []
-    for i, e in enumerate(events):
+    firing = None  # the slice of the neuron whose messages follow: it lasts until they are sent
+    for e in events:
         kind, phase = e["kind"], e["phase"]
         if phase in ("forward", "backward", "update"):
             span = phases.setdefault(phase, [clock, clock])
+        if kind != "message":
+            firing = None
         if kind == "fire":
-            sends = sum(1 for _ in itertools.takewhile(lambda m: m["kind"] == "message", events[i + 1:]))
             numbers = {k: plain(v) for k, v in e.items() if k not in FIELDS and not k.endswith("_samples")}
-            slices.append({"ph": "X", "pid": 1, "tid": track(e["neuron"]), "ts": clock, "dur": 1 + sends,
-                           "name": f"{phase} {e['neuron']}", "cat": phase, "args": {"step": step, **numbers}})
+            firing = {"ph": "X", "pid": 1, "tid": track(e["neuron"]), "ts": clock, "dur": 1,
+                      "name": f"{phase} {e['neuron']}", "cat": phase, "args": {"step": step, **numbers}}
+            slices.append(firing)
             fired[phase, e["neuron"]] = clock
             clock += 1
         elif kind == "message":
+            if firing is not None:
+                firing["dur"] += 1
             sender, receiver = (e["source"], e["target"]) if phase == "forward" else (e["target"], e["source"])
             slices.append(("flow", e, sender, receiver, clock))
             clock += 1

@@ -12,7 +12,6 @@ GIFs use one palette for all their frames (the colour maps' colours plus the
 frame's own), and each frame after the first stores only the pixels that
 changed, which keeps a 200-frame animation small.
 """
-import math
 import os
 from pathlib import Path
 

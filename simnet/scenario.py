@@ -888,9 +888,12 @@ def evaluate(net, X, Y, loss):
     return L, acc, values
 
 
-def check(checks, net, X, Y, loss):
-    """CheckResults of `checks` against `net`'s current state on the data set."""
-    L, acc, values = evaluate(net, X, Y, loss)
+def check(checks, net, X, Y, loss, evaluation=None):
+    """CheckResults of `checks` against `net`'s current state on the data set.
+
+    evaluation: what ``evaluate(net, X, Y, loss)`` gives, if the caller has it already.
+    """
+    L, acc, values = evaluation or evaluate(net, X, Y, loss)
     when = "" if checks.step is None else f" after step {checks.step}"
     out = []
 
@@ -1004,8 +1007,9 @@ def execute(scenario, *, data=None, recorder=None, progress=None):
     loss = accuracy = None
     if diverged is None:
         timeline.check_state_after(net, net.step)
-        loss, accuracy, _ = evaluate(net, X, Y, training.loss)
-        results += check(scenario.expect.final, net, X, Y, training.loss)
+        evaluation = evaluate(net, X, Y, training.loss)
+        loss, accuracy, _ = evaluation
+        results += check(scenario.expect.final, net, X, Y, training.loss, evaluation)
     results += _ending_results(scenario, diverged, history, net.step)
     return Outcome(scenario, net, history, loss, accuracy, diverged, results, wall_time)
 

@@ -12,13 +12,13 @@ as the events describe them, in the network's insertion order.
 import networkx as nx
 import numpy as np
 
-from .errors import SimnetError
+from .errors import positive_int
 
-# what a snapshot needs: everything except the messages themselves and script labels
+# what a snapshot needs: everything except the messages, script labels and the loss (step_end repeats it)
 SNAPSHOT_KINDS = frozenset({
     "run_begin", "neuron_added", "neuron_removed", "connection_added", "connection_removed",
     "weight_set", "bias_set", "frozen", "unfrozen", "learning_rate_set",
-    "step_begin", "fire", "loss", "weight_update", "bias_update", "step_end", "run_end",
+    "step_begin", "fire", "weight_update", "bias_update", "step_end", "run_end",
 })
 
 
@@ -141,9 +141,7 @@ class SnapshotBuilder:
     kinds = SNAPSHOT_KINDS
 
     def __init__(self, every=1, *, steps=None):
-        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-            raise SimnetError(f"snapshot interval must be a positive integer, got {every!r}")
-        self.every = int(every)
+        self.every = positive_int(every, "snapshot interval")
         self.steps = None if steps is None else frozenset(steps)  # exactly these, instead of the rule
         self.snapshots = {}
         self.state = NetworkState()
@@ -227,9 +225,6 @@ class SnapshotBuilder:
             self._backward_names.append(event.neuron)
             self._dz.append(event.data["dL_dz"])
 
-    def _on_loss(self, event):
-        self._step.loss, self._step.accuracy = event.data.get("loss"), event.data.get("accuracy")
-
     def _on_weight_update(self, event):
         self.state.apply(event)
         self._step.updates[event.source, event.target] = (event.data["old"], event.data["grad"])
@@ -264,7 +259,7 @@ class SnapshotBuilder:
         self._begin_step()
 
     _HANDLERS = {
-        "step_begin": _on_step_begin, "fire": _on_fire, "loss": _on_loss,
+        "step_begin": _on_step_begin, "fire": _on_fire,
         "weight_update": _on_weight_update, "bias_update": _on_bias_update,
         "step_end": _on_step_end, "run_end": _on_run_end,
     }

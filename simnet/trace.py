@@ -69,7 +69,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TraceError
+from .errors import TraceError, positive_int
 from .events import KINDS, Event
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means, mean_rows
 
@@ -284,12 +284,11 @@ class Recorder:
                  samples=None, keyframe_every=KEYFRAME_EVERY):
         if detail not in DETAILS:
             raise TraceError(f"unknown trace detail {detail!r}; expected one of {', '.join(DETAILS)}")
-        for name, value in (("every", every), ("keyframe_every", keyframe_every)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise TraceError(f"{name} must be a positive integer, got {value!r}")
+        self.every = positive_int(every, "every", TraceError)
+        self.keyframe_every = positive_int(keyframe_every, "keyframe_every", TraceError)
         self.directory = Path(directory)
         self.path = self.directory / FILENAME
-        self.detail, self.every, self.keyframe_every = detail, int(every), int(keyframe_every)
+        self.detail = detail
         self.samples = samples
         self.kinds = kinds_for(detail)
         self._create(scenario_text, dict(metadata or {}))

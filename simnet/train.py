@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine import firing_order, make_engine
-from .errors import DivergenceError, SimnetError
+from .errors import DivergenceError, SimnetError, positive_int
 from .functions import CLASSIFICATION, accuracy as accuracy_of, loss_function
 from .graph import _matrix, validate_inputs
 from .optim import optimizer as make_optimizer
@@ -44,14 +44,14 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     Y = _matrix(Y, "Y", len(net.outputs), "outputs")
     if Y.shape[0] != X.shape[0]:
         raise SimnetError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; expected one target row per sample")
-    steps = _positive_int(steps, "steps")
+    steps = positive_int(steps, "steps")
     lr = _positive_number(lr, "lr")
     l1, l2 = _non_negative(l1, "l1"), _non_negative(l2, "l2")
     loss_fn = loss_function(loss)
     opt = make_optimizer(optimizer)
     runner = make_engine(engine)
     samples = X.shape[0]
-    batch_size = samples if batch_size is None else min(_positive_int(batch_size, "batch_size"), samples)
+    batch_size = samples if batch_size is None else min(positive_int(batch_size, "batch_size"), samples)
     batches = _batches(samples, batch_size, np.random.default_rng([net.seed, net.step]))
     net.learning_rate = lr
     history = History()
@@ -187,12 +187,6 @@ class _stop_on_interrupt:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-def _positive_int(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise SimnetError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
 
 
 def _positive_number(value, name):
