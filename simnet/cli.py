@@ -24,6 +24,7 @@ from pathlib import Path
 from . import __version__
 from .errors import ScenarioError, SimnetError, TraceError
 from .events import KINDS
+from .files import written_whole
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 # files that mark a directory as a run simnet wrote (and may replace)
@@ -315,12 +316,8 @@ def _partial_file(path):
         temp.touch(exist_ok=False)
     except OSError as e:
         raise BadInput(path, "-o", f"cannot write here: {e.strerror or e}") from None
-    try:
+    with written_whole(path, temp):
         yield temp
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
 
 
 # ---- progress --------------------------------------------------------------

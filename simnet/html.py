@@ -20,6 +20,7 @@ import numpy as np
 from matplotlib.colors import to_hex
 
 from .errors import TraceError
+from .files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
                      Film, _classes)
 from .render import training_data
@@ -47,15 +48,8 @@ def write_page(trace, path, *, progress=None):
     """
     page = render_page(trace, progress=progress)
     path = os.fspath(path)
-    partial = f"{path}.partial"
-    try:
-        with open(partial, "w", encoding="utf-8") as out:
-            out.write(page)
-        os.replace(partial, path)
-    except BaseException:
-        if os.path.exists(partial):
-            os.remove(partial)
-        raise
+    with written_whole(path) as temp:
+        temp.write_text(page, encoding="utf-8")
     return path
 
 

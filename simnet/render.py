@@ -12,12 +12,12 @@ GIFs use one palette for all their frames (the colour maps' colours plus the
 frame's own), and each frame after the first stores only the pixels that
 changed, which keeps a 200-frame animation small.
 """
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .errors import SimnetError, TraceError
+from .files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
@@ -222,9 +222,8 @@ class Counter:
 
 def _save_figure(fig, path):
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
-    fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-    os.replace(tmp, path)
+    with written_whole(path) as temp:
+        fig.savefig(temp, format=path.suffix.lstrip(".") or "png")
     return path
 
 
@@ -271,10 +270,9 @@ class GifWriter:
             image = Image.fromarray(coded)
             image.putpalette(palette)
             images.append(image)
-        tmp = self.path.with_name(self.path.name + ".part")
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=list(durations),
-                       loop=0, transparency=TRANSPARENT, disposal=1, optimize=False, palette=palette)
-        os.replace(tmp, self.path)
+        with written_whole(self.path) as temp:
+            images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=list(durations),
+                           loop=0, transparency=TRANSPARENT, disposal=1, optimize=False, palette=palette)
         self.frames = []
         return self.path
 

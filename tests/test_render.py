@@ -1,6 +1,7 @@
 """Pictures: frames follow the numbers, fixed colour scales, frame counts, legible layouts, GIFs."""
 import copy
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -493,3 +494,19 @@ def test_sweep_gif_from_a_trace(tmp_path, detail):
             path = render_gif(trace, "sweep", tmp_path / "sweep.gif", step=8)
             neurons = len(trace.network_at(8).neurons)
     assert len(gif_frames(path.read_bytes())) == 2 * neurons + 2
+
+
+def test_a_picture_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+    from simnet.render import plot_loss
+
+    def broken(self, target, **kwargs):
+        Path(target).write_bytes(b"half a png")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(Figure, "savefig", broken)
+    history = {"step": np.arange(1, 4), "loss": np.array([1.0, 0.5, 0.25]), "accuracy": np.full(3, np.nan)}
+    trace = type("T", (), {"history": lambda self: history, "actions": lambda self: []})()
+    with pytest.raises(OSError):
+        plot_loss(trace, tmp_path / "loss.png")
+    assert list(tmp_path.iterdir()) == []
