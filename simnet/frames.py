@@ -87,6 +87,7 @@ class Film:
         if not graphs:
             raise SimnetError("no snapshots to draw: the run recorded no steps")
         self.probing = all(_probeable(G) for G in graphs)
+        self._probed_shape = self._probed = None  # the topology and Network of the last probe
         for G in graphs:
             self._read(G)
         self._finish()
@@ -132,18 +133,33 @@ class Film:
 
     def _probe(self, G, node):
         from .engine import probe
-        from .graph import Network
-        net = Network(seed=0)
-        for name, attrs in G.nodes(data=True):
-            net.add_neuron(name, role=attrs["role"], activation=attrs.get("fn") or "linear", bias=attrs["bias"])
-        for s, t, attrs in G.edges(data=True):
-            net.connect(s, t, weight=attrs["weight"])
-        grid = self.grid()
-        values = probe(net, grid)
+        values = probe(self._probe_network(G), self._grid)
         out = np.full((len(self.nodes), SURFACE_GRID, SURFACE_GRID), np.nan, dtype=np.float32)
         for i, name in zip(node, G.nodes):
             out[i] = values[name].reshape(SURFACE_GRID, SURFACE_GRID)
         return out
+
+    def _probe_network(self, G):
+        """A Network of G's neurons, connections and numbers, to probe; kept while the topology stays."""
+        from .graph import Network
+        shape = (tuple((name, attrs["role"], attrs.get("fn")) for name, attrs in G.nodes(data=True)), tuple(G.edges))
+        if shape != self._probed_shape:
+            net = Network(seed=0)
+            for name, role, fn in shape[0]:
+                net.add_neuron(name, role=role, activation=fn or "linear")
+            for s, t in shape[1]:
+                net.connect(s, t)
+            self._probed_shape, self._probed = shape, net
+        net = self._probed
+        for name, attrs in G.nodes(data=True):
+            net.neurons[name].bias = attrs["bias"]
+        for connection, (_, _, attrs) in zip(net.connections, G.edges(data=True)):
+            connection.weight = attrs["weight"]
+        return net
+
+    @cached_property
+    def _grid(self):
+        return self.grid()
 
     def grid(self):
         """The probed points of the input plane, (g*g, 2), row by row from the bottom."""
