@@ -45,12 +45,6 @@ class Layout:
             layout.extend(graph)
         return layout
 
-    def __contains__(self, name):
-        return name in self.column
-
-    def __len__(self):
-        return len(self.column)
-
     def extend(self, graph):
         """Place the neurons of `graph` not placed yet, leaving the others where they are; returns self."""
         new = [n for n in graph.nodes if n not in self.column]

@@ -11,7 +11,7 @@ matplotlib and nothing of snapshots.
 Everything renders with the Agg backend on a figure of its own; pyplot and
 the user's backend are never touched.
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -24,6 +24,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 DPI = 100
 MARKERS = {"input": "s", "hidden": "o", "output": "D"}
 OUTLINE = "#303030"
+OUTLINE_RGB = np.array([0x30, 0x30, 0x30], np.uint8)  # the same, for painting pixels
 EDGE_TEXT_LIMIT = 40  # value texts on connections per frame, at most
 HEAT_SIDE = 16  # heatmap tiles are 16 x 16 probe points
 RING = 3  # pixels of node colour around a heatmap tile
@@ -77,8 +78,6 @@ class Look:
 @dataclass
 class Geometry:
     """Pixel sizes derived from the layout: how tall a row is, how wide a column, how big a node."""
-    rows: int
-    columns: int
     row_px: float
     column_px: float
     node_px: float
@@ -87,7 +86,7 @@ class Geometry:
     heat: bool
     width_px: int = 0
     height_px: int = 0
-    extra: dict = field(default_factory=dict)
+    net_w: int = 0  # the network panel's width
 
 
 class Stamp:
@@ -178,8 +177,8 @@ def geometry(positions, *, heat_possible, surface, bars):
     if width < MIN_WIDTH_PX:  # room for the title and the legend: the network spreads out
         net_w, width = net_w + MIN_WIDTH_PX - width, MIN_WIDTH_PX
     height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface is not None else 0, 260) + BOTTOM_PX)
-    return Geometry(rows, len(xs), row_px, column_px, node_px, font_pt, labels, heat,
-                    width + width % 2, height + height % 2, {"net_w": net_w, "net_h": net_h})
+    return Geometry(row_px, column_px, node_px, font_pt, labels, heat, width + width % 2, height + height % 2,
+                    net_w)
 
 
 class Picture:
@@ -212,6 +211,7 @@ class Picture:
         self._network_axes(positions)
         self.xy = np.array([positions[n] for n in self.nodes], dtype=float).reshape(-1, 2)
         self._edges(positions)
+        self.centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))  # in pixels
         if g.heat:
             self._tiles()
         else:
@@ -238,11 +238,11 @@ class Picture:
     def _network_axes(self, positions):
         g = self.geo
         W, H = g.width_px, g.height_px
-        ax = self.fig.add_axes([0, BOTTOM_PX / H, g.extra["net_w"] / W, (H - TITLE_PX - BOTTOM_PX) / H])
+        ax = self.fig.add_axes([0, BOTTOM_PX / H, g.net_w / W, (H - TITLE_PX - BOTTOM_PX) / H])
         ax.set_axis_off()
         xs = [x for x, _ in positions.values()] or [0.0]
         x_lo, x_hi = min(xs), max(xs)
-        per_px = (x_hi - x_lo) / (g.extra["net_w"] - 150) if x_hi > x_lo else 1.0 / g.column_px
+        per_px = (x_hi - x_lo) / (g.net_w - 150) if x_hi > x_lo else 1.0 / g.column_px
         ax.set_xlim(x_lo - 45 * per_px, x_hi + 105 * per_px)
         half = (H - TITLE_PX - BOTTOM_PX) / g.row_px / 2
         ax.set_ylim(-half, half)
@@ -263,19 +263,17 @@ class Picture:
             if role in self.roles:
                 scale = 0.85 if marker == "s" else 0.8 if marker == "D" else 1.0  # same visual weight per shape
                 self.sprites[role] = _sprite(marker, size_pt2 * scale, side)
-        centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))
         H = self.geo.height_px
-        self.corners = [(int(round(H - cy)) - side // 2, int(round(cx)) - side // 2) for cx, cy in centres]
+        self.corners = [(int(round(H - cy)) - side // 2, int(round(cx)) - side // 2) for cx, cy in self.centres]
         self.side = side
 
     def _tiles(self):
         """Pixel boxes of the heatmap tiles: each an outline, a ring in the node's colour, the tile itself."""
         side = max(HEAT_SIDE, int(self.geo.node_px))
         self.stretch = np.arange(side) * HEAT_SIDE // side  # nearest-neighbour scaling to `side` pixels
-        centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))
         H = self.geo.height_px
         self.boxes = []
-        for (cx, cy), role in zip(centres, self.roles):
+        for (cx, cy), role in zip(self.centres, self.roles):
             top, left = int(round(H - cy - side / 2)), int(round(cx - side / 2))
             self.boxes.append((top, left, side, 2 if role == "output" else 1))
         self.tile_half_px = side / 2 + RING + 2
@@ -313,7 +311,7 @@ class Picture:
         """Pixel boxes where edge texts must not go (nodes and their names) and the edges in pixels."""
         self.segments = np.array([(positions[s], positions[t]) for s, t in self.edges], float).reshape(-1, 2, 2)
         self.segments_px = self.ax.transData.transform(self.segments.reshape(-1, 2)).reshape(-1, 2, 2)
-        centres = self.ax.transData.transform(self.xy) if len(self.xy) else np.zeros((0, 2))
+        centres = self.centres
         half = self.geo.node_px / 2 + 1
         em = self.geo.font_pt * DPI / 72
         boxes = [(x - half, y - half, x + half, y + half) for x, y in centres]
@@ -327,7 +325,7 @@ class Picture:
         """The decision-surface panel; its image is written straight into the pixels of the axes' inside."""
         g = self.geo
         W, H = g.width_px, g.height_px
-        left = g.extra["net_w"] + 30
+        left = g.net_w + 30
         bottom = BOTTOM_PX + max((H - TITLE_PX - BOTTOM_PX - SURFACE_PX) // 2, 20)
         ax = self.fig.add_axes([left / W, bottom / H, SURFACE_PX / W, SURFACE_PX / H])
         ax.set_xlim(surface.extent[:2])
@@ -338,7 +336,6 @@ class Picture:
         ax.tick_params(labelsize=7, length=2, pad=1)
         # inside the frame line: rows from the top of the figure, columns from the left
         self.surface_box = (H - bottom - SURFACE_PX + 1, H - bottom - 1, left + 1, left + SURFACE_PX - 1)
-        self.surface_grid = None
         if surface.points is not None:
             X, colours = surface.points
             # the points lie on top of the changing surface: they go into the top layer with the names
@@ -450,7 +447,7 @@ class Picture:
     def _paint_markers(self, pixels, look):
         """Composite each shown node's sprite: its fill in the node's colour, then the outline."""
         side = self.side
-        outline = np.array([0x30, 0x30, 0x30], float)
+        outline = OUTLINE_RGB.astype(float)
         colours = np.asarray(look.node_color, float)[:, :3] * 255
         marks = look.node_mark if look.node_mark is not None else np.zeros(len(self.nodes), bool)
         for i, (top, left) in enumerate(self.corners):
@@ -465,7 +462,7 @@ class Picture:
 
     def _paint_tiles(self, pixels, look):
         colours = (np.asarray(look.node_color)[:, :3] * 255).round().astype(np.uint8)
-        outline = np.array([0x30, 0x30, 0x30], np.uint8)
+        outline = OUTLINE_RGB
         for i, (top, left, side, width) in enumerate(self.boxes):
             if not look.node_shown[i]:
                 continue
