@@ -22,7 +22,7 @@ from matplotlib.colors import to_hex
 from .errors import TraceError
 from .files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
-                     Film, _classes)
+                     Film, _classes, _number)
 from .render import training_data
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
@@ -204,10 +204,6 @@ def _union(graphs):
     return list(nodes), list(edges)
 
 
-def _number(x):
-    return np.nan if x is None else float(x)
-
-
 def _pack(array):
     """float64 values as base64 little-endian bytes: exact, and about half the size of their reprs."""
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f8").tobytes()).decode("ascii")
@@ -266,7 +262,7 @@ def _recorded_sweeps(steps, reader, data, budget):
             codes.append(code)
             subjects.append(node_index[e["neuron"]] if e["kind"] in ("fire", "bias_update")
                             else edge_index[e["source"], e["target"]])
-            values.append([np.nan if name is None else float(np.mean(np.asarray(e[name], dtype=np.float64)))
+            values.append([np.nan if name is None else _number(e[name])
                            for name in SWEEP_VALUES[code]])
         if codes:
             sweeps[str(s)] = {"codes": _pack_ints(codes, "u1"), "subjects": _pack_ints(subjects, "<u4"),

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import TraceError
-from .frames import CHANGES, GRADIENTS, UNKNOWN, VALUES, _max_abs, _nice, _square_root, _symmetric
+from .frames import CHANGES, GRADIENTS, UNKNOWN, VALUES, _max_abs, _nice, _number, _square_root, _symmetric
 from .layout import Layout
 from .picture import Bar, Look, Picture
 
@@ -63,10 +63,6 @@ def _topology(trace, step):
     return trace.network_at(step).to_networkx()
 
 
-def _mean(x):
-    return float(x) if isinstance(x, float) else float(np.mean(x))
-
-
 def _from_events(step, events, graph):
     sweep = Sweep(step, graph, [], [])
     current = None
@@ -75,31 +71,31 @@ def _from_events(step, events, graph):
         if kind == "fire":
             current = e["neuron"]
             if phase == "forward":
-                sweep.forward.append((current, _mean(e["a"])))
+                sweep.forward.append((current, _number(e["a"])))
             else:
-                sweep.backward.append((current, _mean(e["dL_dz"])))
+                sweep.backward.append((current, _number(e["dL_dz"])))
         elif kind == "message":
             into = sweep.sent if phase == "forward" else sweep.sent_back
-            into.setdefault(current, []).append(((e["source"], e["target"]), _mean(e["value"])))
+            into.setdefault(current, []).append(((e["source"], e["target"]), _number(e["value"])))
         elif kind == "loss":
-            sweep.loss, sweep.accuracy = _float(e.get("loss")), _float(e.get("accuracy"))
+            sweep.loss, sweep.accuracy = _number(e.get("loss")), _number(e.get("accuracy"))
         elif kind == "weight_update":
-            sweep.delta[e["source"], e["target"]] = _mean(e["delta"])
+            sweep.delta[e["source"], e["target"]] = _number(e["delta"])
     return sweep
 
 
 def from_snapshot(G):
     """A Sweep rebuilt from a snapshot's batch means, in the scheduler's firing order."""
-    sweep = Sweep(G.graph["step"], G, [], [], loss=_float(G.graph.get("loss")),
-                  accuracy=_float(G.graph.get("accuracy")), origin="snapshot")
+    sweep = Sweep(G.graph["step"], G, [], [], loss=_number(G.graph.get("loss")),
+                  accuracy=_number(G.graph.get("accuracy")), origin="snapshot")
     nodes = G.nodes
     for name in firing_order(G):
-        sweep.forward.append((name, _float(nodes[name].get("activation"))))
+        sweep.forward.append((name, _number(nodes[name].get("activation"))))
         if G.out_degree(name):
-            sweep.sent[name] = [((name, t), _float(G.edges[name, t].get("message"))) for t in G.successors(name)]
+            sweep.sent[name] = [((name, t), _number(G.edges[name, t].get("message"))) for t in G.successors(name)]
     for name in firing_order(G.reverse(copy=False)):
-        sweep.backward.append((name, _float(nodes[name].get("gradient"))))
-        gradient = _float(nodes[name].get("gradient"))
+        gradient = _number(nodes[name].get("gradient"))
+        sweep.backward.append((name, gradient))
         if G.in_degree(name):
             sweep.sent_back[name] = [((s, name), gradient * (G.edges[s, name]["weight"] - G.edges[s, name]["delta"]))
                                      for s in G.predecessors(name)]
@@ -123,10 +119,6 @@ def firing_order(G):
             if waiting[m] == 0:
                 ready.append(m)
     return order
-
-
-def _float(x):
-    return math.nan if x is None else float(x)
 
 
 # ---- frames ----------------------------------------------------------------
