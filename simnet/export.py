@@ -17,10 +17,11 @@ import networkx as nx
 import numpy as np
 
 from .errors import TraceError
+from .events import Event
 from .trace import LAYOUT
 
 FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
-FIELDS = ("seq", "step", "phase", "kind", "neuron", "source", "target")
+FIELDS = Event.FIELDS[:-1]  # what every event has; the last, its data, is spread into VALUES
 # every number an event can carry, in one fixed column order for CSV
 VALUES = tuple(dict.fromkeys(["role", "activation"] + [f for *_, fields in LAYOUT for f in fields] + ["delta"]))
 

@@ -27,7 +27,7 @@ from . import datasets
 from .engine import probe
 from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError
 from .functions import ACTIVATIONS, CLASSIFICATION, LOSSES, accuracy as accuracy_of, loss_function
-from .graph import INIT_RULES, Network
+from .graph import INIT_RULES, ROLES, Network
 from .optim import OPTIMIZERS
 
 ENGINES = ("actor", "fast")
@@ -297,6 +297,11 @@ class Action:
     def operations(self, net, seed):
         """(key, callable) pairs performing the action on `net`, each key naming the parameter it uses."""
         return ACTIONS[self.action].operations(net, self.params, self._rng(seed))
+
+    def perform(self, net, seed, file):
+        """Perform the action on `net`; a ScenarioError in `file`, at the parameter's key, if it cannot be done."""
+        _perform(file, ((f"{self.where}.{key}", op) for key, op in self.operations(net, seed)),
+                 suffix=f" (before step {self.at})")
 
     def _rng(self, seed):
         # each action draws from its own stream: the same noise whatever else the run does
@@ -617,7 +622,7 @@ def _parse_network(t):
 
 def _parse_neuron(t):
     name = t.get("name", neuron_name)
-    role = t.get("role", choice(("input", "hidden", "output")), "hidden")
+    role = t.get("role", choice(ROLES), "hidden")
     activation = t.get("activation", choice(tuple(ACTIVATIONS)), "linear" if role == "input" else "relu")
     bias = t.get("bias", number(), None)
     if role == "input" and activation != "linear":
@@ -832,8 +837,7 @@ def _check_timeline(scenario):
     moments.append(((scenario.training.steps + 1, 0, -1), scenario.expect.final))
     for _, item in sorted(moments, key=lambda m: m[0]):
         if isinstance(item, Action):
-            _perform(scenario.path, ((f"{item.where}.{key}", op) for key, op in item.operations(net, scenario.seed)),
-                     suffix=f" (before step {item.at})")
+            item.perform(net, scenario.seed, scenario.path)
         else:
             when = "at the end of the run" if item.step is None else f"after step {item.step}"
             for where, name in item.neuron_names():
@@ -977,9 +981,7 @@ class Timeline:
             if net.bus:
                 net.bus.emit(step, "script", "action",
                              data={"action": action.action, "label": action.label, "params": dict(action.params)})
-            _perform(self.scenario.path, ((f"{action.where}.{key}", op)
-                                          for key, op in action.operations(net, self.scenario.seed)),
-                     suffix=f" (before step {step})")
+            action.perform(net, self.scenario.seed, self.scenario.path)
 
 
 def execute(scenario, *, data=None, recorder=None, progress=None):
