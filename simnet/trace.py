@@ -51,10 +51,12 @@ like the others (taken apart in SQL, which needs SQLite's ``pow``):
 ``messages``; ``event_rows`` is ``events`` and the expanded ``batches`` as one.
 
 Writes stream: rows are buffered and committed with their steps, up to
-:data:`FLUSH_STEPS` steps per transaction, in WAL mode; a run killed at any
-moment leaves every committed step readable.  The same run writes the same
-file, byte for byte, but for its start and end times (unless
-``SOURCE_DATE_EPOCH`` fixes them): nothing else depends on the clock.
+:data:`FLUSH_STEPS` steps per transaction, in WAL mode, by a writer process
+(:mod:`simnet.writer`), so that SQLite works on another core while the run
+goes on; a run killed at any moment leaves every committed step readable.
+The same run writes the same file, byte for byte, but for its start and
+end times (unless ``SOURCE_DATE_EPOCH`` fixes them): nothing else depends
+on the clock.
 Values are stored in untyped columns so floats come back bit for bit (-0.0
 included).
 """
@@ -64,7 +66,7 @@ import os
 import sqlite3
 from datetime import datetime, timezone
 from itertools import groupby, repeat
-from operator import is_, itemgetter
+from operator import itemgetter
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,7 @@ import numpy as np
 from .errors import TraceError, positive_int
 from .events import KINDS, Event
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means, mean_rows
+from .writer import WriterError, WriterProcess
 
 SCHEMA_VERSION = 2
 APPLICATION_ID = 0x736E6574  # "snet"
@@ -110,6 +113,7 @@ LAYOUT = (
     ("step", "step_end", None, ("loss", "accuracy")),
     ("end", "run_end", None, ("steps",)),
 )
+UNUSED = [(None,) * (3 - n) for n in range(4)]  # the value columns a kind with n fields leaves empty
 # events that change weights, biases or topology: what replay reads
 STATE_KINDS = frozenset({
     "neuron_added", "neuron_removed", "connection_added", "connection_removed", "weight_set",
@@ -257,12 +261,14 @@ class _Codes:
     def __init__(self, rows):
         self.layout = {}  # code -> (phase, kind, subject, fields)
         self.code = {}    # (phase, kind) -> code
+        self.field_set = {}  # code -> its fields as a set: data with just these keys needs no payload
         for code, phase, kind, subject, *fields in rows:
             self.add(code, phase, kind, subject, tuple(f for f in fields if f))
 
     def add(self, code, phase, kind, subject, fields):
         self.layout[code] = (phase, kind, subject, fields)
         self.code[phase, kind] = code
+        self.field_set[code] = frozenset(fields)
 
     def of_kinds(self, kinds):
         return sorted(code for code, (_, kind, _, _) in self.layout.items() if kind in kinds)
@@ -300,18 +306,21 @@ class Recorder:
             "neuron_added": self._on_neuron_added, "neuron_removed": self._on_neuron_removed,
             "connection_added": self._on_connection_added, "connection_removed": self._on_connection_removed,
         }
+        self._batch_handlers = {"fire": self._on_fire_batch, "message": self._on_message_batch,
+                                "weight_update": self._on_update_batch, "bias_update": self._on_update_batch}
 
     # ---- the file ----------------------------------------------------------
 
     def _create(self, scenario_text, metadata):
+        self._writer = None
         started = _now()  # before the file exists: a bad SOURCE_DATE_EPOCH leaves nothing behind
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
-            self._db = None
-            self._open()
-            db = self._db
+            db = sqlite3.connect(self.path, isolation_level=None)
+            db.execute("PRAGMA page_size = 16384")  # fewer, fuller pages: faster appends
+            db.execute("PRAGMA journal_mode = WAL")
             db.execute("BEGIN")
             for statement in SCHEMA.split(";"):
                 if statement.strip():
@@ -326,13 +335,16 @@ class Recorder:
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")
+            self._codes = _Codes(db.execute("SELECT * FROM kinds"))
+            db.close()
         except (OSError, sqlite3.Error) as error:
             raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
-        self._codes = _Codes(self._db.execute("SELECT * FROM kinds"))
+        self._open()
         self._weight_code = self._codes.code["update", "weight_update"]
         self._bias_code = self._codes.code["update", "bias_update"]
+        self._update_codes = {"weight_update": self._weight_code, "bias_update": self._bias_code}
         self._state = NetworkState()
-        # kind -> (values dict, keys, new values) of the last update batch, not yet written into the state:
+        # code -> (values dict, keys, new values) of the last update batch, not yet written into the state:
         # the next batch of the same subjects overwrites it all, so most steps never pay for the dict writes
         self._unsettled = {}
         self._neuron_id, self._connection_id = {}, {}
@@ -348,11 +360,10 @@ class Recorder:
         self._steps_waiting = 0
 
     def _open(self):
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA page_size = 16384")  # fewer, fuller pages: faster appends
-        # WAL: every commit is atomic and a killed writer leaves committed steps readable
-        self._db.execute("PRAGMA journal_mode = WAL")
-        self._db.execute("PRAGMA synchronous = NORMAL")
+        try:
+            self._writer = WriterProcess(self.path)
+        except WriterError as error:
+            raise TraceError(f"{self.path}: {error}") from None
 
     def _reset_buffers(self):
         self._rows = []            # events rows, in seq order
@@ -365,18 +376,13 @@ class Recorder:
 
     def close(self):
         """Commit what is buffered and close the file (a run's end does this too)."""
-        if self._db is not None or self._rows or self._batches or self._sql:
+        if self._writer is not None or self._rows or self._batches or self._sql:
             self._commit()
-            self._finish_file()
-
-    def _finish_file(self):
-        try:
-            # a finished trace is one plain file: nothing beside it, readable read-only anywhere
-            self._db.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.OperationalError:
-            pass  # a reader holds the file open; the WAL stays until it lets go
-        self._db.close()
-        self._db = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.finish()
+            except WriterError as error:
+                raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
 
     @property
     def state(self):
@@ -436,33 +442,41 @@ class Recorder:
 
     def on_batch(self, batch):
         """Take an EventBatch whole: one ``batches`` row, or one events row per event when samples are kept."""
-        kind, n = batch.kind, len(batch)
-        if kind not in ("fire", "message", "weight_update", "bias_update") or n == 0:
+        handler = self._batch_handlers.get(batch.kind)
+        if handler is None or not len(batch):
             for event in batch:
                 self(event)
-            return
+        else:
+            handler(batch)
+
+    def _on_update_batch(self, batch):
+        code = self._update_codes[batch.kind]
+        keys, _, listed = self._subjects(batch)
+        data = batch.data
+        new = np.asarray(data["new"], dtype=np.float64)
+        self._add_batch(batch, len(keys), code, listed, (data["old"], new, data["grad"]))
+        pending = self._unsettled.get(code)
+        if pending is not None and pending[1] is not keys:
+            self._settle()
+        self._unsettled[code] = (self._state.weight if code == self._weight_code else self._state.bias, keys, new)
+
+    def _on_fire_batch(self, batch, kind="fire"):
         code = self._codes.code[batch.phase, kind]
         keys, subjects, listed = self._subjects(batch)
         data = batch.data
-        if kind in ("weight_update", "bias_update"):
-            new = np.asarray(data["new"], dtype=np.float64)
-            self._add_batch(batch, n, code, listed, (data["old"], new, data["grad"]))
-            pending = self._unsettled.get(kind)
-            if pending is not None and pending[1] is not keys:
-                self._settle()
-            self._unsettled[kind] = (self._state.weight if kind == "weight_update" else self._state.bias, keys, new)
-            return
-        fields = self._codes.layout[code][3]
-        columns = [np.asarray(data[f], dtype=np.float64) for f in fields]
+        columns = [np.asarray(data[f], dtype=np.float64) for f in self._codes.layout[code][3]]
         means = [mean_rows(c) for c in columns]
         if not self._keeps_samples(columns[0][0]):
-            self._add_batch(batch, n, code, listed, means)
+            self._add_batch(batch, len(keys), code, listed, means)
             return
-        seqs = range(batch.seq, batch.seq + n)
+        seqs = range(batch.seq, batch.seq + len(keys))
         self._rows.extend(zip(seqs, repeat(batch.step), repeat(code), subjects,
                               *(m.tolist() for m in means), *[repeat(None)] * (3 - len(means))))
         vectors = np.concatenate(columns, axis=1)
         self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
+
+    def _on_message_batch(self, batch):
+        self._on_fire_batch(batch, "message")
 
     def _subjects(self, batch):
         """A batch's subject keys (names or (source, target) pairs), their ids, and the subject_lists row of those.
@@ -471,12 +485,12 @@ class Recorder:
         list serve every batch about those subjects until the topology changes.
         """
         connections = batch.kind in ("message", "weight_update")
-        names = (batch.sources, batch.targets) if connections else (batch.neurons,)
+        first, second = (batch.sources, batch.targets) if connections else (batch.neurons, None)
         last = self._subject_cache.get((batch.phase, batch.kind))
         # the fast engine hands out the same name tuples every step: the very same objects need no comparing
-        if last is not None and all(map(is_, names, last[0])):
-            return last[1]
-        names = tuple(map(tuple, names))  # a tuple stays the very same object
+        if last is not None and last[0] is first and last[1] is second:
+            return last[2]
+        names = (tuple(first), tuple(second)) if connections else (tuple(first),)  # a tuple stays the same object
         known = self._subject_lists.get(names)
         if known is None:
             keys = list(zip(*names)) if connections else list(names[0])
@@ -487,7 +501,7 @@ class Recorder:
             self._sql.append(("INSERT INTO subject_lists VALUES (?,?)",
                               (listed, np.array(subjects, "<i8").tobytes())))
             known = self._subject_lists[names] = keys, subjects, listed
-        self._subject_cache[batch.phase, batch.kind] = names, known
+        self._subject_cache[batch.phase, batch.kind] = (*names, None)[:2] + (known,)
         return known
 
     def _forget_subjects(self):
@@ -496,23 +510,29 @@ class Recorder:
 
     def _add_batch(self, batch, n, code, listed, values):
         """One ``batches`` row for the whole batch, its value columns as float64 blobs."""
-        blobs = [np.asarray(v, dtype="<f8").tobytes() for v in values]
         self._batches.append((batch.seq, batch.seq + n - 1, batch.step, code, listed,
-                              *blobs, *[None] * (3 - len(blobs))))
+                              *[np.asarray(v, dtype="<f8").tobytes() for v in values], *UNUSED[len(values)]))
 
     def _on_step_begin(self, e):
         self._finish_announcement()
-        self._open_step = [e.step, self._first_seq.pop(e.step, e.seq), e.data.get("lr"),
-                           e.data.get("batch_size"), None, None]
-        self._on_other(e)
+        data = e.data
+        self._open_step = [e.step, self._first_seq.pop(e.step, e.seq), data.get("lr"), data.get("batch_size"),
+                           None, None]
+        self._store(e, None)
 
     def _on_loss(self, e):
-        if self._open_step is not None:
-            self._open_step[4:6] = [e.data.get("loss"), e.data.get("accuracy")]
-        self._on_other(e)
+        if self._open_step is None:
+            self._on_other(e)
+            return
+        data = e.data
+        self._open_step[4:6] = data.get("loss"), data.get("accuracy")
+        self._store(e, None)
 
     def _on_step_end(self, e):
-        self._on_other(e)
+        if self._open_step is None:
+            self._on_other(e)
+            return
+        self._store(e, None)
         self._fill_means()
         step, first, lr, batch_size, loss, accuracy = self._open_step
         self._open_step = None
@@ -635,11 +655,11 @@ class Recorder:
             code = self._new_code(e)
         fields = self._codes.layout[code][3]
         data = e.data
-        values = [data.get(f) for f in fields]
-        rest = {k: v for k, v in data.items() if k not in fields}
-        self._rows.append((e.seq, e.step, code, subject, *values, *(None,) * (3 - len(values))))
-        if rest:
-            self._payloads.append((e.seq, _json(rest), None))
+        self._rows.append((e.seq, e.step, code, subject, *[data.get(f) for f in fields], *UNUSED[len(fields)]))
+        if data.keys() != self._codes.field_set[code]:
+            rest = {k: v for k, v in data.items() if k not in fields}
+            if rest:
+                self._payloads.append((e.seq, _json(rest), None))
 
     def _new_code(self, e):
         # a kind this version does not know: kept whole in the payload
@@ -693,21 +713,19 @@ class Recorder:
 
     def _commit(self):
         """Write everything buffered in one transaction."""
-        if self._db is None:
+        if self._writer is None:
             self._open()
         self._fill_means()
-        db = self._db
+        statements = [("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows),
+                      ("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?)", self._batches),
+                      ("INSERT INTO payloads VALUES (?,?,?)", self._payloads)]
+        # runs of one statement (a network's topology, say) go in one executemany
+        statements += [(statement, [row for _, rows in group for row in (rows if isinstance(rows, list) else (rows,))])
+                       for statement, group in groupby(self._sql, key=itemgetter(0))]
         try:
-            db.execute("BEGIN")
-            db.executemany("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows)
-            db.executemany("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?)", self._batches)
-            db.executemany("INSERT INTO payloads VALUES (?,?,?)", self._payloads)
-            # runs of one statement (a network's topology, say) go in one executemany
-            for statement, group in groupby(self._sql, key=lambda item: item[0]):
-                db.executemany(statement, [row for _, rows in group
-                                           for row in (rows if isinstance(rows, list) else (rows,))])
-            db.execute("COMMIT")
-        except sqlite3.Error as error:
+            self._writer.write(statements)
+        except WriterError as error:
+            self._writer = None
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._steps_waiting = 0

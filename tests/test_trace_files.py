@@ -35,7 +35,7 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
     child = subprocess.Popen([sys.executable, "-c", CRASH_RUN + textwrap.dedent(f"""
         net, X, Y = make()
         net.train(X, Y, steps=10**7, lr=0.01, recorder=sn.Recorder({str(tmp_path)!r}, keyframe_every=50))
-    """)])
+    """)], start_new_session=True)  # its own process group: the run and its trace writer
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -49,7 +49,7 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
         else:
             pytest.fail("the child recorded nothing within 30 s")
     finally:
-        child.send_signal(signal.SIGKILL)
+        os.killpg(child.pid, signal.SIGKILL)  # both at once, the writer wherever it is in its work
         child.wait()
     trace_file = tmp_path / "trace.sqlite"
     before = digest(trace_file)

@@ -1,0 +1,165 @@
+"""The trace's writer: a child process that puts a Recorder's rows into SQLite while the run goes on.
+
+SQLite's share of recording a fast-engine run (building pages, the WAL,
+checkpoints) costs about as much as the step itself, and a thread cannot
+take it over: Python's sqlite3 lets go of the GIL for every row, and each
+hand-over stalls the run.  So a :class:`Recorder` prepares its rows and
+sends each transaction, pickled, to this process, which writes it on
+another core.
+
+The child runs this file as a script (``python -I -S writer.py PATH``): it
+needs nothing but the standard library, so it starts in a few tens of
+milliseconds, without numpy or simnet.  On its standard input come pickled
+messages: a list of ``(statement, rows)`` pairs is one transaction (each
+pair one ``executemany``); ``None`` asks it to leave the file as one plain
+file and stop.  An SQLite error is printed on its standard output, one
+line, and it stops with status 1.  If its input ends without ``None`` (the
+run's process died) it stops at once and keeps only what it has committed,
+as a crashed writer would.
+"""
+import os
+import pickle
+import queue
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import threading
+
+try:
+    import fcntl
+except ImportError:  # Windows, whose pipes keep their size
+    fcntl = None
+
+HEADER = struct.Struct("<Q")  # each message: its length, then its pickle
+PIPE_SIZE = 1 << 20  # Linux's default limit for a pipe's buffer
+QUEUED = 8  # messages taken in but not yet written, at most: a writer behind the run slows it down
+
+
+class WriterError(Exception):
+    """The writer could not start, or stopped on an error (the message says which)."""
+
+
+class Writer:
+    """Writes transactions into an existing trace file, in this process."""
+
+    def __init__(self, path):
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        # WAL: every commit is atomic and a killed writer leaves committed steps readable
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+
+    def write(self, statements):
+        """Run the (statement, rows) pairs as one transaction."""
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            for statement, rows in statements:
+                db.executemany(statement, rows)
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def finish(self):
+        """Close the file, which a finished trace leaves as one plain file, readable read-only anywhere."""
+        try:
+            self.db.execute("PRAGMA journal_mode = DELETE")
+        except sqlite3.OperationalError:
+            pass  # a reader holds the file open; the WAL stays until it lets go
+        self.db.close()
+
+
+def serve(path, source, report):
+    """Write what arrives on `source` into the trace at `path`; errors go to `report`. Returns the exit status."""
+    arrived = queue.Queue(maxsize=QUEUED)
+    # a thread keeps taking the pipe in while SQLite works, so the run never waits on a full pipe
+    threading.Thread(target=_receive, args=(source, arrived), daemon=True).start()
+    try:
+        writer = Writer(path)
+        while True:
+            data = arrived.get()
+            if data is None:
+                return 0  # the run's process is gone: what is committed stays, like after a crash
+            message = pickle.loads(data)
+            if message is None:
+                writer.finish()
+                return 0
+            writer.write(message)
+    except sqlite3.Error as error:
+        report.write(" ".join(str(error).split()) + "\n")
+        report.flush()
+        return 1
+
+
+def _receive(source, arrived):
+    """Put each message's bytes from `source` on `arrived`, then None when the input ends."""
+    while True:
+        header = source.read(HEADER.size)
+        data = source.read(HEADER.unpack(header)[0]) if len(header) == HEADER.size else b""
+        if not data:
+            arrived.put(None)
+            return
+        arrived.put(data)
+
+
+class WriterProcess:
+    """A Writer in a child process, fed through a pipe: the run never waits for SQLite."""
+
+    def __init__(self, path):
+        try:
+            self.child = subprocess.Popen([sys.executable, "-I", "-S", __file__, str(path)],
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        except (OSError, ValueError) as error:
+            raise WriterError(f"cannot start the trace writer: {error}") from None
+        if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a transaction goes in one go, not 64 kB at a time
+            try:
+                fcntl.fcntl(self.child.stdin, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+            except OSError:
+                pass  # above the system's limit: the pipe keeps its size
+
+    def write(self, statements):
+        """Hand one transaction over; a writer that has stopped raises WriterError with its reason."""
+        try:
+            self._send(statements)
+        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed by an earlier failure
+            self._stopped()
+
+    def finish(self):
+        """Wait until everything handed over is written and the file is closed."""
+        try:
+            self._send(None)
+        except BrokenPipeError:
+            pass
+        self._end_input()
+        if self.child.wait() != 0:
+            self._stopped()
+        self.child.stdout.close()
+
+    def _send(self, message):
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        self.child.stdin.write(HEADER.pack(len(data)))
+        self.child.stdin.write(data)
+        self.child.stdin.flush()
+
+    def _end_input(self):
+        try:
+            self.child.stdin.close()
+        except BrokenPipeError:
+            pass  # what was still buffered has nobody to read it
+
+    def _stopped(self):
+        self._end_input()
+        self.child.wait()
+        reason = self.child.stdout.read().decode(errors="replace").strip() or f"status {self.child.returncode}"
+        self.child.stdout.close()
+        raise WriterError(f"the trace writer stopped: {reason}")
+
+
+if __name__ == "__main__":
+    # Ctrl-C at a terminal reaches the whole process group; the run stops at a step boundary
+    # and then sends what is left, so the writer must outlive the interrupt
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # leave without closing anything: after an end of input the file stays exactly as the crash left it
+    os._exit(serve(sys.argv[1], sys.stdin.buffer, sys.stdout))

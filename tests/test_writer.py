@@ -1,0 +1,94 @@
+"""The trace writer process: what goes wrong there comes back in one line; Ctrl-C does not stop it."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import simnet as sn
+from simnet.writer import WriterError, WriterProcess
+from test_cli import XOR
+
+
+def count(path, table):
+    with sqlite3.connect(path) as db:
+        return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+
+def test_transactions_arrive_in_order_and_whole(tmp_path):
+    path = tmp_path / "t.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, blob)")
+    writer = WriterProcess(path)
+    blob = np.arange(1000, dtype="<f8").tobytes()
+    for first in range(0, 300, 100):
+        writer.write([("INSERT INTO t VALUES (?,?)", [(x, blob) for x in range(first, first + 100)])])
+    writer.finish()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT x, blob FROM t ORDER BY x").fetchall() == [(x, blob) for x in range(300)]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "delete"  # one plain file again
+    assert sorted(os.listdir(tmp_path)) == ["t.sqlite"]
+
+
+def test_an_sqlite_error_comes_back_in_one_line_and_the_failed_transaction_leaves_nothing(tmp_path):
+    path = tmp_path / "t.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    writer = WriterProcess(path)
+    writer.write([("INSERT INTO t VALUES (?)", [(1,)])])
+    writer.write([("INSERT INTO t VALUES (?)", [(2,), (2,)])])
+    with pytest.raises(WriterError) as failure:
+        for _ in range(100):  # the writer may still be reading when the next transaction goes out
+            writer.write([("INSERT INTO t VALUES (?)", [(3,)])])
+            time.sleep(0.01)
+        writer.finish()
+    message = str(failure.value)
+    assert "UNIQUE constraint failed: t.x" in message and "\n" not in message
+    assert count(path, "t") == 1
+
+
+def test_a_recorder_whose_writer_fails_raises_a_trace_error_naming_the_file(tmp_path):
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    net = sn.Network.layered([2, 3, 1], seed=1)
+    recorder = sn.Recorder(tmp_path)
+
+    def take_the_next_rows(step, loss):
+        if step == 3:  # another program writes the rows the recorder is about to write
+            with sqlite3.connect(recorder.path) as db:
+                db.execute("INSERT INTO events (seq, step, kind) VALUES (?, 0, 0)", (net.bus.seq + 1,))
+
+    with pytest.raises(sn.TraceError) as failure:
+        net.train(X, Y, steps=5, lr=0.1, recorder=recorder, progress=take_the_next_rows)
+    message = str(failure.value)
+    assert str(recorder.path) in message and "UNIQUE constraint failed: events.seq" in message
+    assert "\n" not in message
+
+
+def test_ctrl_c_at_a_terminal_stops_the_run_but_not_its_writer(tmp_path):
+    long = tmp_path / "long.toml"
+    long.write_text(XOR.read_text().replace("steps = 1000", "steps = 1000000"))
+    out = tmp_path / "long"
+    # a terminal's Ctrl-C goes to the whole foreground process group: the run and its trace writer
+    process = subprocess.Popen([sys.executable, "-m", "simnet", "run", str(long), "-o", str(out), "--no-gif", "-q"],
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            with sn.open_trace(next(tmp_path.glob("*/trace.sqlite"))) as trace:
+                if (trace.last_step or 0) >= 150:
+                    break
+        except (StopIteration, sn.TraceError):
+            pass  # not created yet
+    os.killpg(process.pid, signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    with sn.open_trace(out) as trace:
+        assert trace.status.startswith("interrupted") and trace.last_step == summary["steps"] >= 150
