@@ -20,6 +20,11 @@ def count(path, table):
         return db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
+def committed_step(directory):
+    with sn.open_trace(directory) as trace:
+        return trace.last_step
+
+
 def test_transactions_arrive_in_order_and_whole(tmp_path):
     path = tmp_path / "t.sqlite"
     with sqlite3.connect(path) as db:
@@ -92,3 +97,26 @@ def test_ctrl_c_at_a_terminal_stops_the_run_but_not_its_writer(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     with sn.open_trace(out) as trace:
         assert trace.status.startswith("interrupted") and trace.last_step == summary["steps"] >= 150
+
+
+def test_a_killed_writer_stops_the_run_with_a_trace_error_and_leaves_what_it_committed(tmp_path):
+    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    net = sn.Network.layered([2, 3, 1], seed=1)
+    recorder = sn.Recorder(tmp_path)
+
+    def kill_the_writer(step, loss):
+        if step == 150:  # once the first 100 steps are committed
+            deadline = time.monotonic() + 30
+            while committed_step(tmp_path) != 100 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            recorder._writer.child.kill()
+            recorder._writer.child.wait()
+
+    with pytest.raises(sn.TraceError) as failure:
+        net.train(X, Y, steps=300, lr=0.1, recorder=recorder, progress=kill_the_writer)
+    message = str(failure.value)
+    assert str(recorder.path) in message and "the trace writer stopped" in message and "\n" not in message
+    with sn.open_trace(tmp_path) as trace:
+        assert not trace.complete and trace.last_step == 100
+        assert trace.status == "incomplete: the recording stopped after step 100"
