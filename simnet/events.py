@@ -107,9 +107,13 @@ class EventBatch:
     def __init__(self, seq, step, phase, kind, neurons=None, sources=None, targets=None, data=None):
         self.seq, self.step, self.phase, self.kind = seq, step, phase, kind
         self.neurons, self.sources, self.targets = neurons, sources, targets
-        self.data = data or {}
-        self._count = next((len(column) for column in (neurons, sources, *self.data.values()) if column is not None),
-                           0)
+        self.data = data = data or {}
+        if neurons is not None:
+            self._count = len(neurons)
+        elif sources is not None:
+            self._count = len(sources)
+        else:
+            self._count = next((len(column) for column in data.values() if column is not None), 0)
 
     def __len__(self):
         return self._count

@@ -296,6 +296,7 @@ class Recorder:
         self.path = self.directory / FILENAME
         self.detail = detail
         self.samples = samples
+        self._sampling = detail == "messages" and samples is not False  # per-sample vectors may be kept
         self.kinds = kinds_for(detail)
         self._create(scenario_text, dict(metadata or {}))
         self._handlers = {
@@ -409,7 +410,7 @@ class Recorder:
         self._fire_rows.append(row)
         self._fire_columns[0].append(first)
         self._fire_columns[1].append(second)
-        if self._keeps_samples(first):
+        if self._keeps_samples(len(first)):
             self._payloads.append((e.seq, None, np.concatenate((first, second)).tobytes()))
 
     def _on_message(self, e):
@@ -419,13 +420,12 @@ class Recorder:
         value = e.data["value"]
         self._message_rows.append(row)
         self._message_columns[0].append(value)
-        if self._keeps_samples(value):
+        if self._keeps_samples(np.size(value)):
             self._payloads.append((e.seq, None, np.asarray(value, dtype=np.float64).tobytes()))
 
-    def _keeps_samples(self, vector):
-        if self.detail != "messages" or self.samples is False:
-            return False
-        return self.samples or len(vector) <= SAMPLE_LIMIT
+    def _keeps_samples(self, samples):
+        """Whether the per-sample vectors of a batch of `samples` go into the trace."""
+        return self._sampling and (self.samples or samples <= SAMPLE_LIMIT)
 
     def _on_weight_update(self, e):
         # engines send updates in batches (on_batch); single ones come from replayed or hand-made events
@@ -466,7 +466,7 @@ class Recorder:
         data = batch.data
         columns = [np.asarray(data[f], dtype=np.float64) for f in self._codes.layout[code][3]]
         means = [mean_rows(c) for c in columns]
-        if not self._keeps_samples(columns[0][0]):
+        if not self._keeps_samples(columns[0].shape[1]):
             self._add_batch(batch, len(keys), code, listed, means)
             return
         seqs = range(batch.seq, batch.seq + len(keys))

@@ -13,6 +13,7 @@ import pytest
 import simnet as sn
 from simnet.writer import WriterError, WriterProcess
 from test_cli import XOR
+from test_snapshot import xor_data
 
 
 def count(path, table):
@@ -58,8 +59,7 @@ def test_an_sqlite_error_comes_back_in_one_line_and_the_failed_transaction_leave
 
 
 def test_a_recorder_whose_writer_fails_raises_a_trace_error_naming_the_file(tmp_path):
-    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    X, Y = xor_data()
     net = sn.Network.layered([2, 3, 1], seed=1)
     recorder = sn.Recorder(tmp_path)
 
@@ -100,8 +100,7 @@ def test_ctrl_c_at_a_terminal_stops_the_run_but_not_its_writer(tmp_path):
 
 
 def test_a_killed_writer_stops_the_run_with_a_trace_error_and_leaves_what_it_committed(tmp_path):
-    X = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-    Y = np.array([[0.0], [1.0], [1.0], [0.0]])
+    X, Y = xor_data()
     net = sn.Network.layered([2, 3, 1], seed=1)
     recorder = sn.Recorder(tmp_path)
 
