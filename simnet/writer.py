@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import threading
+import weakref
 
 try:
     import fcntl
@@ -113,6 +114,9 @@ class WriterProcess:
                                           stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         except (OSError, ValueError) as error:
             raise WriterError(f"cannot start the trace writer: {error}") from None
+        # a recorder dropped without closing (a run that raised) lets its writer go: the end of
+        # its input makes it stop, keeping what it committed
+        weakref.finalize(self, _close_quietly, self.child.stdin)
         if hasattr(fcntl, "F_SETPIPE_SZ"):  # Linux: a transaction goes in one go, not 64 kB at a time
             try:
                 fcntl.fcntl(self.child.stdin, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
@@ -132,7 +136,7 @@ class WriterProcess:
             self._send(None)
         except BrokenPipeError:
             pass
-        self._end_input()
+        _close_quietly(self.child.stdin)
         if self.child.wait() != 0:
             self._stopped()
         self.child.stdout.close()
@@ -143,18 +147,19 @@ class WriterProcess:
         self.child.stdin.write(data)
         self.child.stdin.flush()
 
-    def _end_input(self):
-        try:
-            self.child.stdin.close()
-        except BrokenPipeError:
-            pass  # what was still buffered has nobody to read it
-
     def _stopped(self):
-        self._end_input()
+        _close_quietly(self.child.stdin)
         self.child.wait()
         reason = self.child.stdout.read().decode(errors="replace").strip() or f"status {self.child.returncode}"
         self.child.stdout.close()
         raise WriterError(f"the trace writer stopped: {reason}")
+
+
+def _close_quietly(pipe):
+    try:
+        pipe.close()
+    except BrokenPipeError:
+        pass  # what was still buffered has nobody to read it
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """The trace writer process: what goes wrong there comes back in one line; Ctrl-C does not stop it."""
+import gc
 import json
 import os
 import signal
@@ -119,3 +120,22 @@ def test_a_killed_writer_stops_the_run_with_a_trace_error_and_leaves_what_it_com
     with sn.open_trace(tmp_path) as trace:
         assert not trace.complete and trace.last_step == 100
         assert trace.status == "incomplete: the recording stopped after step 100"
+
+
+def test_a_recorder_dropped_without_closing_lets_its_writer_go(tmp_path):
+    X, Y = xor_data()
+    net = sn.Network.layered([2, 3, 1], seed=1)
+    recorder = sn.Recorder(tmp_path)
+
+    def fail(step, loss):
+        if step == 120:
+            raise RuntimeError("a bug in the caller's code")
+
+    with pytest.raises(RuntimeError):
+        net.train(X, Y, steps=300, lr=0.1, recorder=recorder, progress=fail)
+    child = recorder._writer.child
+    del recorder
+    gc.collect()
+    assert child.wait(timeout=30) == 0
+    with sn.open_trace(tmp_path) as trace:
+        assert not trace.complete and trace.last_step == 100
