@@ -47,21 +47,28 @@ def per_step(run, short, long, repeats=3):
     return per_step_in_turns([(run, short, long)], repeats)[0]
 
 
-def per_step_in_turns(runs, repeats=3):
+def per_step_in_turns(runs, repeats=3, after_round=None):
     """per_step of each (run, short, long), timed in turns (each run's short and long run, then the next
-    run's, `repeats` rounds), so that a change in the machine's load falls on all of them alike."""
+    run's, `repeats` rounds, and `after_round()` after each), so that a change in the machine's load falls
+    on all of them alike."""
     best = [[math.inf, math.inf] for _ in runs]
     for _ in range(repeats):
         for times, (run, short, long) in zip(best, runs):
             for i, steps in enumerate((short, long)):
-                start = time.perf_counter()
-                run(steps)
-                times[i] = min(times[i], time.perf_counter() - start)
+                times[i] = min(times[i], seconds_of(run, steps))
+        if after_round is not None:
+            after_round()
     out = []
     for (t_short, t_long), (_, short, long) in zip(best, runs):
         slope = (t_long - t_short) / (long - short)
         out.append((slope, max(t_short - short * slope, 0.0)))
     return out
+
+
+def seconds_of(run, steps):
+    start = time.perf_counter()
+    run(steps)
+    return time.perf_counter() - start
 
 
 # ---- the runs ------------------------------------------------------------------
@@ -101,33 +108,26 @@ def trace(detail):
     return lambda directory: sn.Recorder(directory, detail=detail)
 
 
-def micrograd_step_seconds(X, Y, steps):
-    """Median seconds per step of micrograd's own demo loop (hinge loss, L2 1e-4, SGD), or None."""
+def micrograd_run(X, Y):
+    """run(steps) of micrograd's own demo loop (hinge loss, L2 1e-4, SGD) from a fresh model, or None."""
     try:
         from micrograd.nn import MLP
     except ImportError:
         return None
-    random.seed(1337)  # micrograd draws its initial weights from the random module
-    model = MLP(2, [16, 16, 1])
     xs, ys = X.tolist(), (Y[:, 0] * 2 - 1).tolist()
 
-    def step():
-        scores = [model(x) for x in xs]
-        losses = [(1 + -y * s).relu() for y, s in zip(ys, scores)]
-        loss = sum(losses) * (1.0 / len(losses)) + L2 * sum(p * p for p in model.parameters())
-        accuracy = sum((y > 0) == (s.data > 0) for y, s in zip(ys, scores)) / len(ys)
-        model.zero_grad()
-        loss.backward()
-        for p in model.parameters():
-            p.data -= LR * p.grad
-        return loss.data, accuracy
-
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    def run(steps):
+        random.seed(1337)  # micrograd draws its initial weights from the random module
+        model = MLP(2, [16, 16, 1])
+        for _ in range(steps):
+            scores = [model(x) for x in xs]
+            losses = [(1 + -y * s).relu() for y, s in zip(ys, scores)]
+            loss = sum(losses) * (1.0 / len(losses)) + L2 * sum(p * p for p in model.parameters())
+            model.zero_grad()
+            loss.backward()
+            for p in model.parameters():
+                p.data -= LR * p.grad
+    return run
 
 
 def numpy_mlp(sizes, X, Y, seed=1):
@@ -262,9 +262,9 @@ def moons_part(quick):
     repeats = 2 if quick else 3
     short, long = (20, 80) if quick else (40, 240)  # steps of the runs a slope is taken between
     make = lambda: sn.Network.layered(MOONS, seed=1)  # noqa: E731
-    micro = micrograd_step_seconds(X, Y, 2 if quick else 5)
+    micrograd = micrograd_run(X, Y)
+    micrograd_steps = []  # seconds of single micrograd steps, taken between the actor engine's rounds
     reference = (numpy_mlp(MOONS, X, Y), 10 * short, 10 * long)
-    numpy_step, _ = per_step(*reference, repeats)
     runs = [  # engine, subscriber, recorder factory, how many more steps than the slow runs
         ("actor", "no subscriber", None, 1),
         ("actor", "EventLog keeping every event", lambda d: sn.EventLog(), 1),
@@ -275,9 +275,22 @@ def moons_part(quick):
         ("fast", "no subscriber", None, 10),
         ("fast", "EventLog keeping every event", lambda d: sn.EventLog(), 2),
         ("fast", "the `updates` kinds (all but messages), dropped", lambda d: UpdatesSink(), 10),
-        ("fast", "`updates` trace", trace("updates"), 2),
+        # enough steps that even the short run outlasts the start of the trace's writer process
+        ("fast", "`updates` trace", trace("updates"), 10),
         ("fast", "`messages` trace", trace("messages"), 1),
     ]
+    measured = []  # (engine, subscriber, seconds, fixed seconds, the numpy MLP's seconds beside it)
+    for engine, what, recorder, more in runs:
+        ours = (simnet_run(make, engine, X, Y, recorder), more * short, more * long)
+        if engine == "actor":
+            step_micrograd = (lambda: micrograd_steps.append(seconds_of(micrograd, 1))) if micrograd else None
+            (seconds, fixed), = per_step_in_turns([ours], repeats, after_round=step_micrograd)
+            measured.append((engine, what, seconds, fixed, None))
+        else:
+            (seconds, fixed), (numpy_step, _) = per_step_in_turns([ours, reference], repeats + 2)
+            measured.append((engine, what, seconds, fixed, numpy_step))
+    micro = float(np.median(micrograd_steps)) if micrograd else None
+    numpy_step, _ = per_step(*reference, repeats)
     targets = {("actor", "no subscriber"): (1000, True), ("actor", "EventLog keeping every event"): (500, True),
                ("fast", "no subscriber"): (1.5, False), ("fast", "`updates` trace"): (2.0, False)}
     lines = [
@@ -285,29 +298,36 @@ def moons_part(quick):
         "",
         "100 points (noise 0.1), 2-16-16-1 ReLU, hinge loss + 1e-4 L2, full batch, SGD: one training step.",
         "",
-        "- micrograd 0.1.0: " + (f"{micro * 1e3:.1f} ms/step (median of its demo loop's steps)" if micro else
-                                   "not installed (`pip install micrograd==0.1.0`), actor ratios left out"),
+        "- micrograd 0.1.0: " + (f"{micro * 1e3:.1f} ms/step, the median of {len(micrograd_steps)} steps of its "
+                                   "demo loop, one after each round of the actor engine's timings; most of it is "
+                                   "Python's garbage collector, which makes single steps vary by a third" if micro
+                                   else "not installed (`pip install micrograd==0.1.0`), actor ratios left out"),
         f"- hand-written numpy MLP: {numpy_step * 1e6:.1f} µs/step; timed again in turns with each fast-engine "
         "row, which is compared with that timing",
         "",
         "| engine | subscriber | µs/step | once per run | against | ratio | target | |",
         "|---|---|---:|---:|---|---:|---:|---|",
     ]
-    for engine, what, recorder, more in runs:
-        ours = (simnet_run(make, engine, X, Y, recorder), more * short, more * long)
+    fast = {}  # subscriber -> the fast engine's ratio to the numpy MLP
+    for engine, what, seconds, fixed, beside in measured:
         if engine == "actor":
-            seconds, fixed = per_step(*ours, repeats)
             ratio, against = (micro / seconds if micro else None), "micrograd (speed-up)"
             shown = f"{ratio:,.0f}×" if ratio else "n/a"
         else:
-            (seconds, fixed), (numpy_step, _) = per_step_in_turns([ours, reference], repeats + 2)
-            ratio, against = seconds / numpy_step, "numpy MLP (time)"
+            ratio, against = seconds / beside, "numpy MLP (time)"
             shown = f"{ratio:.2f}×"
+            fast[what] = ratio
         target, at_least = targets.get((engine, what), (None, None))
         goal = "" if target is None else (f"≥ {target:,}×" if at_least else f"≤ {target}×")
         met = "" if target is None else verdict(ratio, target, at_least)
         lines.append(f"| {engine} | {what} | {seconds * 1e6:,.1f} | {fixed * 1e3:.1f} ms | {against} | {shown} "
                      f"| {goal} | {met} |")
+    bare, emitted, traced = (fast[what] for what in (
+        "no subscriber", "the `updates` kinds (all but messages), dropped", "`updates` trace"))
+    lines += ["", f"Where the `updates` trace's time goes, in numpy-MLP steps: the fast engine {bare:.2f}, "
+                  f"building and handing out the events it listens to {emitted - bare:.2f}, "
+                  f"recording them {traced - emitted:.2f} (the Recorder in the run's process; SQLite works "
+                  f"in the trace writer's)."]
     return lines
 
 
