@@ -9,10 +9,11 @@ another core.
 
 The child runs this file as a script (``python -I -S writer.py PATH``): it
 needs nothing but the standard library, so it starts in a few tens of
-milliseconds, without numpy or simnet.  On its standard input come pickled
-messages: a list of ``(statement, rows)`` pairs is one transaction (each
-pair one ``executemany``); ``None`` asks it to leave the file as one plain
-file and stop.  An SQLite error is printed on its standard output, one
+milliseconds, without numpy or simnet.  On its standard input come
+messages, each its length (8 bytes) and its pickle: a list of
+``(statement, rows)`` pairs is one transaction (each pair one
+``executemany``); ``None`` asks it to leave the file as one plain file and
+stop.  An SQLite error is printed on its standard output, one
 line, and it stops with status 1.  If its input ends without ``None`` (the
 run's process died) it stops at once and keeps only what it has committed,
 as a crashed writer would.
@@ -46,7 +47,7 @@ class Writer:
     """Writes transactions into an existing trace file, in this process."""
 
     def __init__(self, path):
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db = sqlite3.connect(path, isolation_level=None)
         # WAL: every commit is atomic and a killed writer leaves committed steps readable
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
@@ -98,15 +99,16 @@ def _receive(source, arrived):
     """Put each message's bytes from `source` on `arrived`, then None when the input ends."""
     while True:
         header = source.read(HEADER.size)
-        data = source.read(HEADER.unpack(header)[0]) if len(header) == HEADER.size else b""
-        if not data:
+        size = HEADER.unpack(header)[0] if len(header) == HEADER.size else None
+        data = source.read(size) if size else b""
+        if not data or len(data) < size:  # the end, or a message cut short by the run's death
             arrived.put(None)
             return
         arrived.put(data)
 
 
 class WriterProcess:
-    """A Writer in a child process, fed through a pipe: the run never waits for SQLite."""
+    """A Writer in a child process, fed through a pipe: the run does not wait for SQLite."""
 
     def __init__(self, path):
         try:

@@ -1,7 +1,9 @@
 """The trace writer process: what goes wrong there comes back in one line; Ctrl-C does not stop it."""
 import gc
+import io
 import json
 import os
+import pickle
 import signal
 import sqlite3
 import subprocess
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.writer import WriterError, WriterProcess
+from simnet.writer import HEADER, WriterError, WriterProcess, serve
 from test_cli import XOR
 from test_snapshot import xor_data
 
@@ -139,3 +141,16 @@ def test_a_recorder_dropped_without_closing_lets_its_writer_go(tmp_path):
     assert child.wait(timeout=30) == 0
     with sn.open_trace(tmp_path) as trace:
         assert not trace.complete and trace.last_step == 100
+
+
+def test_a_message_cut_short_ends_the_input_like_a_crash(tmp_path):
+    path = tmp_path / "t.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (x)")
+    whole = pickle.dumps([("INSERT INTO t VALUES (?)", [(1,)])])
+    cut = pickle.dumps([("INSERT INTO t VALUES (?)", [(2,)])])
+    source = io.BytesIO(HEADER.pack(len(whole)) + whole + HEADER.pack(len(cut)) + cut[:-3])
+    report = io.StringIO()
+    assert serve(str(path), source, report) == 0 and report.getvalue() == ""
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT x FROM t").fetchall() == [(1,)]
