@@ -107,13 +107,9 @@ class EventBatch:
     def __init__(self, seq, step, phase, kind, neurons=None, sources=None, targets=None, data=None):
         self.seq, self.step, self.phase, self.kind = seq, step, phase, kind
         self.neurons, self.sources, self.targets = neurons, sources, targets
-        self.data = data = data or {}
-        if neurons is not None:
-            self._count = len(neurons)
-        elif sources is not None:
-            self._count = len(sources)
-        else:
-            self._count = next((len(column) for column in data.values() if column is not None), 0)
+        self.data = data or {}
+        self._count = next((len(column) for column in (neurons, sources, *self.data.values()) if column is not None),
+                           0)
 
     def __len__(self):
         return self._count
@@ -153,7 +149,6 @@ class EventBus:
         self.seq = 0
         self._wanted = frozenset()
         self._everything = False
-        self._batch_takers = []
 
     def subscribe(self, subscriber, kinds=None):
         """Add `subscriber` for `kinds` (all kinds if None); returns it, for `unsubscribe`."""
@@ -173,9 +168,6 @@ class EventBus:
     def _refresh(self):
         self._everything = any(kinds is None for _, kinds in self.subscribers)
         self._wanted = frozenset().union(*(kinds for _, kinds in self.subscribers if kinds is not None))
-        # what takes a batch: the subscriber's on_batch, or None to hand it the events one by one
-        self._batch_takers = [(subscriber, kinds, getattr(subscriber, "on_batch", None))
-                              for subscriber, kinds in self.subscribers]
 
     def __bool__(self):
         return bool(self.subscribers)
@@ -196,9 +188,10 @@ class EventBus:
     def emit_batch(self, step, phase, kind, neurons=None, sources=None, targets=None, data=None):
         """Emit many events of one kind at once (see :class:`EventBatch`); returns the batch."""
         batch = EventBatch(self.seq, step, phase, kind, neurons, sources, targets, data)
-        self.seq += batch._count
-        for subscriber, kinds, on_batch in self._batch_takers:
+        self.seq += len(batch)
+        for subscriber, kinds in self.subscribers:
             if kinds is None or kind in kinds:
+                on_batch = getattr(subscriber, "on_batch", None)
                 if on_batch is not None:
                     on_batch(batch)
                 else:

@@ -307,7 +307,7 @@ class Recorder:
             "neuron_added": self._on_neuron_added, "neuron_removed": self._on_neuron_removed,
             "connection_added": self._on_connection_added, "connection_removed": self._on_connection_removed,
         }
-        self._batch_handlers = {"fire": self._on_fire_batch, "message": self._on_message_batch,
+        self._batch_handlers = {"fire": self._on_vector_batch, "message": self._on_vector_batch,
                                 "weight_update": self._on_update_batch, "bias_update": self._on_update_batch}
 
     # ---- the file ----------------------------------------------------------
@@ -343,7 +343,6 @@ class Recorder:
         self._open()
         self._weight_code = self._codes.code["update", "weight_update"]
         self._bias_code = self._codes.code["update", "bias_update"]
-        self._update_codes = {"weight_update": self._weight_code, "bias_update": self._bias_code}
         self._state = NetworkState()
         # code -> (values dict, keys, new values) of the last update batch, not yet written into the state:
         # the next batch of the same subjects overwrites it all, so most steps never pay for the dict writes
@@ -420,7 +419,7 @@ class Recorder:
         value = e.data["value"]
         self._message_rows.append(row)
         self._message_columns[0].append(value)
-        if self._keeps_samples(np.size(value)):
+        if self._keeps_samples(len(value)):
             self._payloads.append((e.seq, None, np.asarray(value, dtype=np.float64).tobytes()))
 
     def _keeps_samples(self, samples):
@@ -450,7 +449,7 @@ class Recorder:
             handler(batch)
 
     def _on_update_batch(self, batch):
-        code = self._update_codes[batch.kind]
+        code = self._codes.code[batch.phase, batch.kind]
         keys, _, listed = self._subjects(batch)
         data = batch.data
         new = np.asarray(data["new"], dtype=np.float64)
@@ -460,8 +459,9 @@ class Recorder:
             self._settle()
         self._unsettled[code] = (self._state.weight if code == self._weight_code else self._state.bias, keys, new)
 
-    def _on_fire_batch(self, batch, kind="fire"):
-        code = self._codes.code[batch.phase, kind]
+    def _on_vector_batch(self, batch):
+        """Fire and message batches: their vectors' batch means, and the vectors too when samples are kept."""
+        code = self._codes.code[batch.phase, batch.kind]
         keys, subjects, listed = self._subjects(batch)
         data = batch.data
         columns = [np.asarray(data[f], dtype=np.float64) for f in self._codes.layout[code][3]]
@@ -474,9 +474,6 @@ class Recorder:
                               *(m.tolist() for m in means), *[repeat(None)] * (3 - len(means))))
         vectors = np.concatenate(columns, axis=1)
         self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
-
-    def _on_message_batch(self, batch):
-        self._on_fire_batch(batch, "message")
 
     def _subjects(self, batch):
         """A batch's subject keys (names or (source, target) pairs), their ids, and the subject_lists row of those.

@@ -129,7 +129,7 @@ class WriterProcess:
         """Hand one transaction over; a writer that has stopped raises WriterError with its reason."""
         try:
             self._send(statements)
-        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed by an earlier failure
+        except BrokenPipeError:
             self._stopped()
 
     def finish(self):
