@@ -51,12 +51,12 @@ like the others (taken apart in SQL, which needs SQLite's ``pow``):
 ``messages``; ``event_rows`` is ``events`` and the expanded ``batches`` as one.
 
 Writes stream: rows are buffered and committed with their steps, up to
-:data:`FLUSH_STEPS` steps per transaction, in WAL mode, by a writer process
-(:mod:`simnet.writer`), so that SQLite works on another core while the run
-goes on; a run killed at any moment leaves every committed step readable.
-The same run writes the same file, byte for byte, but for its start and
-end times (unless ``SOURCE_DATE_EPOCH`` fixes them): nothing else depends
-on the clock.
+:data:`FLUSH_STEPS` steps per transaction (fewer when their values pass
+:data:`FLUSH_BYTES`), in WAL mode, by a writer process (:mod:`simnet.writer`),
+so that SQLite works on another core while the run goes on; a run killed at
+any moment leaves every committed step readable.  The same run writes the
+same file, byte for byte, but for its start and end times (unless
+``SOURCE_DATE_EPOCH`` fixes them): nothing else depends on the clock.
 Values are stored in untyped columns so floats come back bit for bit (-0.0
 included).
 """
@@ -82,10 +82,12 @@ FILENAME = "trace.sqlite"
 DETAILS = ("updates", "messages")
 KEYFRAME_EVERY = 100
 SAMPLE_LIMIT = 64        # "messages" keeps per-sample vectors for batches up to this size
-# commit at the end of a step once this many rows (or batches) or steps wait: never by the clock,
-# since SQLite lays out its pages by transaction and the same run must give the same file
+# commit at the end of a step once this many rows (or batches), steps or bytes of values wait: never by
+# the clock, since SQLite lays out its pages by transaction and the same run must give the same file.
+# The bytes bound what a large network holds: its updates take megabytes per step.
 FLUSH_ROWS = 20_000
 FLUSH_STEPS = 100
+FLUSH_BYTES = 8 << 20
 
 # (phase, kind, subject, names of v1..v3); a kind's code is its position + 1
 LAYOUT = (
@@ -357,7 +359,7 @@ class Recorder:
         self._reset_buffers()
         self._first_seq = {}   # step -> first seq seen for it
         self._open_step = None  # [step, first_seq, lr, batch_size, loss, accuracy] while a step runs
-        self._steps_waiting = 0
+        self._steps_waiting = self._bytes_waiting = 0
 
     def _open(self):
         try:
@@ -410,7 +412,7 @@ class Recorder:
         self._fire_columns[0].append(first)
         self._fire_columns[1].append(second)
         if self._keeps_samples(len(first)):
-            self._payloads.append((e.seq, None, np.concatenate((first, second)).tobytes()))
+            self._add_samples(e.seq, np.concatenate((first, second)).tobytes())
 
     def _on_message(self, e):
         row = [e.seq, e.step, self._codes.code[e.phase, "message"],
@@ -420,11 +422,15 @@ class Recorder:
         self._message_rows.append(row)
         self._message_columns[0].append(value)
         if self._keeps_samples(len(value)):
-            self._payloads.append((e.seq, None, np.asarray(value, dtype=np.float64).tobytes()))
+            self._add_samples(e.seq, np.asarray(value, dtype=np.float64).tobytes())
 
     def _keeps_samples(self, samples):
         """Whether the per-sample vectors of a batch of `samples` go into the trace."""
         return self._sampling and (self.samples or samples <= SAMPLE_LIMIT)
+
+    def _add_samples(self, seq, vectors):
+        self._payloads.append((seq, None, vectors))
+        self._bytes_waiting += len(vectors)
 
     def _on_weight_update(self, e):
         # engines send updates in batches (on_batch); single ones come from replayed or hand-made events
@@ -474,6 +480,7 @@ class Recorder:
                               *(m.tolist() for m in means), *[repeat(None)] * (3 - len(means))))
         vectors = np.concatenate(columns, axis=1)
         self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
+        self._bytes_waiting += vectors.nbytes
 
     def _subjects(self, batch):
         """A batch's subject keys (names or (source, target) pairs), their ids, and the subject_lists row of those.
@@ -509,6 +516,7 @@ class Recorder:
         """One ``batches`` row for the whole batch, its value columns as float64 blobs."""
         self._batches.append((batch.seq, batch.seq + n - 1, batch.step, code, listed,
                               *[np.asarray(v, dtype="<f8").tobytes() for v in values], *UNUSED[len(values)]))
+        self._bytes_waiting += 8 * n * len(values)
 
     def _on_step_begin(self, e):
         self._finish_announcement()
@@ -538,7 +546,8 @@ class Recorder:
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
         self._steps_waiting += 1
-        if len(self._rows) + len(self._batches) >= FLUSH_ROWS or self._steps_waiting >= FLUSH_STEPS:
+        if (len(self._rows) + len(self._batches) >= FLUSH_ROWS or self._steps_waiting >= FLUSH_STEPS
+                or self._bytes_waiting >= FLUSH_BYTES):
             self._commit()
 
     def _on_run_begin(self, e):
@@ -725,7 +734,7 @@ class Recorder:
             self._writer = None
             raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
-        self._steps_waiting = 0
+        self._steps_waiting = self._bytes_waiting = 0
 
 
 def _now():

@@ -12,6 +12,8 @@ import time
 import pytest
 
 import simnet as sn
+import simnet.trace
+from test_snapshot import xor_data
 from test_trace import parameters, recorded_run
 
 # the run a child process records until it is killed; the test repeats it to compare
@@ -67,6 +69,45 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
         trace.network_at(last + 1)
     trace.close()
     assert digest(trace_file) == before
+
+
+def steps_committed(directory, steps, monkeypatch, flush_bytes=None):
+    """Record a run, and return the steps each transaction sent to the writer finished, in order."""
+    if flush_bytes is not None:
+        monkeypatch.setattr(simnet.trace, "FLUSH_BYTES", flush_bytes)
+    X, Y = xor_data()
+    net = sn.Network.layered([2, 8, 1], seed=1)
+    recorder = sn.Recorder(directory)
+    transactions, write = [], recorder._writer.write
+
+    def write_and_note(statements):
+        transactions.append([row[0] for statement, rows in statements if statement == simnet.trace.STEP_UPSERT
+                             for row in rows if row[0] >= 1])
+        write(statements)
+
+    recorder._writer.write = write_and_note
+    net.train(X, Y, steps=steps, lr=0.1, engine="fast", recorder=recorder)
+    return transactions
+
+
+def test_a_transaction_ends_once_its_values_pass_the_byte_limit(tmp_path, monkeypatch):
+    # a large network's updates take megabytes a step: they must not pile up for FLUSH_STEPS steps
+    # the run's end closes step 12's row again
+    whole = steps_committed(tmp_path / "whole", 12, monkeypatch)
+    assert [steps for steps in whole if steps] == [list(range(1, 13)) + [12]]
+    with sqlite3.connect(tmp_path / "whole" / "trace.sqlite") as db:
+        values = dict(db.execute("SELECT step, sum(length(v1) + ifnull(length(v2), 0) + ifnull(length(v3), 0))"
+                                 " FROM batches GROUP BY step"))
+    limit = 2.5 * values[1]
+    transactions = steps_committed(tmp_path / "split", 12, monkeypatch, flush_bytes=limit)
+    assert sum(transactions, []) == list(range(1, 13)) + [12]
+    *full, last = [steps for steps in transactions if steps]
+    assert len(full) >= 3
+    for steps in full:  # each ends with the step that took its values past the limit, not before
+        assert sum(values[s] for s in steps[:-1]) < limit <= sum(values[s] for s in steps)
+    with sn.open_trace(tmp_path / "whole") as whole, sn.open_trace(tmp_path / "split") as split:
+        assert list(whole.events()) == list(split.events())
+        assert parameters(whole.network_at(12)) == parameters(split.network_at(12))
 
 
 def test_reading_never_changes_the_file(tmp_path):
