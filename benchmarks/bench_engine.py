@@ -291,18 +291,21 @@ def moons_part(quick):
         ("fast", "`updates` trace", trace("updates"), 10),
         ("fast", "`messages` trace", trace("messages"), 1),
     ]
-    measured = []  # (engine, subscriber, seconds, fixed seconds, the numpy MLP's seconds beside it)
+    def timed(engine, recorder, more):
+        return simnet_run(make, engine, X, Y, recorder), more * short, more * long
+
+    step_micrograd = (lambda: micrograd_steps.append(seconds_of(micrograd, 1))) if micrograd else None
+    measured = []  # (engine, subscriber, seconds, fixed seconds)
     for engine, what, recorder, more in runs:
-        ours = (simnet_run(make, engine, X, Y, recorder), more * short, more * long)
         if engine == "actor":
-            step_micrograd = (lambda: micrograd_steps.append(seconds_of(micrograd, 1))) if micrograd else None
-            (seconds, fixed), = per_step_in_turns([ours], repeats, after_round=step_micrograd)
-            measured.append((engine, what, seconds, fixed, None))
-        else:
-            (seconds, fixed), (numpy_step, _) = per_step_in_turns([ours, reference], repeats + 2)
-            measured.append((engine, what, seconds, fixed, numpy_step))
+            (seconds, fixed), = per_step_in_turns([timed(engine, recorder, more)], repeats, after_round=step_micrograd)
+            measured.append((engine, what, seconds, fixed))
+    # the fast engine's rows and the numpy MLP in turns, round after round, so that the differences
+    # between rows (where the time goes) are not changes in the machine's load
+    fast_rows = [(what, timed(engine, recorder, more)) for engine, what, recorder, more in runs if engine == "fast"]
+    *fast_times, (numpy_step, _) = per_step_in_turns([run for _, run in fast_rows] + [reference], repeats + 2)
+    measured += [("fast", what, seconds, fixed) for (what, _), (seconds, fixed) in zip(fast_rows, fast_times)]
     micro = float(np.median(micrograd_steps)) if micrograd else None
-    numpy_step = float(np.median([beside for *_, beside in measured if beside is not None]))
     targets = {("actor", "no subscriber"): (1000, True), ("actor", "EventLog keeping every event"): (500, True),
                ("fast", "no subscriber"): (1.5, False), ("fast", "`updates` trace"): (2.0, False)}
     lines = [
@@ -314,19 +317,18 @@ def moons_part(quick):
                                    "demo loop, one after each round of the actor engine's timings; most of it is "
                                    "Python's garbage collector, which makes single steps vary by a third" if micro
                                    else "not installed (`pip install micrograd==0.1.0`), actor ratios left out"),
-        f"- hand-written numpy MLP: {numpy_step * 1e6:.1f} µs/step, the median of its timings in turns with "
-        "each fast-engine row; each row is compared with the timing beside it",
+        f"- hand-written numpy MLP: {numpy_step * 1e6:.1f} µs/step, timed in turns with the fast engine's rows",
         "",
         "| engine | subscriber | µs/step | once per run | against | ratio | target | |",
         "|---|---|---:|---:|---|---:|---:|---|",
     ]
     fast = {}  # subscriber -> the fast engine's ratio to the numpy MLP
-    for engine, what, seconds, fixed, beside in measured:
+    for engine, what, seconds, fixed in measured:
         if engine == "actor":
             ratio, against = (micro / seconds if micro else None), "micrograd (speed-up)"
             shown = f"{ratio:,.0f}×" if ratio else "n/a"
         else:
-            ratio, against = seconds / beside, "numpy MLP (time)"
+            ratio, against = seconds / numpy_step, "numpy MLP (time)"
             shown = f"{ratio:.2f}×"
             fast[what] = ratio
         target, at_least = targets.get((engine, what), (None, None))
