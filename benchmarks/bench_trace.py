@@ -236,8 +236,11 @@ def section(quick=False):
     rss_short = peak_memory(steps_short, sizes=large, batch=100)[1]
     rss_long = peak_memory(steps_long, sizes=large, batch=100)[1]
     rss_bare = peak_memory(steps_long, recorded=False, sizes=large, batch=100)[1]
-    lines += [f"A large network, 2-315-315-1 (100,170 connections, batch 100), whose updates take 2.4 MB a step "
-              f"(a transaction ends once its values pass {FLUSH_BYTES >> 20} MB): peak RSS recorded (run + trace "
+    connections = sum(m * n for m, n in zip(large, large[1:]))
+    updates = 3 * 8 * (connections + sum(large[1:]))  # old, new and grad of every weight and bias, as float64
+    lines += [f"A large network, {'-'.join(map(str, large))} ({connections:,} connections, batch 100), whose updates "
+              f"take {updates / 1e6:.1f} MB a step (a transaction ends once its values pass {FLUSH_BYTES >> 20} MB): "
+              f"peak RSS recorded (run + trace "
               f"writer) {rss_short / 1e6:.0f} MB after {steps_short} steps, {rss_long / 1e6:.0f} MB after "
               f"{steps_long}, against {rss_bare / 1e6:.0f} MB unrecorded ({rss_long / rss_bare:.2f}x).", ""]
     return "\n".join(lines)
