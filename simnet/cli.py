@@ -447,7 +447,7 @@ def _check_neuron(trace, run_dir, neuron, step):
     names = list(trace.snapshot(at))  # the snapshot inspect explains next: one replay serves both
     if neuron not in names:
         raise BadInput(run_dir, f"--neuron {neuron}", f"no such neuron at step {at}; "
-                       f"there are {', '.join(list(names)[:12])}{', ...' if len(names) > 12 else ''}")
+                       f"there are {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}")
 
 
 def cmd_replay(args):

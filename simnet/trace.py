@@ -302,8 +302,8 @@ class Recorder:
         self.kinds = kinds_for(detail)
         self._create(scenario_text, dict(metadata or {}))
         self._handlers = {
-            "fire": self._on_fire, "message": self._on_message, "weight_update": self._on_weight_update,
-            "bias_update": self._on_bias_update,
+            "fire": self._on_fire, "message": self._on_message,
+            "weight_update": self._on_update, "bias_update": self._on_update,
             "step_begin": self._on_step_begin, "loss": self._on_loss, "step_end": self._on_step_end,
             "run_begin": self._on_run_begin, "run_end": self._on_run_end,
             "neuron_added": self._on_neuron_added, "neuron_removed": self._on_neuron_removed,
@@ -432,18 +432,15 @@ class Recorder:
         self._payloads.append((seq, None, vectors))
         self._bytes_waiting += len(vectors)
 
-    def _on_weight_update(self, e):
+    def _on_update(self, e):
         # engines send updates in batches (on_batch); single ones come from replayed or hand-made events
-        d, key = e.data, (e.source, e.target)
-        new = d["new"]
-        self._rows.append((e.seq, e.step, self._weight_code, self._connection_id[key], d["old"], new, d["grad"]))
-        self.state.weight[key] = new
-
-    def _on_bias_update(self, e):
         d = e.data
-        new = d["new"]
-        self._rows.append((e.seq, e.step, self._bias_code, self._neuron_id[e.neuron], d["old"], new, d["grad"]))
-        self.state.bias[e.neuron] = new
+        if e.kind == "weight_update":
+            code, key, ids, values = self._weight_code, (e.source, e.target), self._connection_id, self.state.weight
+        else:
+            code, key, ids, values = self._bias_code, e.neuron, self._neuron_id, self.state.bias
+        self._rows.append((e.seq, e.step, code, ids[key], d["old"], d["new"], d["grad"]))
+        values[key] = d["new"]
 
     def on_batch(self, batch):
         """Take an EventBatch whole: one ``batches`` row, or one events row per event when samples are kept."""
