@@ -95,8 +95,9 @@ class Event:
 class EventBatch:
     """Many events of one step, phase and kind, held as columns.
 
-    Engines that compute a whole phase at once (the fast engine) emit a batch
-    instead of one event at a time; iterating it gives the same events, with
+    Engines that compute a whole phase at once (the fast engine), and the
+    trainer announcing a network's connections, emit a batch instead of one
+    event at a time; iterating it gives the same events, with
     consecutive ``seq`` numbers, that one-at-a-time emission would have given.
     ``neurons``, ``sources`` and ``targets`` are sequences of names (or None);
     each entry of ``data`` is an array with one row per event.

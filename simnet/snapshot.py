@@ -88,8 +88,7 @@ class NetworkState:
             self.kind[event.neuron] = (data["role"], data["activation"])
             self.bias[event.neuron] = data["bias"]
         elif kind == "connection_added":
-            key = event.source, event.target
-            self.weight[key], self.frozen[key] = data["weight"], bool(data["frozen"])
+            self.add_connection((event.source, event.target), data["weight"], data["frozen"])
         elif kind == "connection_removed":
             del self.weight[event.source, event.target], self.frozen[event.source, event.target]
         elif kind == "neuron_removed":
@@ -98,6 +97,10 @@ class NetworkState:
             self.frozen[event.source, event.target] = kind == "frozen"
         elif kind == "learning_rate_set":
             self.lr = data["new"]
+
+    def add_connection(self, key, weight, frozen):
+        """Add the connection `key` ((source, target)) with its weight and frozen flag."""
+        self.weight[key], self.frozen[key] = weight, bool(frozen)
 
     def to_network(self, *, seed, init="he", step=0):
         """A Network with exactly these neurons, connections, weights and biases, at `step`."""

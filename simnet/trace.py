@@ -310,7 +310,8 @@ class Recorder:
             "connection_added": self._on_connection_added, "connection_removed": self._on_connection_removed,
         }
         self._batch_handlers = {"fire": self._on_vector_batch, "message": self._on_vector_batch,
-                                "weight_update": self._on_update_batch, "bias_update": self._on_update_batch}
+                                "weight_update": self._on_update_batch, "bias_update": self._on_update_batch,
+                                "connection_added": self._on_connections_added}
 
     # ---- the file ----------------------------------------------------------
 
@@ -595,22 +596,39 @@ class Recorder:
 
     def _on_connection_added(self, e):
         self._record_topology(e)
-        key = e.source, e.target
-        target = self._announced if e.phase == "init" else self.state
+        self._store(e, self._add_connection(e.phase, e.step, (e.source, e.target), e.data["weight"], e.data["frozen"]))
+
+    def _on_connections_added(self, batch):
+        """Many connections at once (a run announcing its network): their events rows, as single events'."""
+        data = batch.data
+        code = self._codes.code.get((batch.phase, batch.kind))
+        if code is None or data.keys() != self._codes.field_set[code]:
+            for event in batch:  # a kind or fields the layout lacks: single events keep them in payloads
+                self(event)
+            return
+        self._record_topology(batch)
+        phase, step, rows = batch.phase, batch.step, self._rows
+        weights, frozen = (np.asarray(data[field]).tolist() for field in ("weight", "frozen"))
+        for seq, key, weight, is_frozen in zip(range(batch.seq, batch.seq + len(batch)),
+                                               zip(batch.sources, batch.targets), weights, frozen):
+            rows.append((seq, step, code, self._add_connection(phase, step, key, weight, is_frozen),
+                         weight, is_frozen, None))
+
+    def _add_connection(self, phase, step, key, weight, frozen):
+        """The connection `key` added to the announced topology or to the state; returns its id."""
         known = self._connection_id.get(key)
-        if e.phase == "init" and known is not None:
+        if phase == "init" and known is not None:
             self._announced_ids[key] = known
         else:
-            cid = self._next_connection
-            self._connection_id[key] = cid
-            self._sql.append(("INSERT INTO connections VALUES (?,?,?,?,?,?,NULL)",
-                              (cid, self._neuron_id[e.source], self._neuron_id[e.target], e.source, e.target,
-                               e.step)))
-            if e.phase == "init":
-                self._announced_ids[key] = cid
+            known = self._connection_id[key] = self._next_connection
             self._next_connection += 1
-        target.apply(e)
-        self._store(e, self._connection_id[key])
+            source, target = key
+            self._sql.append(("INSERT INTO connections VALUES (?,?,?,?,?,?,NULL)",
+                              (known, self._neuron_id[source], self._neuron_id[target], source, target, step)))
+            if phase == "init":
+                self._announced_ids[key] = known
+        (self._announced if phase == "init" else self.state).add_connection(key, weight, frozen)
+        return known
 
     def _on_connection_removed(self, e):
         self._record_topology(e)

@@ -151,9 +151,14 @@ def _announce(net, **config):
     for n in net.neurons.values():
         bus.emit(net.step, "init", "neuron_added", neuron=n.name,
                  data={"role": n.role, "activation": n.activation, "bias": n.bias})
-    for c in net.connections:
-        bus.emit(net.step, "init", "connection_added", source=c.source.name, target=c.target.name,
-                 data={"weight": c.weight, "frozen": c.frozen})
+    connections = net.connections
+    if connections:
+        # one batch, which a recorder takes whole, instead of an event object per connection
+        # (a large network has 100,000 of them)
+        bus.emit_batch(net.step, "init", "connection_added", sources=[c.source.name for c in connections],
+                       targets=[c.target.name for c in connections],
+                       data={"weight": np.array([c.weight for c in connections], dtype=float),
+                             "frozen": np.array([c.frozen for c in connections], dtype=bool)})
 
 
 def _batches(samples, batch_size, rng):

@@ -125,11 +125,11 @@ def test_a_diverged_run_keeps_its_last_finite_step():
 
 
 def as_batches(events):
-    """The same events, with each run of firings and weight updates as one EventBatch."""
+    """The same events, with each run of firings, weight updates and added connections as one EventBatch."""
     out, i = [], 0
     while i < len(events):
         e = events[i]
-        if e.kind not in ("fire", "weight_update"):
+        if e.kind not in ("fire", "weight_update", "connection_added"):
             out.append(e)
             i += 1
             continue
