@@ -596,7 +596,8 @@ class Recorder:
 
     def _on_connection_added(self, e):
         self._record_topology(e)
-        self._store(e, self._add_connection(e.phase, e.step, (e.source, e.target), e.data["weight"], e.data["frozen"]))
+        connection = self._add_connection(e.phase, e.step, (e.source, e.target), e.data["weight"], e.data["frozen"])
+        self._store(e, connection)
 
     def _on_connections_added(self, batch):
         """Many connections at once (a run announcing its network): their events rows, as single events'."""

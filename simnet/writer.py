@@ -50,8 +50,8 @@ class Writer:
         self.db = sqlite3.connect(path, isolation_level=None)
         # WAL: every commit is atomic and a killed writer leaves committed steps readable.  Without
         # syncing, a commit is safe once the operating system has it, which outlives any process; only
-        # a crash of the machine itself can damage the file.  Syncing at every checkpoint cost the
-        # writer two thirds more time per step, and no other output of a run is synced either.
+        # a crash of the machine itself can damage the file.  Syncing cost the writer two thirds more
+        # time per step, and no other output of a run is synced either.
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = OFF")
 
