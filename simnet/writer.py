@@ -10,7 +10,7 @@ another core.
 The child runs this file as a script (``python -I -S writer.py PATH``): it
 needs nothing but the standard library, so it starts in a few tens of
 milliseconds, without numpy or simnet.  On its standard input come
-messages, each its length (8 bytes) and its pickle: a list of
+messages, pickled one after another: a list of
 ``(statement, rows)`` pairs is one transaction (each pair one
 ``executemany``); ``None`` asks it to leave the file as one plain file and
 stop.  An SQLite error is printed on its standard output, one
@@ -23,7 +23,6 @@ import pickle
 import queue
 import signal
 import sqlite3
-import struct
 import subprocess
 import sys
 import threading
@@ -34,9 +33,9 @@ try:
 except ImportError:  # Windows, whose pipes keep their size
     fcntl = None
 
-HEADER = struct.Struct("<Q")  # each message: its length, then its pickle
 PIPE_SIZE = 1 << 20  # Linux's default limit for a pipe's buffer
 QUEUED = 8  # messages taken in but not yet written, at most: a writer behind the run slows it down
+ENDED = object()  # what the receiving thread passes on when the run's process is gone
 
 
 class WriterError(Exception):
@@ -84,10 +83,9 @@ def serve(path, source, report):
     try:
         writer = Writer(path)
         while True:
-            data = arrived.get()
-            if data is None:
+            message = arrived.get()
+            if message is ENDED:
                 return 0  # the run's process is gone: what is committed stays, like after a crash
-            message = pickle.loads(data)
             if message is None:
                 writer.finish()
                 return 0
@@ -99,15 +97,14 @@ def serve(path, source, report):
 
 
 def _receive(source, arrived):
-    """Put each message's bytes from `source` on `arrived`, then None when the input ends."""
+    """Put each message from `source` on `arrived`, then ENDED when the input ends."""
     while True:
-        header = source.read(HEADER.size)
-        size = HEADER.unpack(header)[0] if len(header) == HEADER.size else None
-        data = source.read(size) if size else b""
-        if not data or len(data) < size:  # the end, or a message cut short by the run's death
-            arrived.put(None)
+        try:
+            message = pickle.load(source)
+        except Exception:  # the end, or a message cut short by the run's death: never left waiting
+            arrived.put(ENDED)
             return
-        arrived.put(data)
+        arrived.put(message)
 
 
 class WriterProcess:
@@ -147,9 +144,9 @@ class WriterProcess:
         self.child.stdout.close()
 
     def _send(self, message):
-        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-        self.child.stdin.write(HEADER.pack(len(data)))
-        self.child.stdin.write(data)
+        # pickled straight into the pipe: the blobs of a large network's updates (megabytes a step)
+        # go through without being copied into a pickle first
+        pickle.dump(message, self.child.stdin, protocol=pickle.HIGHEST_PROTOCOL)
         self.child.stdin.flush()
 
     def _stopped(self):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.writer import HEADER, WriterError, WriterProcess, serve
+from simnet.writer import WriterError, WriterProcess, serve
 from test_cli import XOR
 from test_snapshot import xor_data
 
@@ -143,14 +143,15 @@ def test_a_recorder_dropped_without_closing_lets_its_writer_go(tmp_path):
         assert not trace.complete and trace.last_step == 100
 
 
-def test_a_message_cut_short_ends_the_input_like_a_crash(tmp_path):
-    path = tmp_path / "t.sqlite"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE t (x)")
-    whole = pickle.dumps([("INSERT INTO t VALUES (?)", [(1,)])])
-    cut = pickle.dumps([("INSERT INTO t VALUES (?)", [(2,)])])
-    source = io.BytesIO(HEADER.pack(len(whole)) + whole + HEADER.pack(len(cut)) + cut[:-3])
-    report = io.StringIO()
-    assert serve(str(path), source, report) == 0 and report.getvalue() == ""
-    with sqlite3.connect(path) as db:
-        assert db.execute("SELECT x FROM t").fetchall() == [(1,)]
+def test_a_message_cut_short_anywhere_ends_the_input_like_a_crash(tmp_path):
+    whole = pickle.dumps([("INSERT INTO t VALUES (?)", [(1,)])], protocol=pickle.HIGHEST_PROTOCOL)
+    # a blob past pickle's 64 kB frames, which goes into the pipe on its own
+    cut = pickle.dumps([("INSERT INTO t VALUES (?)", [(b"x" * 100_000,), (3,)])], protocol=pickle.HIGHEST_PROTOCOL)
+    for end in [*range(0, 40), *range(40, len(cut), 997), *range(len(cut) - 40, len(cut))]:
+        path = tmp_path / f"t{end}.sqlite"
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE t (x)")
+        report = io.StringIO()
+        assert serve(str(path), io.BytesIO(whole + cut[:end]), report) == 0 and report.getvalue() == ""
+        with sqlite3.connect(path) as db:
+            assert db.execute("SELECT x FROM t").fetchall() == [(1,)], end
