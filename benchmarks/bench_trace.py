@@ -44,9 +44,9 @@ class Capture:
         self.items.append(batch)
 
 
-def network(sizes=(4, 32, 32, 2), seed=0):
+def network(sizes=(4, 32, 32, 2), seed=0, batch=32):
     rng = np.random.default_rng(seed)
-    X = rng.normal(size=(32, sizes[0]))
+    X = rng.normal(size=(batch, sizes[0]))
     Y = np.tanh(X @ rng.normal(size=(sizes[0], sizes[-1])))
     return sn.Network.layered(list(sizes), hidden="tanh", seed=seed), X, Y
 
@@ -106,6 +106,23 @@ def _timed(function):
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
+
+
+def run_seconds(sizes, steps, recorded, batch=100):
+    """Seconds of a fresh `network(sizes)` trained `steps` steps on the fast engine, recorded (its trace closed
+    with the run) or not."""
+    net, X, Y = network(sizes, batch=batch)
+    with tempfile.TemporaryDirectory() as directory:
+        return _timed(lambda: net.train(X, Y, steps=steps, lr=0.01, engine="fast",
+                                        recorder=sn.Recorder(directory) if recorded else None))
+
+
+def step_and_start(sizes, short, long, recorded, repeats=2):
+    """(seconds per step, seconds once per run) of run_seconds: the slope between a short and a long run,
+    each the best of `repeats`, and what is left of the short one."""
+    best = {steps: min(run_seconds(sizes, steps, recorded) for _ in range(repeats)) for steps in (short, long)}
+    per_step = (best[long] - best[short]) / (long - short)
+    return per_step, best[short] - short * per_step
 
 
 MEMORY_RUN = textwrap.dedent("""
@@ -243,6 +260,12 @@ def section(quick=False):
               f"peak RSS recorded (run + trace "
               f"writer) {rss_short / 1e6:.0f} MB after {steps_short} steps, {rss_long / 1e6:.0f} MB after "
               f"{steps_long}, against {rss_bare / 1e6:.0f} MB unrecorded ({rss_long / rss_bare:.2f}x).", ""]
+    (step_bare, start_bare), (step_recorded, start_recorded) = (
+        step_and_start(large, steps_short, steps_long, recorded) for recorded in (False, True))
+    lines += [f"Its time, recorded against unrecorded: {step_recorded * 1e3:.1f} ms a step against "
+              f"{step_bare * 1e3:.1f} ms ({step_recorded / step_bare:.2f}x), and {start_recorded:.2f} s once per run "
+              f"(announcing the network to the trace, and starting and finishing its writer) against "
+              f"{start_bare:.2f} s.", ""]
     return "\n".join(lines)
 
 
