@@ -249,12 +249,15 @@ def assert_same_readings(actor, fast_readings):
                            for u, v, field in zip(x[1:], y[1:], fields)), (x, y)
 
 
-@pytest.mark.parametrize("fill", [fast.DENSE_FILL, 0.0, 2.0], ids=["default", "masked", "sparse"])
+@pytest.mark.parametrize("fill, cells", [(fast.DENSE_FILL, fast.GATHER_CELLS), (0.0, fast.GATHER_CELLS),
+                                         (2.0, fast.GATHER_CELLS), (2.0, 3)],
+                         ids=["default", "masked", "sparse", "sparse in pieces"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(run=runs())
-def test_fast_engine_gives_the_actor_engines_events_and_network(fill, run):
-    # fill 0.0 multiplies every partial block as a filled matrix; 2.0 gathers every one sparsely
-    with mock.patch.object(fast, "DENSE_FILL", fill):
+def test_fast_engine_gives_the_actor_engines_events_and_network(fill, cells, run):
+    # fill 0.0 multiplies every partial block as a filled matrix; 2.0 gathers every one sparsely,
+    # and 3 cells at a time gathers a few connections (a target or a source, or more) at a time
+    with mock.patch.object(fast, "DENSE_FILL", fill), mock.patch.object(fast, "GATHER_CELLS", cells):
         try:
             actor = train(run, "actor")
         except sn.DivergenceError:
@@ -266,6 +269,37 @@ def test_fast_engine_gives_the_actor_engines_events_and_network(fill, run):
     assert_same_events(actor[1], fast_run[1])
     assert_same_network(actor[0], fast_run[0])
     assert_same_readings(actor[2], fast_run[2])
+
+
+def exactly(events):
+    """Events as comparable records, their vectors as bytes: equal records hold the same numbers, bit for bit."""
+    return [(e.seq, e.kind, e.neuron, e.source, e.target,
+             {k: v.tobytes() if isinstance(v, np.ndarray) else v for k, v in e.data.items()}) for e in events]
+
+
+@settings(max_examples=25, deadline=None)
+@given(run=runs(), cells=st.integers(1, 40))
+def test_a_sparse_wave_gives_the_same_numbers_piece_by_piece_as_all_at_once(run, cells):
+    with mock.patch.object(fast, "DENSE_FILL", 2.0):
+        try:
+            whole = train(run, "fast")
+        except sn.DivergenceError:
+            return
+        with mock.patch.object(fast, "GATHER_CELLS", cells):
+            pieces = train(run, "fast")
+    assert exactly(pieces[1]) == exactly(whole[1])
+
+
+@given(sizes=st.lists(st.integers(1, 20), min_size=1, max_size=40), size=st.integers(1, 60))
+def test_runs_take_whole_groups_in_order_until_they_hold_enough(sizes, size):
+    starts = np.cumsum([0, *sizes[:-1]])
+    runs = fast._runs(starts, sum(sizes), size)
+    assert [first for first, *_ in runs] == [0] + [end for _, end, *_ in runs[:-1]] and runs[-1][1] == len(sizes)
+    assert [lo for _, _, lo, _ in runs] == [0] + [hi for *_, hi in runs[:-1]] and runs[-1][3] == sum(sizes)
+    for first, end, lo, hi in runs:
+        assert lo == starts[first] and hi == (starts[end] if end < len(sizes) else sum(sizes))
+        assert starts[end - 1] - lo < size  # no more groups than it takes
+    assert all(hi - lo >= size for *_, lo, hi in runs[:-1])
 
 
 def well_conditioned(run, events):
