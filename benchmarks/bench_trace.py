@@ -24,6 +24,7 @@ import simnet as sn  # noqa: E402
 from simnet.events import EventBatch  # noqa: E402
 from simnet.export import export  # noqa: E402
 from simnet.trace import FLUSH_BYTES, kinds_for  # noqa: E402
+from bench_engine import per_step, simnet_run  # noqa: E402
 
 EVENTS_PER_SECOND_TARGET = 500_000
 NETWORK_AT_RATIO_TARGET = 3.0
@@ -106,23 +107,6 @@ def _timed(function):
     start = time.perf_counter()
     function()
     return time.perf_counter() - start
-
-
-def run_seconds(sizes, steps, recorded, batch=100):
-    """Seconds of a fresh `network(sizes)` trained `steps` steps on the fast engine, recorded (its trace closed
-    with the run) or not."""
-    net, X, Y = network(sizes, batch=batch)
-    with tempfile.TemporaryDirectory() as directory:
-        return _timed(lambda: net.train(X, Y, steps=steps, lr=0.01, engine="fast",
-                                        recorder=sn.Recorder(directory) if recorded else None))
-
-
-def step_and_start(sizes, short, long, recorded, repeats=2):
-    """(seconds per step, seconds once per run) of run_seconds: the slope between a short and a long run,
-    each the best of `repeats`, and what is left of the short one."""
-    best = {steps: min(run_seconds(sizes, steps, recorded) for _ in range(repeats)) for steps in (short, long)}
-    per_step = (best[long] - best[short]) / (long - short)
-    return per_step, best[short] - short * per_step
 
 
 MEMORY_RUN = textwrap.dedent("""
@@ -262,8 +246,10 @@ def section(quick=False):
               f"{steps_long}, against {rss_bare / 1e6:.0f} MB unrecorded ({rss_long / rss_bare:.2f}x).", ""]
     # long enough that the writer, which sets the pace of such a run, has fallen behind in both
     timed_steps = (20, 80) if quick else (40, 160)
+    net, X, Y = network(large, batch=100)
     (step_bare, start_bare), (step_recorded, start_recorded) = (
-        step_and_start(large, *timed_steps, recorded, repeats=2 if quick else 3) for recorded in (False, True))
+        per_step(simnet_run(lambda: net, "fast", X, Y, recorder, lr=0.01), *timed_steps, 2 if quick else 3)
+        for recorder in (None, sn.Recorder))
     lines += [f"Its time, recorded against unrecorded: {step_recorded * 1e3:.1f} ms a step against "
               f"{step_bare * 1e3:.1f} ms ({step_recorded / step_bare:.2f}x), and {start_recorded:.2f} s once per run "
               f"(announcing the network to the trace, and starting and finishing its writer) against "

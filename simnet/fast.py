@@ -320,7 +320,7 @@ class Wave:
         """dL/dw of the incoming connections into v.g; Σ w·dL/dz added to the sources' dL/da."""
         if self.kind == "sparse":
             pieces = self.pieces(A.shape[1])
-            for links in pieces.links:
+            for _, links, _ in pieces.by_target:
                 v.g[links] = np.einsum("ij,ij->i", A[self.src[links]], dZ[self.tgt[links]])
             for rows, links, starts in pieces.by_source:
                 dA[rows] += np.add.reduceat(dZ[self.tgt[links]] * self.w[links, None], starts)
@@ -333,13 +333,12 @@ class Wave:
 
 
 class _Pieces:
-    """A sparse wave's connections in pieces of about `size`: plain runs (``links``), and runs of whole
-    targets (``by_target``: the wave's rows, the connections, where each target's start) or of whole
-    sources (``by_source``: the source rows, the connections in source order, where each source's start)."""
+    """A sparse wave's connections in pieces of about `size`: runs of whole targets (``by_target``: the
+    wave's rows, the connections, where each target's start) or of whole sources (``by_source``: the source
+    rows, the connections in source order, where each source's start)."""
 
     def __init__(self, wave, size):
         count = len(wave.src)
-        self.links = [slice(lo, lo + size) for lo in range(0, count, size)]
         self.by_target = [(slice(first, end), slice(lo, hi), wave.starts[first:end] - lo)
                           for first, end, lo, hi in _runs(wave.starts, count, size)]
         self.by_source = [(wave.source_rows[first:end], wave.by_source[lo:hi], wave.source_starts[first:end] - lo)
