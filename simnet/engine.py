@@ -46,6 +46,10 @@ class ActorEngine(Engine):
 
     name = "actor"
 
+    def __init__(self):
+        self._ends = {}  # (neuron, forward) -> the names its messages go between, for one topology
+        self._ends_of = None  # (network, version) they are for
+
     def forward(self, net, X, step=None):
         """Forward sweep for inputs X (batch, n_inputs); returns the outputs (batch, n_outputs)."""
         for n in net.neurons.values():
@@ -95,8 +99,7 @@ class ActorEngine(Engine):
             emit_updates(bus, step, "bias_update", old, new, grads, neurons=[n.name for n in neurons])
         return finite and bool(np.isfinite(new).all())
 
-    @staticmethod
-    def _sweep(net, expected, batch_size, bus, step, forward):
+    def _sweep(self, net, expected, batch_size, bus, step, forward):
         # a fired neuron sends one value along all its links: forward a along its outgoing
         # connections to their targets, backward dL/dz along its incoming ones to their sources
         phase = "forward" if forward else "backward"
@@ -114,16 +117,29 @@ class ActorEngine(Engine):
                          data={"z": neuron.z, "a": neuron.value} if forward
                          else {"dL_da": neuron.dL_da, "dL_dz": neuron.dL_dz})
             if tell_message and links:
-                far = [c.target.name if forward else c.source.name for c in links]
-                near = [neuron.name] * len(links)
-                bus.emit_batch(step, phase, "message", sources=near if forward else far,
-                               targets=far if forward else near,
+                sources, targets = self._message_ends(net, neuron, links, forward)
+                bus.emit_batch(step, phase, "message", sources=sources, targets=targets,
                                data={"value": message_values([c.weight for c in links], value)})
             for connection in links:
                 receiver = connection.target if forward else connection.source
                 receiver.inbox.append((connection.weight, value, connection))
                 if len(receiver.inbox) == expected[receiver]:
                     ready.append(receiver)
+
+    def _message_ends(self, net, neuron, links, forward):
+        """(source names, target names) of the messages `neuron` sends along `links`.
+
+        Built once per topology rather than at every firing: the same tuples serve every step until the
+        network changes, and subscribers that keep the events share them.
+        """
+        if self._ends_of != (net, net.version):
+            self._ends, self._ends_of = {}, (net, net.version)
+        ends = self._ends.get((neuron, forward))
+        if ends is None:
+            far = tuple(c.target.name if forward else c.source.name for c in links)
+            near = (neuron.name,) * len(links)
+            ends = self._ends[neuron, forward] = (near, far) if forward else (far, near)
+        return ends
 
 
 def message_values(weights, value):
