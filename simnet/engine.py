@@ -12,6 +12,7 @@ Events go to ``net.bus``; when nobody subscribes none are built.
 """
 from collections import deque
 from contextlib import nullcontext
+from functools import partial
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class ActorEngine(Engine):
             if tell_message and links:
                 sources, targets = self._message_ends(net, neuron, links, forward)
                 bus.emit_batch(step, phase, "message", sources=sources, targets=targets,
-                               data={"value": message_values([c.weight for c in links], value)})
+                               data={"value": partial(message_values, [c.weight for c in links], value)})
             for connection in links:
                 receiver = connection.target if forward else connection.source
                 receiver.inbox.append((connection.weight, value, connection))

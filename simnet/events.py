@@ -100,17 +100,31 @@ class EventBatch:
     event at a time; iterating it gives the same events, with
     consecutive ``seq`` numbers, that one-at-a-time emission would have given.
     ``neurons``, ``sources`` and ``targets`` are sequences of names (or None);
-    each entry of ``data`` is an array with one row per event.
+    each entry of ``data`` is an array with one row per event, or a function
+    of no arguments that returns one: it is called the first time the batch's
+    ``data`` is read, so that a subscriber that only keeps the batch (an
+    :class:`EventLog`) does not pay for numbers it may never look at.  A
+    batch whose data is all deferred takes its length from its names.
     """
 
-    __slots__ = ("seq", "step", "phase", "kind", "neurons", "sources", "targets", "data", "_count")
+    __slots__ = ("seq", "step", "phase", "kind", "neurons", "sources", "targets", "_data", "_deferred", "_count")
 
     def __init__(self, seq, step, phase, kind, neurons=None, sources=None, targets=None, data=None):
         self.seq, self.step, self.phase, self.kind = seq, step, phase, kind
         self.neurons, self.sources, self.targets = neurons, sources, targets
-        self.data = data or {}
-        self._count = next((len(column) for column in (neurons, sources, *self.data.values()) if column is not None),
-                           0)
+        self._data = data or {}
+        self._deferred = any(map(callable, self._data.values()))
+        names = neurons if neurons is not None else sources
+        self._count = len(names) if names is not None else next(
+            (len(column) for column in self._data.values() if not callable(column)), 0)
+
+    @property
+    def data(self):
+        """The columns by field name, each an array with one row per event (computed now if deferred)."""
+        if self._deferred:
+            self._data = {name: column() if callable(column) else column for name, column in self._data.items()}
+            self._deferred = False
+        return self._data
 
     def __len__(self):
         return self._count
@@ -205,7 +219,8 @@ class EventLog:
     """A subscriber that keeps every event in a list (for tests and small runs).
 
     Batches are kept whole as they come and turned into events the first time
-    ``events`` is read after them, so keeping a run costs little until it is read.
+    ``events`` is read after them (their deferred numbers, such as the values
+    of messages, computed then), so keeping a run costs little until it is read.
     """
 
     def __init__(self):

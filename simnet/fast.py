@@ -39,6 +39,7 @@ compiles the network again, carrying over the optimizer's state of every
 connection and neuron still there.
 """
 from contextlib import contextmanager
+from functools import partial
 
 import numpy as np
 
@@ -199,7 +200,7 @@ class FastEngine(Engine):
                 bus.emit(step, phase, "fire", neuron=name, data=data)
             if len(positions):
                 bus.emit_batch(step, phase, "message", sources=sources, targets=targets,
-                               data={"value": message_values(c.w[positions], sent[row])})
+                               data={"value": partial(message_values, c.w[positions], sent[row])})
 
 
 def _step_in_place(optimizer, values, grads, lr, state, where):
