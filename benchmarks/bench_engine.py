@@ -339,6 +339,8 @@ def moons_part(quick):
     bare, emitted, averaged, traced = (fast[what] for what in (
         "no subscriber", "the `updates` kinds (all but messages), dropped",
         "the `updates` kinds, the fire batches' means taken, dropped", "`updates` trace"))
+    lines += ["", "An EventLog keeps each message batch with its values deferred, as the weights and the sender's "
+                  "vector, multiplied when the batch is first read: the row that reads every event back pays for it."]
     lines += ["", f"Where the `updates` trace's time goes, in numpy-MLP steps: the fast engine {bare:.2f}, "
                   f"building and handing out the events it listens to {emitted - bare:.2f}, "
                   f"the per-neuron batch means the trace keeps of each step {averaged - emitted:.2f}, "
