@@ -87,9 +87,8 @@ class ActorEngine(Engine):
         for c, w in zip(connections, new.tolist()):
             c.weight = w
         if bus and bus.wants("weight_update"):
-            emit_updates(bus, step, "weight_update", old, new, grads,
-                         sources=[c.source.name for c in connections],
-                         targets=[c.target.name for c in connections])
+            sources, targets = link_names(connections)
+            emit_updates(bus, step, "weight_update", old, new, grads, sources=sources, targets=targets)
         neurons = [n for n in net.neurons.values() if n.role != "input"]
         old = np.array([n.bias for n in neurons])
         grads = np.array([n.bias_grad for n in neurons])
@@ -137,10 +136,13 @@ class ActorEngine(Engine):
             self._ends, self._ends_of = {}, (net, net.version)
         ends = self._ends.get((neuron, forward))
         if ends is None:
-            far = tuple(c.target.name if forward else c.source.name for c in links)
-            near = (neuron.name,) * len(links)
-            ends = self._ends[neuron, forward] = (near, far) if forward else (far, near)
+            ends = self._ends[neuron, forward] = link_names(links)
         return ends
+
+
+def link_names(links):
+    """(source names, target names) of the connections `links`, in order: whom their messages go between."""
+    return tuple(c.source.name for c in links), tuple(c.target.name for c in links)
 
 
 def message_values(weights, value):

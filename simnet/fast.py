@@ -43,7 +43,7 @@ from functools import partial
 
 import numpy as np
 
-from .engine import Engine, emit_updates, firing_order, message_values, regularised
+from .engine import Engine, emit_updates, firing_order, link_names, message_values, regularised
 from .errors import SimnetError
 from .functions import ACTIVATIONS
 
@@ -467,8 +467,7 @@ class Compiled:
             self.trainable = _selection([i for i, f in enumerate(frozen) if not f], len(frozen))
             updated = [c for c in self.net.connections if not c.frozen]
             self.update_positions = _selection([self._position[c] for c in updated], len(self.connections))
-            self.update_sources = tuple(c.source.name for c in updated)
-            self.update_targets = tuple(c.target.name for c in updated)
+            self.update_sources, self.update_targets = link_names(updated)
         return True
 
     def store(self):
@@ -558,6 +557,6 @@ class Compiled:
             for n in self.fired if forward else self.backward_order:
                 links = n.outgoing if forward else n.incoming
                 rows.append((n.name, self._row[n], np.array([self._position[c] for c in links], dtype=np.intp),
-                             [c.source.name for c in links], [c.target.name for c in links]))
+                             *link_names(links)))
             self._senders[forward] = rows
         return self._senders[forward]

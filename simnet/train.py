@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine import firing_order, make_engine
+from .engine import firing_order, link_names, make_engine
 from .errors import DivergenceError, SimnetError, positive_int
 from .functions import CLASSIFICATION, accuracy as accuracy_of, loss_function
 from .graph import _matrix, validate_inputs
@@ -155,8 +155,8 @@ def _announce(net, **config):
     if connections:
         # one batch, which a recorder takes whole, instead of an event object per connection
         # (a large network has 100,000 of them)
-        bus.emit_batch(net.step, "init", "connection_added", sources=[c.source.name for c in connections],
-                       targets=[c.target.name for c in connections],
+        sources, targets = link_names(connections)
+        bus.emit_batch(net.step, "init", "connection_added", sources=sources, targets=targets,
                        data={"weight": np.array([c.weight for c in connections], dtype=float),
                              "frozen": np.array([c.frozen for c in connections], dtype=bool)})
 
