@@ -93,10 +93,16 @@ class ReadBack(sn.EventLog):
         return self.events
 
 
-class UpdatesSink:
-    """Takes the events an `updates` trace listens to and drops them: the engine's share of such a trace."""
+UPDATES_KINDS = tuple(kind for kind in KINDS if kind != "message")  # what an `updates` trace listens to
+STEP_KINDS = ("step_begin", "loss", "step_end")
 
-    kinds = tuple(kind for kind in KINDS if kind != "message")
+
+class UpdatesSink:
+    """Takes the events of `kinds` (those an `updates` trace listens to) and drops them: what building and
+    handing them out costs the engine and the trainer."""
+
+    def __init__(self, kinds=UPDATES_KINDS):
+        self.kinds = kinds
 
     def __call__(self, event):
         pass
@@ -285,6 +291,9 @@ def moons_part(quick):
         ("actor", "`messages` trace", trace("messages"), 1),
         ("fast", "no subscriber", None, 10),
         ("fast", "EventLog keeping every event", lambda d: sn.EventLog(), 2),
+        ("fast", "the step events (step_begin, loss, step_end), dropped",
+         lambda d: UpdatesSink(STEP_KINDS), 10),
+        ("fast", "the step events and the fire batches, dropped", lambda d: UpdatesSink((*STEP_KINDS, "fire")), 10),
         ("fast", "the `updates` kinds (all but messages), dropped", lambda d: UpdatesSink(), 10),
         ("fast", "the `updates` kinds, the fire batches' means taken, dropped", lambda d: MeansSink(), 10),
         # enough steps that even the short run outlasts the start of the trace's writer process
@@ -336,13 +345,16 @@ def moons_part(quick):
         met = "" if target is None else verdict(ratio, target, at_least)
         lines.append(f"| {engine} | {what} | {seconds * 1e6:,.1f} | {fixed * 1e3:.1f} ms | {against} | {shown} "
                      f"| {goal} | {met} |")
-    bare, emitted, averaged, traced = (fast[what] for what in (
-        "no subscriber", "the `updates` kinds (all but messages), dropped",
+    bare, stepped, fired, emitted, averaged, traced = (fast[what] for what in (
+        "no subscriber", "the step events (step_begin, loss, step_end), dropped",
+        "the step events and the fire batches, dropped", "the `updates` kinds (all but messages), dropped",
         "the `updates` kinds, the fire batches' means taken, dropped", "`updates` trace"))
     lines += ["", "An EventLog keeps each message batch with its values deferred, as the weights and the sender's "
                   "vector, multiplied when the batch is first read: the row that reads every event back pays for it."]
     lines += ["", f"Where the `updates` trace's time goes, in numpy-MLP steps: the fast engine {bare:.2f}, "
-                  f"building and handing out the events it listens to {emitted - bare:.2f}, "
+                  f"building and handing out the events it listens to {emitted - bare:.2f} (the step events "
+                  f"{stepped - bare:.2f}, the two fire batches {fired - stepped:.2f}, the two update batches "
+                  f"{emitted - fired:.2f}), "
                   f"the per-neuron batch means the trace keeps of each step {averaged - emitted:.2f}, "
                   f"the rest of recording {traced - averaged:.2f} (the Recorder in the run's process; SQLite "
                   f"works in the trace writer's)."]
