@@ -300,6 +300,7 @@ def moons_part(quick):
         ("fast", "`updates` trace", trace("updates"), 10),
         ("fast", "`messages` trace", trace("messages"), 1),
     ]
+
     def timed(engine, recorder, more):
         return simnet_run(make, engine, X, Y, recorder), more * short, more * long
 

@@ -104,7 +104,7 @@ class EventBatch:
     of no arguments that returns one: it is called the first time the batch's
     ``data`` is read, so that a subscriber that only keeps the batch (an
     :class:`EventLog`) does not pay for numbers it may never look at.  A
-    batch whose data is all deferred takes its length from its names.
+    batch takes its length from its names, or from its data when it has none.
     """
 
     __slots__ = ("seq", "step", "phase", "kind", "neurons", "sources", "targets", "_data", "_deferred", "_count")
@@ -115,8 +115,7 @@ class EventBatch:
         self._data = data or {}
         self._deferred = any(map(callable, self._data.values()))
         names = neurons if neurons is not None else sources
-        self._count = len(names) if names is not None else next(
-            (len(column) for column in self._data.values() if not callable(column)), 0)
+        self._count = len(names) if names is not None else next((len(column) for column in self.data.values()), 0)
 
     @property
     def data(self):

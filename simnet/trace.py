@@ -617,19 +617,19 @@ class Recorder:
 
     def _add_connection(self, phase, step, key, weight, frozen):
         """The connection `key` added to the announced topology or to the state; returns its id."""
-        known = self._connection_id.get(key)
-        if phase == "init" and known is not None:
-            self._announced_ids[key] = known
+        connection = self._connection_id.get(key)
+        if phase == "init" and connection is not None:
+            self._announced_ids[key] = connection
         else:
-            known = self._connection_id[key] = self._next_connection
+            connection = self._connection_id[key] = self._next_connection
             self._next_connection += 1
             source, target = key
             self._sql.append(("INSERT INTO connections VALUES (?,?,?,?,?,?,NULL)",
-                              (known, self._neuron_id[source], self._neuron_id[target], source, target, step)))
+                              (connection, self._neuron_id[source], self._neuron_id[target], source, target, step)))
             if phase == "init":
-                self._announced_ids[key] = known
+                self._announced_ids[key] = connection
         (self._announced if phase == "init" else self.state).add_connection(key, weight, frozen)
-        return known
+        return connection
 
     def _on_connection_removed(self, e):
         self._record_topology(e)
