@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 import simnet as sn  # noqa: E402
 from simnet.datasets import moons  # noqa: E402
-from simnet.events import KINDS  # noqa: E402
+from simnet.events import KINDS, Event, EventBatch  # noqa: E402
 from simnet.snapshot import mean_rows  # noqa: E402
 
 LR, L2 = 0.1, 1e-4
@@ -51,7 +51,8 @@ def per_step(run, short, long, repeats=3):
 def per_step_in_turns(runs, repeats=3, after_round=None):
     """per_step of each (run, short, long), timed in turns (each run's short and long run, then the next
     run's, `repeats` rounds, and `after_round()` after each), so that a change in the machine's load falls
-    on all of them alike."""
+    on all of them alike.  A run is timed by the clock it names as its ``clock`` attribute, if any (wall
+    time otherwise)."""
     best = [[math.inf, math.inf] for _ in runs]
     for _ in range(repeats):
         for times, (run, short, long) in zip(best, runs):
@@ -67,9 +68,10 @@ def per_step_in_turns(runs, repeats=3, after_round=None):
 
 
 def seconds_of(run, steps):
-    start = time.perf_counter()
+    clock = getattr(run, "clock", time.perf_counter)
+    start = clock()
     run(steps)
-    return time.perf_counter() - start
+    return clock() - start
 
 
 # ---- the runs ------------------------------------------------------------------
@@ -95,6 +97,7 @@ class ReadBack(sn.EventLog):
 
 UPDATES_KINDS = tuple(kind for kind in KINDS if kind != "message")  # what an `updates` trace listens to
 STEP_KINDS = ("step_begin", "loss", "step_end")
+ALONE = "`updates` trace: its Recorder alone, no engine (one step's events fed from memory again and again; CPU time)"
 
 
 class UpdatesSink:
@@ -123,6 +126,60 @@ class MeansSink(UpdatesSink):
 
 def trace(detail):
     return lambda directory: sn.Recorder(directory, detail=detail)
+
+
+class Capture:
+    """Keeps what the bus delivers as it comes, single events and whole batches, of the kinds a recorder hears."""
+
+    def __init__(self, kinds):
+        self.kinds = kinds
+        self.items = []
+
+    def __call__(self, event):
+        self.items.append(event)
+
+    def on_batch(self, batch):
+        self.items.append(batch)
+
+
+def feed(recorder, items):
+    """Hand `items` (events and batches, as a Capture kept them) to `recorder` as the bus would."""
+    for item in items:
+        if isinstance(item, EventBatch):
+            recorder.on_batch(item)
+        else:
+            recorder(item)
+
+
+def recorder_alone(make_net, X, Y):
+    """run(steps): an `updates` trace's Recorder fed from memory the events of a fast-engine run of make_net(),
+    its first step's again and again (numbered as the steps that would follow), with no engine in between:
+    what the Recorder itself takes per step, apart from building and handing out the events.
+
+    Timed in the CPU time of this process: fed this fast, the Recorder waits for its trace writer, which
+    keeps up with a real run but not with this loop."""
+    capture = Capture(UPDATES_KINDS)
+    make_net().train(X, Y, steps=1, lr=LR, loss="hinge", l2=L2, engine="fast", recorder=capture)
+    *items, end = capture.items
+    announced = [item for item in items if item.step == 0]
+    step = items[len(announced):]
+    span = end.seq - step[0].seq  # events per step
+    runs = {}  # steps -> the items of such a run, built on its first call (the timings keep a later call's)
+
+    def again(item, k):
+        seq, number = item.seq + k * span, item.step + k
+        if isinstance(item, EventBatch):
+            return EventBatch(seq, number, item.phase, item.kind, item.neurons, item.sources, item.targets, item.data)
+        return Event(seq, number, item.phase, item.kind, item.neuron, item.source, item.target, item.data)
+
+    def run(steps):
+        if steps not in runs:
+            runs[steps] = announced + [again(item, k) for k in range(steps) for item in step] + [
+                Event(end.seq + (steps - 1) * span, steps, end.phase, end.kind, data={**end.data, "steps": steps})]
+        with tempfile.TemporaryDirectory() as directory:
+            feed(sn.Recorder(directory), runs[steps])  # run_end closes it
+    run.clock = time.process_time
+    return run
 
 
 def micrograd_run(X, Y):
@@ -313,6 +370,7 @@ def moons_part(quick):
     # the fast engine's rows and the numpy MLP in turns, round after round, so that the differences
     # between rows (where the time goes) are not changes in the machine's load
     fast_rows = [(what, timed(engine, recorder, more)) for engine, what, recorder, more in runs if engine == "fast"]
+    fast_rows.append((ALONE, (recorder_alone(make, X, Y), 10 * short, 10 * long)))
     *fast_times, (numpy_step, _) = per_step_in_turns([run for _, run in fast_rows] + [reference], repeats + 2)
     measured += [("fast", what, seconds, fixed) for (what, _), (seconds, fixed) in zip(fast_rows, fast_times)]
     micro = float(np.median(micrograd_steps)) if micrograd else None
@@ -346,10 +404,10 @@ def moons_part(quick):
         met = "" if target is None else verdict(ratio, target, at_least)
         lines.append(f"| {engine} | {what} | {seconds * 1e6:,.1f} | {fixed * 1e3:.1f} ms | {against} | {shown} "
                      f"| {goal} | {met} |")
-    bare, stepped, fired, emitted, averaged, traced = (fast[what] for what in (
+    bare, stepped, fired, emitted, averaged, traced, alone = (fast[what] for what in (
         "no subscriber", "the step events (step_begin, loss, step_end), dropped",
         "the step events and the fire batches, dropped", "the `updates` kinds (all but messages), dropped",
-        "the `updates` kinds, the fire batches' means taken, dropped", "`updates` trace"))
+        "the `updates` kinds, the fire batches' means taken, dropped", "`updates` trace", ALONE))
     lines += ["", "An EventLog keeps each message batch with its values deferred, as the weights and the sender's "
                   "vector, multiplied when the batch is first read: the row that reads every event back pays for it."]
     lines += ["", f"Where the `updates` trace's time goes, in numpy-MLP steps: the fast engine {bare:.2f}, "
@@ -358,7 +416,9 @@ def moons_part(quick):
                   f"{emitted - fired:.2f}), "
                   f"the per-neuron batch means the trace keeps of each step {averaged - emitted:.2f}, "
                   f"the rest of recording {traced - averaged:.2f} (the Recorder in the run's process; SQLite "
-                  f"works in the trace writer's)."]
+                  f"works in the trace writer's).  The Recorder alone, fed the events from memory in a tight loop, "
+                  f"takes {alone:.2f} of this process's CPU time (its means included): the fast engine and it come "
+                  f"to {bare + alone:.2f} before any event is built or handed out."]
     return lines
 
 

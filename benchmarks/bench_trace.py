@@ -24,25 +24,11 @@ import simnet as sn  # noqa: E402
 from simnet.events import EventBatch  # noqa: E402
 from simnet.export import export  # noqa: E402
 from simnet.trace import FLUSH_BYTES, kinds_for  # noqa: E402
-from bench_engine import per_step, simnet_run  # noqa: E402
+from bench_engine import Capture, feed, per_step, simnet_run  # noqa: E402
 
 EVENTS_PER_SECOND_TARGET = 500_000
 NETWORK_AT_RATIO_TARGET = 3.0
 MEMORY_RATIO_TARGET = 1.3
-
-
-class Capture:
-    """Keeps what the bus delivers as it comes, single events and whole batches, of the kinds a recorder hears."""
-
-    def __init__(self, kinds):
-        self.kinds = kinds
-        self.items = []
-
-    def __call__(self, event):
-        self.items.append(event)
-
-    def on_batch(self, batch):
-        self.items.append(batch)
 
 
 def network(sizes=(4, 32, 32, 2), seed=0, batch=32):
@@ -65,11 +51,7 @@ def write_speed(items, directory, detail, **options):
     wanted = [item for item in items if recorder.kinds is None or item.kind in recorder.kinds]
     count = sum(len(item) if isinstance(item, EventBatch) else 1 for item in wanted)
     start = time.perf_counter()
-    for item in wanted:
-        if isinstance(item, EventBatch):
-            recorder.on_batch(item)
-        else:
-            recorder(item)
+    feed(recorder, wanted)
     recorder.close()
     seconds = time.perf_counter() - start
     return count / seconds, count, os.path.getsize(Path(directory) / "trace.sqlite")
