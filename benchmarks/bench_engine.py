@@ -29,8 +29,9 @@ import numpy as np  # noqa: E402
 
 import simnet as sn  # noqa: E402
 from simnet.datasets import moons  # noqa: E402
-from simnet.events import KINDS, Event, EventBatch  # noqa: E402
+from simnet.events import Event, EventBatch  # noqa: E402
 from simnet.snapshot import mean_rows  # noqa: E402
+from simnet.trace import kinds_for  # noqa: E402
 
 LR, L2 = 0.1, 1e-4
 MOONS = [2, 16, 16, 1]
@@ -95,7 +96,7 @@ class ReadBack(sn.EventLog):
         return self.events
 
 
-UPDATES_KINDS = tuple(kind for kind in KINDS if kind != "message")  # what an `updates` trace listens to
+UPDATES_KINDS = kinds_for("updates")
 STEP_KINDS = ("step_begin", "loss", "step_end")
 ALONE = "`updates` trace: its Recorder alone, no engine (one step's events fed from memory again and again; CPU time)"
 

@@ -10,13 +10,12 @@ another core.
 The child runs this file as a script (``python -I -S writer.py PATH``): it
 needs nothing but the standard library, so it starts in a few tens of
 milliseconds, without numpy or simnet.  On its standard input come
-messages, pickled one after another: a list of
-``(statement, rows)`` pairs is one transaction (each pair one
-``executemany``); ``None`` asks it to leave the file as one plain file and
-stop.  An SQLite error is printed on its standard output, one
-line, and it stops with status 1.  If its input ends without ``None`` (the
-run's process died) it stops at once and keeps only what it has committed,
-as a crashed writer would.
+messages, pickled one after another: a list of ``(statement, rows)`` pairs
+is one transaction (each pair one ``executemany``); ``None`` asks it to
+leave the file as one plain file and stop.  An SQLite error is printed on
+its standard output, one line, and it stops with status 1.  If its input
+ends without ``None`` (the run's process died) it stops at once and keeps
+only what it has committed, as a crashed writer would.
 """
 import os
 import pickle
