@@ -15,7 +15,7 @@ from PIL import Image
 from simnet.html import render_page, write_page
 from test_html import record_run
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = os.environ.get("SIMNET_CHROMIUM", "/usr/bin/chromium")  # another browser binary, or none
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run"]
 SCREENSHOT_DIR = os.environ.get("SIMNET_SCREENSHOT_DIR")  # keep the screenshot somewhere to look at
