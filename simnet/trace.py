@@ -878,6 +878,14 @@ class Trace:
 
     @_guard
     def _load(self):
+        # one read transaction: a trace being written shows all its tables as of one commit
+        self._db.execute("BEGIN")
+        try:
+            self._read_all()
+        finally:
+            self._db.rollback()
+
+    def _read_all(self):
         db = self._db
         app, version = db.execute("PRAGMA application_id").fetchone()[0], db.execute("PRAGMA user_version").fetchone()[0]
         if app != APPLICATION_ID:
@@ -901,7 +909,6 @@ class Trace:
         self._connections = self._read_connections()
         self._step_ranges = self._read_steps()
         self._latest_step = max(self._step_ranges, default=-1)  # a diverged step comes after the last
-        self._last_seq = max((last for _, last, _ in self._step_ranges.values()), default=-1)
         self._keyframes = self._read_keyframes()  # sorted (step, seq, lr)
         self._subject_lists = {}  # subject_lists id -> its ids, checked
         done = [s for s, (_, _, d) in self._step_ranges.items() if d]
@@ -1275,7 +1282,7 @@ class Trace:
         sql = "SELECT 'events', kind, count(*), 1 FROM events GROUP BY kind"
         if self._has_batches:  # a batch counts its seqs: they must be in order, within the recorded steps
             sql += (" UNION ALL SELECT 'batches', kind, sum(last_seq - seq + 1), min(typeof(last_seq) = 'integer'"
-                    f" AND last_seq >= seq AND last_seq <= {self._last_seq}) FROM batches GROUP BY kind")
+                    " AND last_seq >= seq AND last_seq <= (SELECT max(last_seq) FROM steps)) FROM batches GROUP BY kind")
         for table, code, n, fits in self._db.execute(sql):
             if code not in self._codes.layout:
                 raise self._damaged(table, f"unknown kind code {_excerpt(code)}")
