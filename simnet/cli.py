@@ -435,6 +435,8 @@ def _trace(run_dir):
 
 def _check_step(trace, run_dir, step):
     """`step` if the trace covers it (None stays None); BadInput naming the range otherwise."""
+    if step is not None and trace.last_step is None:
+        raise BadInput(run_dir, f"--step {step}", "no steps recorded")
     if step is not None and step > trace.last_step:
         raise BadInput(run_dir, f"--step {step}", f"the run has steps 0 to {trace.last_step}")
     return step
@@ -478,13 +480,28 @@ def cmd_replay(args):
 
 def cmd_inspect(args):
     from . import inspect
+    from .trace import kinds_for
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
-        step = _check_step(trace, run_dir, args.step)
-        _check_neuron(trace, run_dir, args.neuron, step)
-        if args.fmt is None and args.kind is None and step is not None and args.neuron is not None:
+        step = args.step
+        explaining = args.fmt is None and args.kind is None and step is not None and args.neuron is not None
+        summarising = args.fmt is None and args.kind is None and step is None and args.neuron is None
+        # the step that blew up in a diverged run never finished, but its events are kept to be listed
+        blew_up = (trace.end_reason == "diverged" and step is not None and trace.last_step is not None
+                   and step == trace.last_step + 1)
+        if blew_up and explaining:
+            raise BadInput(run_dir, f"--step {step}", "the run diverged in this step, which never finished; "
+                           f"`--step {step}` without --neuron lists its events")
+        if not blew_up:
+            step = _check_step(trace, run_dir, step)
+        _check_neuron(trace, run_dir, args.neuron, trace.last_step if blew_up else step)
+        recorded = kinds_for(trace.detail)
+        if args.kind is not None and recorded is not None and args.kind not in recorded:
+            raise BadInput(run_dir, f"--kind {args.kind}", f"this trace does not record {args.kind} events "
+                           f"(detail \"{trace.detail}\"); record with detail = \"messages\" to keep them")
+        if explaining:
             print(inspect.explain(trace, step, args.neuron))
-        elif args.fmt is None and args.kind is None and step is None and args.neuron is None:
+        elif summarising:
             print(inspect.summary(trace))
         else:
             inspect.write_events(trace, sys.stdout, step=step, neuron=args.neuron, kind=args.kind,
