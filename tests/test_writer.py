@@ -121,7 +121,7 @@ def test_a_killed_writer_stops_the_run_with_a_trace_error_and_leaves_what_it_com
     assert str(recorder.path) in message and "the trace writer stopped" in message and "\n" not in message
     with sn.open_trace(tmp_path) as trace:
         assert not trace.complete and trace.last_step == 100
-        assert trace.status == "incomplete: the recording stopped after step 100"
+        assert trace.status == "incomplete: the recording process died after step 100"
 
 
 def test_a_recorder_dropped_without_closing_lets_its_writer_go(tmp_path):
