@@ -443,12 +443,13 @@ def _check_output(path, inputs):
 
 
 @contextmanager
-def _output_file(out, inputs, text=True):
-    """A temporary path to write; it becomes the file `out` when the block ends well, or with `out` "-" and a
-    `text` format, goes to standard output.  `out` is checked against `inputs` (see _check_output) before
-    and again at the moment of replacing it."""
+def _output_file(out, inputs, picture=None):
+    """A temporary path to write; it becomes the file `out` when the block ends well, or with `out` "-",
+    goes to standard output.  `out` is checked against `inputs` (see _check_output) before and again at
+    the moment of replacing it.  A `picture` (suffix, what) is written only to a name with that suffix,
+    and a GIF never to standard output."""
     if out == "-":
-        if not text:
+        if picture is not None and picture[0] != ".html":
             raise BadInput("-", "-o", "a picture is not text; give a file name")
         with tempfile.TemporaryDirectory() as directory:
             temp = Path(directory) / "output"
@@ -459,6 +460,9 @@ def _output_file(out, inputs, text=True):
         return
     path = Path(out)
     _check_output(path, inputs)
+    if picture is not None and path.suffix.lower() != picture[0]:
+        raise BadInput(path, "-o", f"{picture[1]} is written to a {picture[0]} file; the name says "
+                       f"{path.suffix or 'no format'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = _fresh(path, "partial")
@@ -473,14 +477,6 @@ def _output_file(out, inputs, text=True):
 def _trace_inputs(trace):
     """The files a command reading `trace` reads: the trace and its SQLite companions."""
     return [trace.path] + [Path(f"{trace.path}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
-
-
-def _with_suffix(out, suffix, what):
-    """`out`, refused unless its name ends in `suffix` (a picture's format follows its name)."""
-    if out != "-" and Path(out).suffix.lower() != suffix:
-        raise BadInput(out, "-o", f"{what} is written to a {suffix} file; the name says "
-                       f"{Path(out).suffix or 'no format'}")
-    return out
 
 
 # ---- progress --------------------------------------------------------------
@@ -623,17 +619,18 @@ def cmd_replay(args):
                            "the replay page cover the whole run")
         if args.html:
             from .html import write_page
-            out = _with_suffix(args.output or trace.path.parent / "replay.html", ".html", "the replay page")
-            with _bar(show, None, "page", "step") as bar, _output_file(out, _trace_inputs(trace)) as temp:
+            out = args.output or trace.path.parent / "replay.html"
+            with _bar(show, None, "page", "step") as bar, \
+                    _output_file(out, _trace_inputs(trace), picture=(".html", "the replay page")) as temp:
                 write_page(trace, temp, progress=_frames(bar))
         else:
             from .render import render_gif
             kind = args.gif
             if kind == "sweep" and step is None:
                 step = trace.last_step
-            out = _with_suffix(args.output or trace.path.parent / f"{kind}.gif", ".gif", "a GIF")
+            out = args.output or trace.path.parent / f"{kind}.gif"
             with _bar(show, None, kind, "frame") as bar, \
-                    _output_file(out, _trace_inputs(trace), text=False) as temp:
+                    _output_file(out, _trace_inputs(trace), picture=(".gif", "a GIF")) as temp:
                 render_gif(trace, kind, temp, step=step, progress=_frames(bar))
     if not args.quiet and out != "-":
         print(f"wrote {out}")

@@ -2,6 +2,7 @@
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -131,6 +132,17 @@ def test_the_same_run_twice_writes_the_same_trace_byte_for_byte(tmp_path, capsys
     assert (tmp_path / "a" / "trace.sqlite").read_bytes() == (tmp_path / "b" / "trace.sqlite").read_bytes()
     with sn.open_trace(tmp_path / "a") as a:
         assert a.metadata["start_time"] == a.metadata["end_time"] == "2023-11-14T22:13:20+00:00"
+
+
+def test_the_trace_is_the_same_byte_for_byte_wherever_the_scenario_file_lives(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    for place in ("here", "there/deeper"):
+        (tmp_path / place).mkdir(parents=True)
+        shutil.copy(XOR, tmp_path / place / "xor.toml")
+        assert run(capsys, "run", tmp_path / place / "xor.toml", "-o", tmp_path / place / "run", "--steps", 5,
+                   "--no-gif", "-q")[0] == 0
+    assert (tmp_path / "here" / "run" / "trace.sqlite").read_bytes() == \
+        (tmp_path / "there" / "deeper" / "run" / "trace.sqlite").read_bytes()
 
 
 def test_a_bad_source_date_epoch_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch):
@@ -305,6 +317,68 @@ def test_ctrl_c_ends_the_run_at_a_step_boundary_and_keeps_it(tmp_path):
                                                           f"interrupted while training after step {summary['steps']}")
     trace = sn.open_trace(out)
     assert trace.status.startswith("interrupted") and trace.last_step == summary["steps"]
+
+
+# ---- where replay and export write -------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "xor"
+    assert main(["run", str(XOR), "-o", str(out), "--steps", "5", "--no-gif", "-q"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["export", "--format", "csv"], "trace.sqlite"),
+    (["export", "--format", "jsonl"], "trace.sqlite-wal"),
+    (["replay", "--html"], "trace.sqlite"),
+])
+def test_an_output_that_is_an_input_is_refused(short_run, capsys, argv, name):
+    before = (short_run / "trace.sqlite").read_bytes()
+    (short_run / "trace.sqlite-wal").unlink(missing_ok=True)
+    target = short_run / name
+    code, _, stderr = run(capsys, argv[0], short_run, *argv[1:], "-o", target)
+    assert code == 2 and stderr == f"simnet: error: {target}: -o: is {target}, which this command reads; " \
+        "choose another file\n"
+    assert (short_run / "trace.sqlite").read_bytes() == before and not (short_run / "trace.sqlite-wal").exists()
+    # the same file by another name (a link), too
+    (short_run.parent / "alias.sqlite").unlink(missing_ok=True)
+    os.link(short_run / "trace.sqlite", short_run.parent / "alias.sqlite")
+    assert run(capsys, "export", short_run, "--format", "csv", "-o", short_run.parent / "alias.sqlite")[0] == 2
+    assert (short_run / "trace.sqlite").read_bytes() == before and leftovers(short_run.parent) == []
+
+
+def test_an_output_is_never_followed_through_a_link_nor_a_directory(short_run, tmp_path, capsys):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep")
+    (tmp_path / "link.csv").symlink_to(precious)
+    code, _, stderr = run(capsys, "export", short_run, "--format", "csv", "-o", tmp_path / "link.csv")
+    assert code == 2 and stderr == f"simnet: error: {tmp_path / 'link.csv'}: -o: is a symbolic link; refusing to " \
+        "write through it (give the file itself)\n"
+    assert precious.read_text() == "keep" and (tmp_path / "link.csv").is_symlink()
+    code, _, stderr = run(capsys, "replay", short_run, "--html", "-o", tmp_path)
+    assert code == 2 and stderr.count("\n") == 1 and "-o: is a directory" in stderr
+    assert sorted(os.listdir(tmp_path)) == ["link.csv", "precious.txt"]
+
+
+def test_a_pictures_format_follows_its_name(short_run, tmp_path, capsys):
+    for argv, name in ((["--gif", "weights"], "w.png"), (["--html"], "page.gif"), (["--gif", "sweep"], "sweep")):
+        code, _, stderr = run(capsys, "replay", short_run, *argv, "-o", tmp_path / name)
+        assert code == 2 and stderr.count("\n") == 1 and f"{tmp_path / name}: -o:" in stderr
+        assert (".gif" if "--gif" in argv else ".html") in stderr
+    assert run(capsys, "replay", short_run, "--gif", "weights", "-q", "-o", tmp_path / "w.GIF")[0] == 0
+    assert Image.open(tmp_path / "w.GIF").format == "GIF" and os.listdir(tmp_path) == ["w.GIF"]
+
+
+def test_dash_writes_text_formats_to_standard_output(short_run, tmp_path, capsys):
+    code, stdout, _ = run(capsys, "export", short_run, "--format", "jsonl", "-o", "-")
+    assert code == 0 and json.loads(stdout.splitlines()[0])["kind"] == "run_begin"
+    assert run(capsys, "export", short_run, "--format", "jsonl", "-o", tmp_path / "x.jsonl")[0] == 0
+    assert (tmp_path / "x.jsonl").read_text() == stdout
+    code, stdout, _ = run(capsys, "replay", short_run, "--html", "-q", "-o", "-")
+    assert code == 0 and stdout.lstrip().lower().startswith("<!doctype html")
+    code, stdout, stderr = run(capsys, "replay", short_run, "--gif", "weights", "-o", "-")
+    assert (code, stdout) == (2, "") and stderr == "simnet: error: -: -o: a picture is not text; give a file name\n"
 
 
 # ---- list and check --------------------------------------------------------
