@@ -284,12 +284,15 @@ def _run_stopped(error, phase, scenario, outcome, target, checked, wall_time):
     else:
         why = " ".join(str(error).split())
     end_reason = f"{status} while {phase}"
+    final = _summary(scenario, outcome, checked, wall_time, status=status, end_reason=end_reason, error=why)
     with _signals_held():
         try:
-            _write_json(target / "summary.json", _summary(scenario, outcome, checked, wall_time, status=status,
-                                                          end_reason=end_reason, error=why))
+            _write_json(target / "summary.json", final)
         except OSError:
-            pass  # (a full disk): the summary says running, and the trace tells the rest
+            # a full disk has no room for a new file, but the running summary's blocks have room for this one
+            with suppress(OSError), open(target / "summary.json", "r+") as f:
+                f.write(_json_text(final))
+                f.truncate()
     if not interrupted and not isinstance(error, (SimnetError, OSError, MemoryError)):
         raise error
     if isinstance(error, SimnetError) and not isinstance(error, TraceError):
@@ -423,7 +426,11 @@ def _signals_held():
 
 def _write_json(path, value):
     with written_whole(path) as temp:
-        temp.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
+        temp.write_text(_json_text(value))
+
+
+def _json_text(value):
+    return json.dumps(value, indent=2, allow_nan=False) + "\n"
 
 
 def _fresh(path, what):
