@@ -874,7 +874,8 @@ class Trace:
     ``first_step`` (the state the recording starts from), ``last_step`` (last
     step written whole), ``complete`` (the run ended and said so),
     ``end_reason`` (complete, interrupted, diverged, failed or None), ``steps``
-    (the snapshot steps: the start, every ``every``-th, the ends of runs).
+    (the snapshot steps: the start, every ``every``-th, the ends of runs),
+    ``running`` (its run is still being recorded), ``status`` (all that in words).
     """
 
     def __init__(self, path, db):
