@@ -108,7 +108,8 @@ def _parser():
     replay.add_argument("--gif", choices=("activations", "weights", "sweep"), default="activations")
     replay.add_argument("--step", type=_non_negative_int, help="the step a sweep GIF shows (default: the last)")
     replay.add_argument("--html", action="store_true", help="write the interactive replay page instead")
-    replay.add_argument("-o", "--output", metavar="FILE", help="default: RUN_DIR/<kind>.gif or RUN_DIR/replay.html; - for standard output (--html)")
+    replay.add_argument("-o", "--output", metavar="FILE", help="default: RUN_DIR/<kind>.gif or RUN_DIR/replay.html; "
+                        "- for standard output (--html)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(command=cmd_replay, subject_from="run_dir")
 
@@ -165,7 +166,7 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 RUN_FILES = ("trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm", "trace.sqlite-journal", "summary.json",
              "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html")
 TRACE_FILES = RUN_FILES[:4]  # the Recorder replaces these itself, once it holds the directory
-# the temporary names those files are written under: written_whole's NAME.part and _fresh's .STEM.partial-XXXXXXXX.SUFFIX
+# the temporary names those files are written under: NAME.part (written_whole), .STEM.partial-XXXXXXXX.SUFFIX (_fresh)
 _TEMPORARY = re.compile("|".join(rf"{re.escape(name)}\.part|\.{re.escape(Path(name).stem)}\.partial-[0-9a-f]{{8}}"
                                  rf"{re.escape(Path(name).suffix)}" for name in RUN_FILES))
 
@@ -194,12 +195,12 @@ def cmd_run(args):
                                   "overrides": {"steps": args.steps, "seed": args.seed, "engine": args.engine}})
     outcome, phase = None, "starting"
     try:
-        for name in os.listdir(target):
-            if _ours(name) and name not in TRACE_FILES:
-                remove_regular(target / name)  # the previous run's: the new one never mixes with it
-        _write_json(target / "summary.json", _summary(scenario, None, checked, time.perf_counter() - started))
-        phase = "training"
         try:
+            for name in os.listdir(target):
+                if _ours(name) and name not in TRACE_FILES:
+                    remove_regular(target / name)  # the previous run's: the new one never mixes with it
+            _write_json(target / "summary.json", _summary(scenario, None, checked, time.perf_counter() - started))
+            phase = "training"
             with _bar(show, scenario.training.steps, scenario.name, "step") as bar:
                 outcome = execute(scenario, data=data, recorder=recorder, progress=_steps(bar))
         except BaseException as error:
@@ -210,10 +211,11 @@ def cmd_run(args):
         phase = "drawing"
         with _trace(target) as trace:
             _render(trace, target, () if args.no_gif else scenario.record.gifs, data, show)
+        phase = "finishing"
+        with _signals_held():
+            _write_json(target / "summary.json", _summary(scenario, outcome, checked, time.perf_counter() - started))
     except BaseException as error:
         return _run_stopped(error, phase, scenario, outcome, target, checked, time.perf_counter() - started)
-    with _signals_held():
-        _write_json(target / "summary.json", _summary(scenario, outcome, checked, time.perf_counter() - started))
     return _report_run(outcome, target, checked, args.quiet)
 
 
@@ -245,19 +247,25 @@ def _check_run_target(target):
 def _is_run_dir(path):
     """True if `path` holds a run simnet wrote: a simnet trace or a simnet summary, as plain files."""
     from .trace import APPLICATION_ID
+    header = _start_of(path / "trace.sqlite", 100)
+    if header.startswith(b"SQLite format 3\x00") and int.from_bytes(header[68:72], "big") == APPLICATION_ID:
+        return True
     try:
-        with open(path / "trace.sqlite", "rb") as f:
-            header = f.read(100)
-        if header.startswith(b"SQLite format 3\x00") and int.from_bytes(header[68:72], "big") == APPLICATION_ID:
-            return True
-    except OSError:
-        pass
-    try:
-        with open(path / "summary.json", "rb") as f:
-            summary = json.loads(f.read(1 << 20))
-        return isinstance(summary, dict) and "simnet" in summary
-    except (OSError, ValueError):
+        summary = json.loads(_start_of(path / "summary.json", 1 << 20))
+    except ValueError:
         return False
+    return isinstance(summary, dict) and "simnet" in summary
+
+
+def _start_of(path, size):
+    """The first `size` bytes of `path` if it is a plain file (never a FIFO, which would block), else b""."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return b""
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
 
 
 def _render(trace, run_dir, gifs, data, show):

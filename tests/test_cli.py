@@ -226,6 +226,15 @@ def test_a_run_directory_holding_what_simnet_did_not_write_under_its_names_is_re
     assert precious.read_text() == "keep" and sn.open_trace(out).last_step == 5
 
 
+def test_a_fifo_under_a_run_files_name_is_refused_without_blocking(tmp_path, capsys):
+    out = tmp_path / "xor"
+    out.mkdir()
+    os.mkfifo(out / "trace.sqlite")
+    code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 5, "--no-gif")
+    assert code == 2 and "-o: exists and is not a simnet run directory" in stderr
+    assert os.listdir(out) == ["trace.sqlite"]
+
+
 def test_run_into_the_current_directory_replaces_the_run_there_or_refuses_in_one_line(tmp_path, capsys, monkeypatch):
     out = tmp_path / "xor"
     out.mkdir()

@@ -103,7 +103,7 @@ def test_one_interrupt_at_a_random_moment_of_training_ends_the_run_interrupted_a
     time.sleep(random.Random(seed).uniform(0, 0.5))
     process.send_signal(signal.SIGINT)
     code, stderr = finish(process)
-    assert code == 130 and one_line(stderr) and f"interrupted after step" in stderr and f"{out}{os.sep}" in stderr
+    assert code == 130 and one_line(stderr) and "interrupted after step" in stderr and f"{out}{os.sep}" in stderr
     done = summary(out)
     assert (done["status"], done["end_reason"]) == ("interrupted", f"interrupted while training after step "
                                                                    f"{done['steps']}")
