@@ -326,7 +326,8 @@ class Recorder:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock = lock_directory(self.directory)
         except BlockingIOError:
-            raise TraceError(f"{self.directory}: another process is recording a run there") from None
+            raise TraceError(f"{self.directory}: a run is being recorded there (by another process, or by a "
+                             "Recorder not closed yet)") from None
         except OSError as error:
             raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
         try:

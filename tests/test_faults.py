@@ -193,7 +193,7 @@ def test_a_run_in_progress_is_neither_replaced_nor_recorded_over(tmp_path, capsy
         code, _, stderr = cli(capsys, "run", XOR, "-o", out, "--steps", 3, "--no-gif")
         assert code == 2 and stderr == f"simnet: error: {out}: -o: holds a run that is still running; wait for it " \
             "or choose another directory\n"
-        with pytest.raises(sn.TraceError, match="another process is recording a run there"):
+        with pytest.raises(sn.TraceError, match="a run is being recorded there"):
             sn.Recorder(out)
         assert summary(out)["status"] == "running"
     finally:

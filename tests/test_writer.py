@@ -161,7 +161,7 @@ def test_a_trace_is_running_while_its_writer_holds_the_directory_and_not_after(t
     recorder = sn.Recorder(tmp_path)
     with sn.open_trace(tmp_path) as trace:
         assert trace.running and trace.status == "running: no step recorded yet"
-        with pytest.raises(sn.TraceError, match="another process is recording a run there"):
+        with pytest.raises(sn.TraceError, match="a run is being recorded there"):
             sn.Recorder(tmp_path)
         recorder.close()
         assert not trace.running and trace.status == "incomplete: no steps recorded"
