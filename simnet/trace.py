@@ -78,6 +78,7 @@ from .events import KINDS, Event
 from .functions import ACTIVATIONS
 from .graph import ROLES
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means, mean_rows
+from .files import directory_locked, lock_directory
 from .writer import WriterError, WriterProcess
 
 SCHEMA_VERSION = 2
@@ -289,7 +290,10 @@ class Recorder:
     per-sample vectors of fire and message events when the batch has at most
     :data:`SAMPLE_LIMIT` samples, or always/never with `samples` True/False).
     `scenario_text` and `metadata` (a JSON-able dict) go into the run metadata.
-    An existing trace in `directory` is replaced.
+    An existing trace in `directory` is replaced, unless another process is
+    still recording it.  While the recorder writes, the directory is locked
+    (see :mod:`simnet.files`), which is how a reader tells a run in progress
+    from one whose process died.
     """
 
     def __init__(self, directory, *, every=1, detail="updates", scenario_text=None, metadata=None,
@@ -320,10 +324,17 @@ class Recorder:
     # ---- the file ----------------------------------------------------------
 
     def _create(self, scenario_text, metadata):
-        self._writer = None
+        self._writer = self._lock = self._failure = None
         started = _now()  # before the file exists: a bad SOURCE_DATE_EPOCH leaves nothing behind
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_directory(self.directory)
+        except BlockingIOError:
+            raise TraceError(f"{self.directory}: a run is being recorded there (by another process, or by a "
+                             "Recorder not closed yet)") from None
+        except OSError as error:
+            raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
+        try:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None)
@@ -346,7 +357,11 @@ class Recorder:
             self._codes = _Codes(db.execute("SELECT * FROM kinds"))
             db.close()
         except (OSError, sqlite3.Error) as error:
+            self._unlock()
             raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
+        except BaseException:
+            self._unlock()
+            raise
         self._open()
         self._weight_code = self._codes.code["update", "weight_update"]
         self._bias_code = self._codes.code["update", "bias_update"]
@@ -367,10 +382,22 @@ class Recorder:
         self._steps_waiting = self._bytes_waiting = 0
 
     def _open(self):
+        if self._lock is None:  # a later run after close(): the directory is locked again
+            try:
+                self._lock = lock_directory(self.directory)
+            except OSError as error:
+                raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+        # the writer takes the lock over (and it is closed here whatever happens)
+        lock, self._lock = self._lock, None
         try:
-            self._writer = WriterProcess(self.path)
+            self._writer = WriterProcess(self.path, lock=lock)
         except WriterError as error:
             raise TraceError(f"{self.path}: {error}") from None
+
+    def _unlock(self):
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def _reset_buffers(self):
         self._rows = []            # events rows, in seq order
@@ -381,15 +408,28 @@ class Recorder:
         self._message_rows, self._message_columns = [], ([],)
         self._sql = []             # (statement, parameters) for the topology and step tables
 
-    def close(self):
-        """Commit what is buffered and close the file (a run's end does this too)."""
+    def close(self, reason=None):
+        """Commit what is buffered and close the file (a run's end does this too).
+
+        A run still going (stopped by an exception) is marked as ended with
+        `reason` ("interrupted" or "failed") after its last whole step; without
+        a reason it is left without an end, as if its process had died.  After
+        the writer has failed nothing more is written.
+        """
+        if self._failure is not None:
+            return
+        if reason is not None and self._runs and self._runs[-1][1] is None:
+            # a step cut short has no ``steps`` row: readers see the run end after its last whole step
+            self._runs[-1][1] = self._last_done
+            self._set_meta(end_reason=reason, last_step=self._last_done, end_time=_now(), runs=self._runs)
         if self._writer is not None or self._rows or self._batches or self._sql:
             self._commit()
             writer, self._writer = self._writer, None
             try:
                 writer.finish()
             except WriterError as error:
-                raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+                self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
+                raise self._failure from None
 
     @property
     def state(self):
@@ -544,6 +584,7 @@ class Recorder:
         step, first, lr, batch_size, loss, accuracy = self._open_step
         self._open_step = None
         self._first_seq.pop(step, None)
+        self._last_done = step
         self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
@@ -557,7 +598,7 @@ class Recorder:
         self._announced = NetworkState()
         self._announced.lr = e.data.get("lr")
         self._announced_ids = {}
-        self._run_start = e.step
+        self._run_start = self._last_done = e.step
         self._first_seq.setdefault(e.step, e.seq)
         self._runs.append([e.step, None])
         self._set_meta(seed=e.data.get("seed"), config=e.data, end_reason=None, runs=self._runs)
@@ -739,6 +780,8 @@ class Recorder:
 
     def _commit(self):
         """Write everything buffered in one transaction."""
+        if self._failure is not None:
+            raise self._failure
         if self._writer is None:
             self._open()
         self._fill_means()
@@ -751,8 +794,11 @@ class Recorder:
         try:
             self._writer.write(statements)
         except WriterError as error:
+            # what the writer had not committed is lost: writing on after the gap would make a trace
+            # whose steps do not follow from one another
             self._writer = None
-            raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+            self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
+            raise self._failure from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._steps_waiting = self._bytes_waiting = 0
 
@@ -867,8 +913,9 @@ class Trace:
     Attributes: ``path``, ``metadata`` (dict), ``detail``, ``every``,
     ``first_step`` (the state the recording starts from), ``last_step`` (last
     step written whole), ``complete`` (the run ended and said so),
-    ``end_reason`` (complete, interrupted, diverged or None), ``steps``
-    (the snapshot steps: the start, every ``every``-th, the ends of runs).
+    ``end_reason`` (complete, interrupted, diverged, failed or None), ``steps``
+    (the snapshot steps: the start, every ``every``-th, the ends of runs),
+    ``running`` (its run is still being recorded), ``status`` (all that in words).
     """
 
     def __init__(self, path, db):
@@ -1025,17 +1072,29 @@ class Trace:
         self._closed = True
 
     @property
+    def running(self):
+        """True while the process recording this trace is still at it (its run has not ended yet)."""
+        return self.end_reason is None and self.path.name == FILENAME and directory_locked(self.path.parent)
+
+    @property
     def status(self):
-        """In words: complete, interrupted, diverged, or where an incomplete run stopped."""
+        """In words: complete, interrupted, diverged, failed, running, or where an incomplete run stopped.
+
+        A run without an end is running while the process recording it holds
+        its directory's lock, and incomplete once that process is gone.
+        """
         if self.end_reason == "complete":
             return "complete"
-        if self.end_reason == "interrupted":
-            return f"interrupted after step {self.last_step}"
+        if self.end_reason in ("interrupted", "failed"):
+            return f"{self.end_reason} after step {self.last_step}"
         if self.end_reason == "diverged":
             return f"diverged at step {self.metadata.get('last_step', self.last_step) + 1}"
+        if self.running:
+            return "running: no step recorded yet" if self.last_step is None else \
+                f"running: recorded up to step {self.last_step} when opened"
         if self.last_step is None:
-            return "incomplete: no step was recorded"
-        return f"incomplete: the recording stopped after step {self.last_step}"
+            return "incomplete: no steps recorded"
+        return f"incomplete: the recording process died after step {self.last_step}"
 
     def _snapshot_steps(self):
         if self.last_step is None:

@@ -16,7 +16,9 @@ leave the file complete on its own (one plain file when no reader holds it
 open) and stop.  An SQLite error is printed on its standard output, one
 line, and it stops with status 1.  If its input
 ends without ``None`` (the run's process died) it stops at once and keeps
-only what it has committed, as a crashed writer would.
+only what it has committed, as a crashed writer would.  A descriptor it
+inherits holding the lock of the trace's directory (see :mod:`simnet.files`)
+stays open until it ends: while it is there, the trace is being written.
 """
 import os
 import pickle
@@ -133,12 +135,19 @@ def _receive(source, arrived):
 class WriterProcess:
     """A Writer in a child process, fed through a pipe: the run does not wait for SQLite."""
 
-    def __init__(self, path):
+    def __init__(self, path, lock=None):
+        """Start the writer of the file at `path`; `lock`, a descriptor holding the lock that says the
+        file is being written (see simnet.files.lock_directory), passes to the writer and is closed here."""
         try:
             self.child = subprocess.Popen([sys.executable, "-I", "-S", __file__, str(path)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          pass_fds=() if lock is None else (lock,))
         except (OSError, ValueError) as error:
             raise WriterError(f"cannot start the trace writer: {error}") from None
+        finally:
+            if lock is not None:
+                # the writer holds the lock from now on, until it ends whichever way it ends
+                os.close(lock)
         # a recorder dropped without closing (a run that raised) lets its writer go: the end of
         # its input makes it stop, keeping what it committed
         weakref.finalize(self, _close_quietly, self.child.stdin)
@@ -188,8 +197,9 @@ def _close_quietly(pipe):
 
 
 if __name__ == "__main__":
-    # Ctrl-C at a terminal reaches the whole process group; the run stops at a step boundary
-    # and then sends what is left, so the writer must outlive the interrupt
+    # Ctrl-C at a terminal (or a SIGTERM to the process group) reaches the writer too; the run stops
+    # at a step boundary and then sends what is left, so the writer must outlive the interrupt
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # leave without closing anything: after an end of input the file stays exactly as the crash left it
     os._exit(serve(sys.argv[1], sys.stdin.buffer, sys.stdout))

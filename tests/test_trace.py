@@ -247,7 +247,7 @@ def test_a_recorder_that_heard_nothing_leaves_an_incomplete_trace(tmp_path):
     sn.Recorder(tmp_path).close()
     trace = sn.open_trace(tmp_path)
     assert not trace.complete and trace.last_step is None and trace.steps == []
-    assert trace.status == "incomplete: no step was recorded"
+    assert trace.status == "incomplete: no steps recorded"
     with pytest.raises(sn.TraceError):
         trace.network_at(0)
 

@@ -58,7 +58,7 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
     trace = sn.open_trace(tmp_path)
     assert not trace.complete and trace.end_reason is None
     last = trace.last_step
-    assert last >= 120 and trace.status == f"incomplete: the recording stopped after step {last}"
+    assert last >= 120 and trace.status == f"incomplete: the recording process died after step {last}"
     assert trace.history()["step"].tolist() == list(range(1, last + 1))
     namespace = {}
     exec(CRASH_RUN, namespace)
