@@ -81,17 +81,24 @@ def film_gif(film, kind, path, counter=None):
 def write_looks(picture, looks, path, counter=None, frame_ms=FRAME_MS, last_frame_ms=LAST_FRAME_MS):
     """Draw each Look of `looks` with `picture` (closed afterwards) into a GIF at `path`; returns the path.
 
-    Frames show `frame_ms` each, the last `last_frame_ms`; `counter` (a Counter) ticks once a frame.
+    Frames show `frame_ms` each, the last `last_frame_ms`; `counter` (a Counter) ticks once a frame.  Each
+    frame goes to the file as it is drawn, and the file takes its name only when it is whole.
     """
-    writer = GifWriter(path, picture.colour_maps())
-    frames = 0
-    for look in looks:
-        writer.add(picture.draw(look))
-        frames += 1
-        if counter is not None:
-            counter.tick()
-    picture.close()
-    return writer.close([frame_ms] * (frames - 1) + [last_frame_ms])
+    path = Path(path)
+    try:
+        with written_whole(path) as temp, open(temp, "wb") as file:
+            writer = GifWriter(file, picture.colour_maps(), frame_ms, last_frame_ms)
+            for look in looks:
+                writer.add(picture.draw(look))
+                if counter is not None:
+                    counter.tick()
+            try:
+                writer.finish()
+            except SimnetError as e:
+                raise SimnetError(f"{path}: {e}") from None
+    finally:
+        picture.close()
+    return path
 
 
 def plot_loss(trace, path):
@@ -230,51 +237,82 @@ def _save_figure(fig, path):
 # ---- GIF encoding ---------------------------------------------------------
 
 class GifWriter:
-    """Collects RGB frames and writes them as one looping GIF with a single palette.
+    """Writes RGB frames to a binary file as one looping GIF with a single palette, each frame as it comes.
 
     The palette is fixed at the first frame: samples of the colour maps in
     `cmaps` (so colours that appear later are there), greys, and the first
     frame's own colours.  Every frame maps each pixel to its nearest palette
     colour through a lookup table, without dithering (dither noise would
     change from frame to frame and defeat the compression).
+
+    Frames after the first mark unchanged pixels transparent and store only
+    the box where they differ from the frame before, so they cost next to
+    nothing; the GIF keeps each frame on screen (disposal 1).  A frame equal
+    to the one before lengthens it instead.  The palette is written once, as
+    the global colour table.  Only the frame before and the frame waiting for
+    its duration are held, however long the animation; the bytes are those
+    Pillow's ``save_all`` writes for the same frames (which holds them all).
     """
 
-    def __init__(self, path, cmaps=()):
-        self.path = Path(path)
+    def __init__(self, file, cmaps=(), frame_ms=FRAME_MS, last_frame_ms=LAST_FRAME_MS):
+        self.file = file
         self.cmaps = list(cmaps)
-        self.frames = []
-        self.palette = self.lookup = None
+        self.frame_ms, self.last_frame_ms = frame_ms, last_frame_ms
+        self.lookup = self.palette = None
+        self.previous = self.coded = None  # the last frame's palette indices, and as written (unchanged: TRANSPARENT)
+        self.waiting = None  # [indices, offset, duration] of the frame whose duration is not known yet
+        self.written = 0
 
     def add(self, rgb):
+        """Take the next frame, (H, W, 3) uint8."""
         if self.lookup is None:
-            self.palette = build_palette(rgb, self.cmaps)
-            self.lookup = nearest_lookup(self.palette)
-        self.frames.append(quantize(rgb, self.lookup))
+            colours = build_palette(rgb, self.cmaps)
+            self.lookup, self.palette = nearest_lookup(colours), distinct_palette(colours).tobytes()
+        frame = quantize(rgb, self.lookup)
+        if self.previous is None:
+            self.waiting, coded = [frame, (0, 0), self.frame_ms], frame
+        else:
+            coded = np.where(frame == self.previous, np.uint8(TRANSPARENT), frame)
+            differs = coded != self.coded
+            if differs.any():
+                rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+                self._write_waiting()
+                self.waiting = [coded[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], (int(cols[0]), int(rows[0])),
+                                self.frame_ms]
+            else:
+                self.waiting[2] += self.frame_ms
+        self.previous, self.coded = frame, coded
 
-    def close(self, durations):
-        """Write the file (atomically: a half-written GIF never has the final name); returns its path.
+    def finish(self):
+        """Write the last frame (shown `last_frame_ms`) and the GIF's end; SimnetError if no frame came."""
+        if self.waiting is None:
+            raise SimnetError("no frames to write")
+        self.waiting[2] += self.last_frame_ms - self.frame_ms
+        if self.written:
+            self._write_waiting()
+            self.file.write(b";")
+        else:  # one frame in all: a still picture, as Pillow writes one
+            self._image(self.waiting[0]).save(self.file, format="GIF", **self._info(self.waiting[2]))
+        self.waiting = self.previous = self.coded = None
 
-        Frames after the first mark unchanged pixels transparent, so they
-        cost next to nothing; the GIF keeps each frame on screen (disposal 1).
-        The palette is written once, as the global colour table, not with
-        every frame.
-        """
+    def _image(self, indices):
         from PIL import Image
-        if not self.frames:
-            raise SimnetError(f"{self.path}: no frames to write")
-        palette = distinct_palette(self.palette).tobytes()
-        images, previous = [], None
-        for frame in self.frames:
-            coded = frame if previous is None else np.where(frame == previous, np.uint8(TRANSPARENT), frame)
-            previous = frame
-            image = Image.fromarray(coded)
-            image.putpalette(palette)
-            images.append(image)
-        with written_whole(self.path) as temp:
-            images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=list(durations),
-                           loop=0, transparency=TRANSPARENT, disposal=1, optimize=False, palette=palette)
-        self.frames = []
-        return self.path
+        image = Image.fromarray(indices)
+        image.putpalette(self.palette)
+        return image
+
+    def _info(self, duration):
+        return {"duration": duration, "loop": 0, "transparency": TRANSPARENT, "disposal": 1, "optimize": False,
+                "palette": self.palette}
+
+    def _write_waiting(self):
+        from PIL import GifImagePlugin
+        indices, offset, duration = self.waiting
+        image, info = self._image(indices), self._info(duration)
+        if not self.written:
+            self.file.write(b"".join(GifImagePlugin.getheader(image, self.palette, info)[0]))
+        self.file.write(b"".join(GifImagePlugin.getdata(image, offset, **info)))
+        self.written += 1
 
 
 def build_palette(rgb, cmaps, size=TRANSPARENT):

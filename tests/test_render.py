@@ -12,7 +12,8 @@ import simnet as sn
 from simnet.events import EventLog
 from simnet.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, _square_root,
                            held_levels)
-from simnet.render import GifWriter, distinct_palette, film_gif, loss_figure, render_gif, render_run, write_gif
+from simnet.render import (GifWriter, build_palette, distinct_palette, film_gif, loss_figure, nearest_lookup, quantize,
+                           render_gif, render_run, write_gif, write_looks)
 from simnet.snapshot import SnapshotBuilder
 from simnet.sweep import SweepFilm, from_snapshot, read_sweep
 
@@ -253,10 +254,53 @@ def test_progress_counts_every_frame(tmp_path):
 
 
 def test_a_failed_write_leaves_no_gif(tmp_path):
-    writer = GifWriter(tmp_path / "x.gif")
-    with pytest.raises(sn.SimnetError, match="no frames"):
-        writer.close([])
+    _, builder, _, _ = recorded_run(steps=3, every=3)
+    picture = Film(snapshots(builder)).picture("weights")
+    with pytest.raises(sn.SimnetError, match="x.gif: no frames"):
+        write_looks(picture, [], tmp_path / "x.gif")
     assert list(tmp_path.iterdir()) == []
+
+
+def pillow_gif(frames, durations):
+    """The GIF Pillow's save_all writes for these frames, coded as GifWriter codes them (all held at once)."""
+    colours = build_palette(frames[0], [VALUES])
+    lookup, palette = nearest_lookup(colours), distinct_palette(colours).tobytes()
+    images, previous = [], None
+    for rgb in frames:
+        frame = quantize(rgb, lookup)
+        coded = frame if previous is None else np.where(frame == previous, np.uint8(255), frame)
+        previous = frame
+        image = Image.fromarray(coded)
+        image.putpalette(palette)
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   transparency=255, disposal=1, optimize=False, palette=palette)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("pattern", ["0", "000", "0123", "0012", "0112", "0122", "01011", "010"])
+def test_streamed_gif_equals_pillows_and_holds_two_frames(pattern):
+    """Each letter a frame (equal letters, equal frames): the bytes are Pillow's, written as the frames come."""
+    rng = np.random.default_rng(1)
+    base = (VALUES(rng.random((30, 40)), bytes=True)[..., :3])
+    looks = {}
+    for letter in sorted(set(pattern)):
+        frame = base.copy()
+        frame[rng.integers(0, 30, 5), rng.integers(0, 40, 5)] = rng.integers(0, 256, (5, 3), dtype=np.uint8)
+        looks[letter] = frame
+    frames = [looks[c] for c in pattern]
+    out = io.BytesIO()
+    writer = GifWriter(out, [VALUES], 100, 2000)
+    for i, frame in enumerate(frames):
+        before = out.tell()
+        writer.add(frame)
+        # a frame sends the one waiting to the file, unless both store nothing new (a third equal frame):
+        # then it only lengthens it; one frame waits at most
+        lengthens = i > 1 and pattern[i] == pattern[i - 1] == pattern[i - 2]
+        assert (out.tell() > before) == (i > 0 and not lengthens)
+    writer.finish()
+    assert out.getvalue() == pillow_gif(frames, [100] * (len(frames) - 1) + [2000])
 
 
 # ---- legibility ---------------------------------------------------------------
