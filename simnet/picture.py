@@ -21,17 +21,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .layout import BAR_PX, BOTTOM_PX, RING, SURFACE_PX, TITLE_PX, column_sizes, geometry
+
 DPI = 100
 MARKERS = {"input": "s", "hidden": "o", "output": "D"}
 OUTLINE = "#303030"
 OUTLINE_RGB = np.array([0x30, 0x30, 0x30], np.uint8)  # the same, for painting pixels
 EDGE_TEXT_LIMIT = 40  # value texts on connections per frame, at most
 HEAT_SIDE = 16  # heatmap tiles are 16 x 16 probe points
-RING = 3  # pixels of node colour around a heatmap tile
 TEXT_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8)  # where along an edge its text may go
-TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 92, 250
 TITLE_PT, TITLE_BASELINE = 12, 28
-MIN_WIDTH_PX = 600
 
 
 @dataclass
@@ -73,20 +72,6 @@ class Look:
     node_text: list = None
     node_mark: np.ndarray = None
     caption: str = ""
-
-
-@dataclass
-class Geometry:
-    """Pixel sizes derived from the layout: how tall a row is, how wide a column, how big a node."""
-    row_px: float
-    column_px: float
-    node_px: float
-    font_pt: float
-    labels: bool
-    heat: bool
-    width_px: int = 0
-    height_px: int = 0
-    net_w: int = 0  # the network panel's width
 
 
 class Stamp:
@@ -156,31 +141,6 @@ def _overlaps(box, boxes):
     return bool(np.any((boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3])))
 
 
-def geometry(positions, *, heat_possible, surface, bars):
-    """Choose sizes so that names stay legible and nodes never overlap, within a bounded figure."""
-    xs = sorted({x for x, _ in positions.values()})
-    per_column = {}
-    for x, _ in positions.values():
-        per_column[x] = per_column.get(x, 0) + 1
-    rows = max(per_column.values(), default=1)
-    row_px = float(np.clip(560 / max(rows, 1), 9, 48))
-    gaps = len(xs) - 1
-    column_px = float(np.clip(900 / max(gaps, 1), 40, 170)) if gaps else 170.0
-    heat = heat_possible and row_px >= 30 and column_px >= 90
-    # a heatmap tile has a coloured ring and an outline around it, and a gap to its neighbours
-    node_px = min(0.78 * row_px - (2 * (RING + 2) if heat else 0), 0.3 * column_px, 40.0 if heat else 22.0)
-    labels = row_px >= 14
-    font_pt = float(np.clip(row_px * 0.3, 7, 9))
-    net_w = int(gaps * column_px + 150)  # room left of the inputs and for the labels right of the outputs
-    net_h = rows * row_px + 16
-    width = int(net_w + (SURFACE_PX + 40 if surface is not None else 0) + BAR_PX * len(bars))
-    if width < MIN_WIDTH_PX:  # room for the title and the legend: the network spreads out
-        net_w, width = net_w + MIN_WIDTH_PX - width, MIN_WIDTH_PX
-    height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface is not None else 0, 260) + BOTTOM_PX)
-    return Geometry(row_px, column_px, node_px, font_pt, labels, heat, width + width % 2, height + height % 2,
-                    net_w)
-
-
 class Picture:
     """A network figure over fixed nodes and edges; `draw(look)` returns one frame as (H, W, 3) uint8.
 
@@ -202,7 +162,8 @@ class Picture:
                  heat_possible=False, heat_caption="", edge_text=False, node_text=False):
         self.nodes, self.edges = list(nodes), list(edges)
         self.roles = [roles[n] for n in self.nodes]
-        self.geo = g = geometry(positions, heat_possible=heat_possible, surface=surface, bars=bars)
+        self.geo = g = geometry(column_sizes(positions), heat_possible=heat_possible,
+                                   surface=surface is not None, bars=len(bars))
         self.bars = list(bars) + ([surface.bar] if surface is not None else [])
         self.fig = Figure(figsize=(g.width_px / DPI, g.height_px / DPI), dpi=DPI, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)

@@ -554,3 +554,25 @@ def test_a_picture_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypat
     with pytest.raises(OSError):
         plot_loss(trace, tmp_path / "loss.png")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- size bounds ---------------------------------------------------------------
+
+def test_a_picture_too_large_to_draw_is_refused_before_any_figure():
+    from simnet.layout import MAX_SIDE_PX, geometry
+    from simnet.picture import Picture
+    fits = geometry([2, 3000, 1])
+    assert fits.height_px <= MAX_SIDE_PX
+    column = [f"h{i}" for i in range(5000)]
+    positions = {name: (1.0, float(i)) for i, name in enumerate(column)}
+    with pytest.raises(sn.SimnetError, match=r"too large to draw: a picture of 5,000 neurons in a column"):
+        Picture(positions, column, dict.fromkeys(column, "hidden"), [], bars=[], legend=[])
+
+
+def test_a_scenario_whose_gifs_cannot_be_drawn_is_refused_at_load():
+    from simnet.scenario import loads
+    text = ('name = "big"\n[network]\nlayers = [2, 100000, 1]\n[data]\nkind = "xor"\nsamples = 20\n'
+            '[training]\nsteps = 2\nlearning_rate = 0.1\n')
+    with pytest.raises(sn.ScenarioError, match=r"big.toml: network.layers: too large to draw: .* 900,106 pixels"):
+        loads(text, "big.toml")
+    assert loads(text + '[record]\ngifs = []\n', "big.toml").network.layers == (2, 100000, 1)
