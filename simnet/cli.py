@@ -155,6 +155,7 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 # ---- run -------------------------------------------------------------------
 
 def cmd_run(args):
+    from .render import data_record
     from .scenario import execute, load
 
     started = time.perf_counter()
@@ -168,6 +169,7 @@ def cmd_run(args):
                             scenario_text=scenario.text,
                             metadata={"scenario": scenario.name, "description": scenario.description,
                                       "scenario_path": str(Path(args.scenario).resolve()),
+                                      **data_record(scenario, data),
                                       "overrides": {"steps": args.steps, "seed": args.seed,
                                                     "engine": args.engine}})
         try:

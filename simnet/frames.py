@@ -73,15 +73,16 @@ class Film:
     snapshots: iterable of DiGraphs with the attributes of simnet.snapshot.
     data: (X, Y) of the training set, or None; with two inputs its points are
     drawn over the decision surface and its extent bounds the probed plane.
+    data_note: why there are no data points, said under the surface's title.
     """
 
-    def __init__(self, snapshots, *, data=None):
+    def __init__(self, snapshots, *, data=None, data_note=""):
         self.layout = Layout()
         self.nodes, self.edges = [], []
         self._node, self._edge = {}, {}
         self.roles, self.fns = {}, {}
         self.frames = []
-        self.data = data
+        self.data, self.data_note = data, data_note
         self.extent = _extent(data)
         graphs = list(snapshots)
         if not graphs:
@@ -229,11 +230,13 @@ class Film:
         outputs = [n for n in self.nodes if self.roles[n] == "output"]
         inputs = [n for n in self.nodes if self.roles[n] == "input"]
         title = f"{outputs[0]} over the inputs" + (f" (first of {len(outputs)} outputs)" if len(outputs) > 1 else "")
+
         points = None
         if self.data is not None:
             X, Y = self.data
             points = (np.asarray(X, float), np.array([to_rgba(POSITIVE if c else NEGATIVE) for c in _classes(Y)]))
-        return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]))
+        return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]),
+                       note="" if points is not None else self.data_note)
 
     def _surface_norm(self):
         fn = self.fns.get(self.surface_output())

@@ -49,6 +49,7 @@ class Surface:
     title: str
     points: tuple = None  # (X (n, 2), colours (n, 4)) or None
     axis_names: tuple = ("x0", "x1")
+    note: str = ""  # said on the panel, over the surface (why it has no points)
 
 
 @dataclass
@@ -302,6 +303,10 @@ class Picture:
             # the points lie on top of the changing surface: they go into the top layer with the names
             self.top.append(ax.scatter(X[:, 0], X[:, 1], s=12, c=colours, edgecolors="white", linewidths=0.5,
                                        zorder=2, animated=True))
+        if surface.note:
+            self.top.append(ax.text(0.5, 0.97, surface.note, transform=ax.transAxes, ha="center", va="top",
+                                    fontsize=7, zorder=3, animated=True,
+                                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85}))
         cax = self.fig.add_axes([left / W, (bottom - 34) / H, SURFACE_PX / W, 8 / H])
         self._bar(surface.bar, cax, "horizontal")
         return ax

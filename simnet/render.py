@@ -40,7 +40,8 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     run_dir = Path(run_dir)
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
-        film = Film(_snapshots(trace), data=data if data is not None else training_data(trace))
+        data, note = (data, "") if data is not None else trace_data(trace)
+        film = Film(_snapshots(trace), data=data, data_note=note)
         counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
@@ -58,8 +59,9 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
         return sweep_gif(trace, step, path, progress=progress)
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
-    return write_gif(_snapshots(trace), kind, path, progress=progress,
-                     data=data if data is not None else training_data(trace))
+    data, note = (data, "") if data is not None else trace_data(trace)
+    film = Film(_snapshots(trace), data=data, data_note=note)
+    return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
 def write_gif(snapshots, kind, path, *, progress=None, data=None):
@@ -181,13 +183,14 @@ def trace_png(trace):
     steps = list(trace.steps)
     if not steps:
         raise TraceError("the trace has no recorded step to draw")
-    return snapshot_png(trace.snapshot(steps[-1]), data=training_data(trace))
+    data, note = trace_data(trace)
+    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note)
 
 
-def snapshot_png(snapshot, data=None):
-    """PNG bytes of one snapshot drawn as a frame of the activations GIF."""
+def snapshot_png(snapshot, data=None, data_note=""):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note: see :class:`Film`)."""
     import io
-    film = Film([snapshot], data=data)
+    film = Film([snapshot], data=data, data_note=data_note)
     picture = film.picture("activations")
     out = io.BytesIO()
     picture.png(film.look(0, "activations", picture), out)
@@ -196,13 +199,50 @@ def snapshot_png(snapshot, data=None):
 
 
 def training_data(trace):
-    """(X, Y) of the scenario a trace recorded, or None (no scenario, or its data cannot be rebuilt)."""
+    """(X, Y) of the data set a trace's pictures draw, or None; see :func:`trace_data`."""
+    return trace_data(trace)[0]
+
+
+def trace_data(trace):
+    """((X, Y) or None, a note saying why there are no points or ""): the data set drawn under a trace's surface.
+
+    A trace is someone's file: it is read for what it holds and nothing else.
+    A csv data set is drawn from the points the run recorded in the trace
+    (see :func:`data_record`), never from the file its scenario names; a
+    generated one is generated again from the recorded scenario.
+    """
     from .scenario import recorded
+    meta = getattr(trace, "metadata", None) or {}
+    points = meta.get("data_points")
+    if points is not None:
+        try:
+            X, Y = np.asarray(points["X"], float), np.asarray(points["Y"], float)
+        except (TypeError, ValueError, KeyError):
+            return None, "no data points: the trace's copy of them is damaged"
+        if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
+            return None, "no data points: the trace's copy of them is damaged"
+        return (X, Y), ""
     try:
-        scenario = recorded(getattr(trace, "metadata", None))
-        return scenario.dataset() if scenario is not None else None
+        scenario = recorded(meta)
+        if scenario is None:
+            return None, ""
+        if scenario.data.kind == "csv":
+            return None, "no data points: the trace did not record its csv data"
+        return scenario.dataset(), ""
     except SimnetError:
-        return None
+        return None, "no data points: the trace's scenario does not give them"
+
+
+def data_record(scenario, data):
+    """The metadata a run's Recorder keeps so that its pictures can be drawn from the trace alone.
+
+    A generated data set is drawn again from the scenario text; points read from a csv file are kept
+    ({"data_points": {"X", "Y"}}) when the pictures draw them (two inputs), since a replay reads no file.
+    """
+    X, Y = data
+    if scenario.data.kind != "csv" or np.shape(X)[1:] != (2,):
+        return {}
+    return {"data_points": {"X": np.asarray(X, float).tolist(), "Y": np.asarray(Y, float).tolist()}}
 
 
 def _snapshots(trace):
