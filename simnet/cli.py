@@ -155,7 +155,7 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 # ---- run -------------------------------------------------------------------
 
 def cmd_run(args):
-    from .render import data_record
+    from .runinfo import data_record
     from .scenario import execute, load
 
     started = time.perf_counter()
@@ -244,7 +244,7 @@ def _report_run(outcome, target, checked, quiet):
 
 
 def _result_text(outcome):
-    text = f"loss {outcome.loss:.4g}"
+    text = f"data-set loss {outcome.loss:.4g}"
     if outcome.accuracy is not None:
         text += f", accuracy {outcome.accuracy:.1%}"
     return text

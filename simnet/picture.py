@@ -330,6 +330,13 @@ class Picture:
             cb.ax.xaxis.set_major_locator(MaxNLocator(5))
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
         cb.outline.set_linewidth(0.5)
+        if orientation == "vertical" and self._beyond_right(cax):
+            # long tick labels push the title out of the picture: it goes on the bar's other side
+            cb.ax.yaxis.set_label_position("left")
+
+    def _beyond_right(self, artist):
+        """Whether `artist`, as laid out now, reaches past the figure's right edge."""
+        return artist.get_tightbbox(self.canvas.get_renderer()).x1 > self.geo.width_px
 
     def _legend(self, legend, caption):
         handles = []
@@ -339,9 +346,12 @@ class Picture:
                                markeredgecolor=OUTLINE, label=r) for r in MARKERS if r in present]
         handles += [Line2D([], [], label=label, **style) for label, style in legend]
         if handles:
-            self.fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 14 / self.geo.height_px),
-                            ncol=len(handles), fontsize=8, frameon=False, handlelength=1.6, columnspacing=1.2,
-                            borderaxespad=0.2)
+            keys = dict(handles=handles, loc="lower left", fontsize=8, frameon=False, handlelength=1.6,
+                        columnspacing=1.2, borderaxespad=0.2)
+            shown = self.fig.legend(bbox_to_anchor=(0.0, 14 / self.geo.height_px), ncol=len(handles), **keys)
+            if self._beyond_right(shown):  # too long for one row: two, above the caption
+                shown.remove()
+                self.fig.legend(bbox_to_anchor=(0.0, 16 / self.geo.height_px), ncol=-(-len(handles) // 2), **keys)
         if caption:
             self.fig.text(0.995, 1 - 30 / self.geo.height_px, caption, ha="right", va="top", fontsize=7,
                           color="#555555")

@@ -19,6 +19,7 @@ import numpy as np
 from .errors import SimnetError, TraceError
 from .files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
+from .runinfo import penalty, trace_data
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
 FRAME_MS, LAST_FRAME_MS = 100, 2000
@@ -41,7 +42,7 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
         data, note = (data, "") if data is not None else trace_data(trace)
-        film = Film(_snapshots(trace), data=data, data_note=note)
+        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
         counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
@@ -60,17 +61,18 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
     data, note = (data, "") if data is not None else trace_data(trace)
-    film = Film(_snapshots(trace), data=data, data_note=note)
+    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
-def write_gif(snapshots, kind, path, *, progress=None, data=None):
+def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty=""):
     """Write the `kind` GIF (activations or weights) of a sequence of snapshots in step order; returns the path.
 
     This is the one path every training GIF takes, from a trace or from a
-    live SnapshotBuilder's graphs.
+    live SnapshotBuilder's graphs.  penalty: the L1/L2 penalty the run's
+    losses hold, in words ("with the L2 penalty"), for the titles.
     """
-    film = Film(list(snapshots), data=data)
+    film = Film(list(snapshots), data=data, penalty=penalty)
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
@@ -105,14 +107,16 @@ def write_looks(picture, looks, path, counter=None, frame_ms=FRAME_MS, last_fram
 
 def plot_loss(trace, path):
     """Write the loss plot of `trace` (see :func:`loss_figure`) to `path` as a PNG; returns the path."""
-    return _save_figure(loss_figure(trace.history(), trace.actions()), path)
+    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace)), path)
 
 
-def loss_figure(history, actions):
-    """Loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
+def loss_figure(history, actions, penalty=""):
+    """Batch loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
 
     history: {"step", "loss", "accuracy"} arrays (accuracy NaN for regression);
-    actions: [{"step", "label"}].  Returns a matplotlib Figure (Agg canvas).
+    actions: [{"step", "label"}]; penalty: the penalty the losses hold, in
+    words (see :func:`simnet.runinfo.penalty`), "" for none.  Returns a
+    matplotlib Figure (Agg canvas).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -128,7 +132,7 @@ def loss_figure(history, actions):
         # matplotlib's log ticks overflow near 1e300; a diverging loss leaves the chart at the top instead
         ax.set_ylim(top=min(ax.get_ylim()[1], 1e250))
     ax.set_xlabel("step")
-    ax.set_ylabel("loss", color="#b2182b")
+    ax.set_ylabel("batch loss" + (f" ({penalty})" if penalty else ""), color="#b2182b")
     ax.grid(alpha=0.3)
     top = ax  # the axes drawn last: labels there are not crossed by a curve
     if np.isfinite(accuracy).any():
@@ -145,7 +149,8 @@ def loss_figure(history, actions):
         top.text(step, 0.98, f" {label}", transform=top.get_xaxis_transform(), rotation=90, fontsize=8,
                 ha=side, va="top", color="#333333", clip_on=True,
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
-    summary = f"final loss {loss[-1]:.4g}" if loss.size else "no steps recorded"
+    summary = f"last batch loss {loss[-1]:.4g}" + (f" ({penalty})" if penalty else "") if loss.size \
+        else "no steps recorded"
     if accuracy.size and np.isfinite(accuracy[-1]):
         summary += f", accuracy {accuracy[-1]:.1%}"
     fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
@@ -198,51 +203,9 @@ def snapshot_png(snapshot, data=None, data_note=""):
     return out.getvalue()
 
 
-def training_data(trace):
-    """(X, Y) of the data set a trace's pictures draw, or None; see :func:`trace_data`."""
-    return trace_data(trace)[0]
-
-
-def trace_data(trace):
-    """((X, Y) or None, a note saying why there are no points or ""): the data set drawn under a trace's surface.
-
-    A trace is someone's file: it is read for what it holds and nothing else.
-    A csv data set is drawn from the points the run recorded in the trace
-    (see :func:`data_record`), never from the file its scenario names; a
-    generated one is generated again from the recorded scenario.
-    """
-    from .scenario import recorded
-    meta = getattr(trace, "metadata", None) or {}
-    points = meta.get("data_points")
-    if points is not None:
-        try:
-            X, Y = np.asarray(points["X"], float), np.asarray(points["Y"], float)
-        except (TypeError, ValueError, KeyError):
-            return None, "no data points: the trace's copy of them is damaged"
-        if X.ndim != 2 or Y.ndim != 2 or len(X) != len(Y):
-            return None, "no data points: the trace's copy of them is damaged"
-        return (X, Y), ""
-    try:
-        scenario = recorded(meta)
-        if scenario is None:
-            return None, ""
-        if scenario.data.kind == "csv":
-            return None, "no data points: the trace did not record its csv data"
-        return scenario.dataset(), ""
-    except SimnetError:
-        return None, "no data points: the trace's scenario does not give them"
-
-
-def data_record(scenario, data):
-    """The metadata a run's Recorder keeps so that its pictures can be drawn from the trace alone.
-
-    A generated data set is drawn again from the scenario text; points read from a csv file are kept
-    ({"data_points": {"X", "Y"}}) when the pictures draw them (two inputs), since a replay reads no file.
-    """
-    X, Y = data
-    if scenario.data.kind != "csv" or np.shape(X)[1:] != (2,):
-        return {}
-    return {"data_points": {"X": np.asarray(X, float).tolist(), "Y": np.asarray(Y, float).tolist()}}
+def loss_penalty(trace):
+    """The L1/L2 penalty in `trace`'s recorded losses, in words ("" for none; see :func:`simnet.runinfo.penalty`)."""
+    return penalty((getattr(trace, "metadata", None) or {}).get("config"))
 
 
 def _snapshots(trace):

@@ -126,8 +126,8 @@ def firing_order(G):
 class SweepFilm:
     """The frames of one Sweep on one Picture."""
 
-    def __init__(self, sweep):
-        self.sweep = sweep
+    def __init__(self, sweep, penalty=""):
+        self.sweep, self.penalty = sweep, penalty  # penalty: the L1/L2 penalty in the step's loss, in words
         G = sweep.graph
         self.nodes = list(G.nodes)
         self.edges = list(G.edges)
@@ -167,7 +167,8 @@ class SweepFilm:
         for last in self._wave(s.forward, s.sent, VALUES, self.norms["forward"],
                                lambda k, names, plural: f"{head}   ·   forward {k}: {names} fire{'' if plural else 's'}"):
             yield last
-        loss = f"loss {s.loss:.4g}" + ("" if math.isnan(s.accuracy) else f", accuracy {s.accuracy:.1%}")
+        loss = f"batch loss {s.loss:.4g}" + (f" ({self.penalty})" if self.penalty else "") \
+            + ("" if math.isnan(s.accuracy) else f", accuracy {s.accuracy:.1%}")
         outputs = np.array([s.graph.nodes[n].get("role") == "output" for n in self.nodes])
         yield Look(f"{head}   ·   {loss}: the outputs send dL/da back", last.node_color, last.node_shown,
                    last.edge_color, np.minimum(last.edge_width, 1.2), node_text=last.node_text, node_mark=outputs)
@@ -205,8 +206,8 @@ class SweepFilm:
 
 def sweep_gif(trace, step, path, *, progress=None):
     """Write the sweep GIF of `step` to `path`; returns the path."""
-    from .render import Counter, write_looks
-    film = SweepFilm(read_sweep(trace, step))
+    from .render import Counter, loss_penalty, write_looks
+    film = SweepFilm(read_sweep(trace, step), loss_penalty(trace))
     looks = list(film.looks())
     return write_looks(film.picture(), looks, path, Counter(progress, len(looks)), FRAME_MS, LAST_FRAME_MS)
 

@@ -576,3 +576,40 @@ def test_a_scenario_whose_gifs_cannot_be_drawn_is_refused_at_load():
     with pytest.raises(sn.ScenarioError, match=r"big.toml: network.layers: too large to draw: .* 900,106 pixels"):
         loads(text, "big.toml")
     assert loads(text + '[record]\ngifs = []\n', "big.toml").network.layers == (2, 100000, 1)
+
+
+# ---- honest at the edges -------------------------------------------------------
+
+def test_a_run_that_blows_up_keeps_its_colour_scales_for_the_frames_before(tmp_path):
+    from simnet.frames import BLOW_UP, _max_abs, _nice
+    from simnet.scenario import execute, load
+    scenario = load(Path(__file__).resolve().parent.parent / "scenarios" / "lr_too_high.toml")
+    recorder = sn.Recorder(tmp_path, every=1)
+    assert execute(scenario, recorder=recorder).diverged is not None
+    recorder.close()
+    with sn.open_trace(tmp_path) as trace:
+        film = Film([G for _, G in trace.snapshots()])
+    assert 1 < film.cut < len(film)
+    before, after = film.frames[:film.cut], film.frames[film.cut:]
+    largest = lambda frames, name: max(_max_abs(getattr(f, name)) for f in frames)
+    # the scales fit the frames before the blow-up, whose colours therefore still tell values apart
+    assert film.scales["weight"] == _nice(largest(before, "weight"))
+    assert film.scales["gradient"] == _nice(largest(before, "gradient"))
+    assert any(largest(after, name) > BLOW_UP * largest(before, name)
+               for name in ("activation", "gradient", "weight", "change"))
+    picture = film.picture("activations")
+    caption = film.look(0, "activations", picture).caption
+    assert caption.startswith(f"the run blows up at step {after[0].step}: colour scales fit steps up to "
+                              f"{before[-1].step}")
+    assert film.look(film.cut - 1, "activations", picture).node_color[:, :3].std() > 0  # not all one white
+    for name in ("weights", "activations"):  # every colour-bar title and the legend inside the picture
+        picture = film.picture(name)
+        renderer = picture.canvas.get_renderer()
+        for artist in picture.fig.axes[1:] + picture.fig.legends:
+            assert artist.get_tightbbox(renderer).x1 <= picture.geo.width_px
+
+
+def test_a_steady_run_has_no_blow_up():
+    _, builder, _, data = recorded_run(steps=12, every=3)
+    film = Film(snapshots(builder), data=data)
+    assert film.cut == len(film) and film.clipped() == ""
