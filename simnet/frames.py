@@ -92,6 +92,10 @@ class Film:
         if not graphs:
             raise SimnetError("no snapshots to draw: the run recorded no steps")
         self.probing = all(_probeable(G) for G in graphs)
+        largest = max(G.number_of_edges() for G in graphs)
+        # a two-input network too large to probe: the panel it would have is missing, and the picture says why
+        self.probe_note = "" if self.probing or not all(_probeable(G, math.inf) for G in graphs) else \
+            f"no decision surface or heatmaps: {largest:,} connections (they are drawn up to {PROBE_LIMIT:,})"
         self._probed_shape = self._probed = None  # the topology and Network of the last probe
         for G in graphs:
             self._read(G)
@@ -231,7 +235,7 @@ class Film:
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
-                       heat_possible=heat, heat_caption=caption)
+                       heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "")
 
     def _surface(self):
         outputs = [n for n in self.nodes if self.roles[n] == "output"]
@@ -338,9 +342,9 @@ def blow_up(frames, factor=BLOW_UP):
     return max(first, 1)
 
 
-def _probeable(G):
+def _probeable(G, limit=PROBE_LIMIT):
     roles = [a.get("role") for _, a in G.nodes(data=True)]
-    return roles.count("input") == 2 and "output" in roles and G.number_of_edges() <= PROBE_LIMIT
+    return roles.count("input") == 2 and "output" in roles and G.number_of_edges() <= limit
 
 
 def _extent(data):

@@ -151,6 +151,7 @@ class Picture:
     bars: colour bars to show; legend: [(label, Line2D kwargs)] for the edges;
     surface: a :class:`Surface` for two-input networks, or None;
     heat_possible: the caller can supply per-node heatmaps (drawn if they fit, explained by heat_caption);
+    note: said at the top right where heat_caption would be (what the picture leaves out, and why);
     edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks).
 
     Drawing order per frame: the saved background, edges, nodes (markers, or
@@ -160,7 +161,7 @@ class Picture:
     """
 
     def __init__(self, positions, nodes, roles, edges, *, bars, legend, surface=None,
-                 heat_possible=False, heat_caption="", edge_text=False, node_text=False):
+                 heat_possible=False, heat_caption="", note="", edge_text=False, node_text=False):
         self.nodes, self.edges = list(nodes), list(edges)
         self.roles = [roles[n] for n in self.nodes]
         self.geo = g = geometry(column_sizes(positions), heat_possible=heat_possible,
@@ -181,8 +182,8 @@ class Picture:
         self.surface_axes = self._surface(surface) if surface is not None else None
         self._labels(positions, edge_text, node_text)
         self._bars(bars)
-        self._legend(legend, heat_caption if g.heat else "")
-        self.title = Stamp(TITLE_PT)
+        self._legend(legend, heat_caption if g.heat else note)
+        self.title, self.small_title = Stamp(TITLE_PT), Stamp(TITLE_PT - 3)  # the small one for long titles
         self.caption = self.fig.text(0.5, 4 / g.height_px, "", ha="center", va="bottom", fontsize=8,
                                      color="#444444", animated=True)
         self.over.append(self.caption)
@@ -259,14 +260,12 @@ class Picture:
                            for _ in range(EDGE_TEXT_LIMIT if edge_text else 0)]
         self.node_texts = []
         if node_text and g.labels:
-            _, dy = self._px(0, g.node_px / 2 + 2)
             for x, y in self.xy:
-                self.node_texts.append(self.ax.text(x, y - dy, "", fontsize=self.small_pt, ha="center",
-                                                    va="top", zorder=6, animated=True, fontweight="bold",
-                                                    bbox=dict(boxstyle="round,pad=0.05", fc="white", ec="none",
-                                                              alpha=0.85)))
+                self.node_texts.append(self.ax.text(x, y, "", fontsize=self.small_pt, zorder=6, animated=True,
+                                                    fontweight="bold", bbox=dict(boxstyle="round,pad=0.05",
+                                                                                 fc="white", ec="none", alpha=0.85)))
         self.over += self.edge_texts + self.node_texts
-        if edge_text:
+        if edge_text or self.node_texts:
             self._text_room(positions)
 
     def _text_room(self, positions):
@@ -280,8 +279,7 @@ class Picture:
         boxes += [(x + half + 2, y - em / 2 - 2, x + half + 6 + 0.62 * em * len(name), y + em / 2 + 2)
                   for (x, y), name in zip(centres, self.nodes)] if self.labels else []
         self.node_room = np.array(boxes, float).reshape(-1, 4)
-        self.value_room = np.array([(x - 3 * em, y - half - 3 - em, x + 3 * em, y - half - 1) for x, y in centres],
-                                   float).reshape(-1, 4)
+        self.value_room = np.zeros((0, 4))  # where the values of the frame being drawn went
 
     def _surface(self, surface):
         """The decision-surface panel; its image is written straight into the pixels of the axes' inside."""
@@ -366,11 +364,10 @@ class Picture:
         self.caption.set_visible(bool(look.caption))
         self.lines.set_color(look.edge_color)
         self.lines.set_linewidths(look.edge_width)
+        if self.node_texts:
+            self._place_node_texts(look)
         if self.edge_texts:
             self._place_edge_texts(look)
-        for text, value in zip(self.node_texts, look.node_text or ()):
-            text.set_text(value or "")
-            text.set_visible(bool(value))
         for artist in self.under:
             self.fig.draw_artist(artist)
         pixels = np.asarray(self.canvas.buffer_rgba())
@@ -382,13 +379,43 @@ class Picture:
             self._paint_surface(pixels, look.surface)
         for artist in self.over:
             self.fig.draw_artist(artist)
-        self.title.draw(pixels, look.title, (self.geo.width_px - self.title.width(look.title)) / 2, TITLE_BASELINE)
+        stamp = self.title if self.title.width(look.title) <= self.geo.width_px - 16 else self.small_title
+        stamp.draw(pixels, look.title, (self.geo.width_px - stamp.width(look.title)) / 2, TITLE_BASELINE)
         frame = pixels.copy()  # a contiguous copy is far cheaper than gathering three of four channels
         if overlay is not None:
             where, premultiplied, keep = overlay
             flat = frame.reshape(-1, 4)
             flat[where, :3] = (flat[where, :3] * keep + premultiplied + 127) // 255
         return frame[..., :3]
+
+    def _place_node_texts(self, look):
+        """Put each neuron's value below it or, where that covers a node, a name or another value, left of it.
+
+        A value with no free spot is left out rather than drawn over a name; its colour still shows it.
+        """
+        em = self.small_pt * DPI / 72
+        half = self.geo.node_px / 2 + 2
+        inverse = self.ax.transData.inverted()
+        placed = []
+        for i, (text, value) in enumerate(zip(self.node_texts, look.node_text or [None] * len(self.nodes))):
+            text.set_visible(False)
+            if not value:
+                continue
+            w, h = 0.62 * em * len(value) + 4, em + 4
+            x, y = self.centres[i]
+            spots = (((x - w / 2, y - half - h, x + w / 2, y - half), (x, y - half), "center", "top"),
+                     ((x - half - w, y - h / 2, x - half, y + h / 2), (x - half, y), "right", "center"))
+            for box, anchor, ha, va in spots:
+                box = np.array(box)
+                if not any(_overlaps(box, room) for room in (self.node_room, np.array(placed).reshape(-1, 4))):
+                    placed.append(box)
+                    text.set_position(inverse.transform(anchor))
+                    text.set_ha(ha)
+                    text.set_va(va)
+                    text.set_text(value)
+                    text.set_visible(True)
+                    break
+        self.value_room = np.array(placed, float).reshape(-1, 4)
 
     def _place_edge_texts(self, look):
         """Put each edge's text at the first spot along it (middle first) that covers no node, name or text.
@@ -397,9 +424,7 @@ class Picture:
         """
         texts = look.edge_text or ()
         wanted = sorted((j for j, t in enumerate(texts) if t), key=lambda j: -look.edge_width[j])
-        taken = [self.node_room]
-        if look.node_text:
-            taken.append(self.value_room[[bool(t) for t in look.node_text]])
+        taken = [self.node_room, self.value_room]
         em = self.small_pt * DPI / 72
         placed = []
         for j in wanted:

@@ -44,11 +44,12 @@ def trace_data(trace):
 def data_record(scenario, data):
     """The metadata a run's Recorder keeps so that its pictures can be drawn from the trace alone.
 
-    A generated data set is drawn again from the scenario text; points read from a csv file are kept
-    ({"data_points": {"X", "Y"}}) when the pictures draw them (two inputs), since a replay reads no file.
+    A generated data set is drawn again from the scenario text; the rows read from a csv file are kept
+    ({"data_points": {"X", "Y"}}: the surface's points, the batches a sweep draws again), since a replay
+    reads no file.
     """
     X, Y = data
-    if scenario.data.kind != "csv" or np.shape(X)[1:] != (2,):
+    if scenario.data.kind != "csv":
         return {}
     return {"data_points": {"X": np.asarray(X, float).tolist(), "Y": np.asarray(Y, float).tolist()}}
 

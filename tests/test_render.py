@@ -608,3 +608,43 @@ def test_a_steady_run_has_no_blow_up():
     _, builder, _, data = recorded_run(steps=12, every=3)
     film = Film(snapshots(builder), data=data)
     assert film.cut == len(film) and film.clipped() == ""
+
+
+def test_sweep_values_never_cover_names_or_each_other():
+    _, builder, _, _ = recorded_run(sizes=(3, 30, 2), steps=3, every=3, inputs=3)
+    film = SweepFilm(from_snapshot(snapshots(builder)[-1]))
+    picture = film.picture()
+    renderer = picture.canvas.get_renderer()
+    shown_values = 0
+    for look in list(film.looks())[:8]:
+        picture.draw(look)
+        values = [t.get_window_extent(renderer) for t in picture.node_texts if t.get_visible()]
+        names = [t.get_window_extent(renderer) for t in picture.labels]
+        shown_values = max(shown_values, len(values))
+        for k, box in enumerate(values):
+            assert not any(box.overlaps(name) for name in names)
+            assert not any(box.overlaps(other) for other in values[k + 1:])
+    assert shown_values > 10  # most values still find a spot
+
+
+def test_a_long_title_is_written_smaller_rather_than_cut():
+    _, builder, _, _ = recorded_run(steps=3, every=3)
+    film = Film(snapshots(builder))
+    picture = film.picture("weights")
+    look = film.look(1, "weights", picture)
+    look.title = "a title far longer than the picture is wide, " * 2
+    band = picture.draw(look)[:44].min(axis=2) < 100
+    columns = np.flatnonzero(band.any(axis=0))
+    assert columns.size and columns[0] > 0 and columns[-1] < picture.geo.width_px - 1
+
+
+def test_a_two_input_network_too_large_to_probe_says_its_surface_is_left_out():
+    from simnet.frames import PROBE_LIMIT
+    _, builder, _, data = recorded_run(sizes=(2, 50, 50, 1), steps=1, every=1)
+    film = Film(snapshots(builder), data=data)
+    assert film.surface_norm is None
+    picture = film.picture("activations")
+    assert picture.surface_axes is None
+    assert f"no decision surface or heatmaps: 2,650 connections (they are drawn up to {PROBE_LIMIT:,})" in \
+        [t.get_text() for t in picture.fig.texts]
+    assert Film(snapshots(recorded_run(steps=1, every=1)[1]), data=data).probe_note == ""
