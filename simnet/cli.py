@@ -176,6 +176,7 @@ def _ours(name):
 
 
 def cmd_run(args):
+    from .runinfo import data_record
     from .scenario import execute, load
     from .trace import Recorder
 
@@ -191,7 +192,7 @@ def cmd_run(args):
                         scenario_text=scenario.text,
                         # the file's name only: the same run makes the same trace wherever the file lives
                         metadata={"scenario": scenario.name, "description": scenario.description,
-                                  "scenario_path": Path(args.scenario).name,
+                                  "scenario_path": Path(args.scenario).name, **data_record(scenario, data),
                                   "overrides": {"steps": args.steps, "seed": args.seed, "engine": args.engine}})
     outcome, phase = None, "starting"
     try:
@@ -387,7 +388,7 @@ def _report_run(outcome, target, checked, quiet):
 
 
 def _result_text(outcome):
-    text = f"loss {outcome.loss:.4g}"
+    text = f"data-set loss {outcome.loss:.4g}"
     if outcome.accuracy is not None:
         text += f", accuracy {outcome.accuracy:.1%}"
     return text

@@ -571,6 +571,7 @@ def loads(raw, path="<scenario>"):
         raise ScenarioError(path, "file", "is empty; a scenario needs at least [network], [data] and [training]")
     scenario = _parse(path, raw, _Table(path, "", document))
     _check_sizes(scenario)
+    _check_drawable(scenario)
     _check_fit(scenario)
     _check_timeline(scenario)
     return scenario
@@ -799,6 +800,18 @@ def _check_sizes(scenario):
     }[biggest]
     raise ScenarioError(scenario.path, where, f"too big: {what} needs about {_bytes(total)} of memory; "
                         f"this machine has {_bytes(limit * 2)} available")
+
+
+def _check_drawable(scenario):
+    """The GIFs a layered network asks for fit in a picture (explicit neurons are checked when drawn)."""
+    layers = scenario.network.layers
+    if layers and scenario.record.gifs:
+        from .layout import geometry
+        try:
+            geometry(list(layers), surface=layers[0] == 2)
+        except SimnetError as e:
+            raise ScenarioError(scenario.path, "network.layers", f"{e}; set [record] gifs = [] to run "
+                                "without GIFs") from None
 
 
 def _check_fit(scenario):

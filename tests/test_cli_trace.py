@@ -42,10 +42,12 @@ def test_replay_draws_the_sweep_of_one_step(run_dir, tmp_path, capsys):
     assert code == 0 and stdout == f"wrote {out}\n"
     gif = Image.open(out)
     assert gif.format == "GIF" and gif.n_frames > 3
-    # a step the "updates" trace keeps no snapshot of cannot be drawn message by message
-    code, _, stderr = cli(capsys, "replay", run_dir, "--gif", "sweep", "--step", 12, "-o", tmp_path / "no.gif")
-    assert code == 2 and stderr.startswith(f"simnet: error: {run_dir}: trace: step 12: ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.gif"]
+    # a step between snapshots is drawn too; the state before training has no sweep
+    code, _, _ = cli(capsys, "replay", run_dir, "--gif", "sweep", "--step", 12, "-o", tmp_path / "between.gif")
+    assert code == 0 and Image.open(tmp_path / "between.gif").n_frames > 3
+    code, _, stderr = cli(capsys, "replay", run_dir, "--gif", "sweep", "--step", 0, "-o", tmp_path / "no.gif")
+    assert code == 2 and stderr.startswith(f"simnet: error: {run_dir}: trace: step 0: the state the run starts from")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["between.gif", "sweep.gif"]
 
 
 def test_replay_draws_the_run_gif_into_the_run_directory_by_default(run_dir, capsys):
