@@ -8,7 +8,7 @@ column of the JSON lines and CSV holds one type, and the readers people use
 read every number back as written:
 
     pandas.read_json(path, lines=True, precise_float=True)
-    pandas.read_csv(path, float_precision="round_trip")
+    pandas.read_csv(path)  # before pandas 3: float_precision="round_trip"
     networkx.read_graphml(path), networkx.read_gexf(path)
 """
 import csv
