@@ -126,7 +126,9 @@ def _parser():
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True, dest="fmt")
     export.add_argument("-o", "--output", metavar="FILE", required=True, help="- for standard output")
-    export.add_argument("--step", type=_non_negative_int, help="graphml: the step to write (default: the last)")
+    export.add_argument("--step", type=_non_negative_int,
+                        help="graphml: the step whose graph to write (default: the last); jsonl, csv, perfetto: "
+                             "only that step's events; gexf holds the whole run and takes none")
     export.set_defaults(command=cmd_export, subject_from="run_dir")
 
     check = commands.add_parser("check", help="run scenarios and check their [expect] tables")
@@ -687,10 +689,13 @@ def cmd_inspect(args):
 
 
 def cmd_export(args):
-    from .export import export
+    from .export import STEP_FORMATS, export
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)
+        if step is not None and args.fmt not in STEP_FORMATS:
+            raise BadInput(run_dir, f"--step {step}", f"a {args.fmt} export holds the whole run and takes "
+                           "no step; write one step as graphml")
         with _output_file(args.output, _trace_inputs(trace)) as temp:
             export(trace, args.fmt, temp, step=step)
     return 0

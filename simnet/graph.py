@@ -405,31 +405,42 @@ class Network:
         return net
 
     def to_networkx(self):
-        """A DiGraph: nodes carry role, activation, bias, order; edges weight and frozen."""
+        """A DiGraph named as a trace's snapshots are: nodes carry role, fn (the activation function), bias
+        and order; edges weight, frozen and order; the graph seed, init, step and lr (the learning rate)."""
         import networkx as nx
-        G = nx.DiGraph(seed=self.seed, init=self.init, step=self.step)
+        G = nx.DiGraph(seed=self.seed, init=self.init, step=self.step, lr=self.learning_rate)
         for i, n in enumerate(self.neurons.values()):
-            G.add_node(n.name, role=n.role, activation=n.activation, bias=n.bias, order=i)
+            G.add_node(n.name, role=n.role, fn=n.activation, bias=n.bias, order=i)
         for i, c in enumerate(self.connections):
             G.add_edge(c.source.name, c.target.name, weight=c.weight, frozen=c.frozen, order=i)
         return G
 
     @classmethod
     def from_networkx(cls, G, seed=None):
-        """A Network from a DiGraph shaped like :meth:`to_networkx` gives (missing attributes take defaults)."""
+        """A Network from a DiGraph named like :meth:`to_networkx`'s, such as ``trace.snapshot(k)``
+        or a GraphML export read back (missing attributes take defaults).
+
+        Other attributes (a snapshot's activation means, gradients...) are not
+        the network's and are left alone; a graph without ``fn`` whose
+        ``activation`` is a name, as earlier versions wrote it, is read as that name.
+        """
         net = cls(seed=G.graph.get("seed") if seed is None else seed, init=G.graph.get("init", "he"))
         nodes = sorted(G.nodes(data=True), key=lambda item: item[1].get("order", 0))
         for name, attrs in nodes:
-            net.add_neuron(name, role=attrs.get("role", "hidden"),
-                           activation=attrs.get("activation", "relu"), bias=attrs.get("bias"))
+            legacy = attrs.get("activation")
+            fn = attrs.get("fn", legacy if isinstance(legacy, str) else "relu")
+            neuron = net.add_neuron(name, role=attrs.get("role", "hidden"), activation=fn, bias=attrs.get("bias"))
+            if neuron.role == "input" and attrs.get("bias") is not None:
+                # an input is added with bias 0; one set on it later must come back
+                neuron.bias = _finite(attrs["bias"], f"bias of neuron {name!r}")
         edges = sorted(G.edges(data=True), key=lambda item: item[2].get("order", 0))
         for source, target, attrs in edges:
             net.connect(source, target, weight=attrs.get("weight"), frozen=attrs.get("frozen", False))
-        net.step = G.graph.get("step", 0)
+        net.step, net.learning_rate = G.graph.get("step", 0), G.graph.get("lr")
         return net
 
     def copy(self):
-        """An independent network with the same topology, weights, biases and step (no subscribers)."""
+        """An independent network with the same topology, weights, biases, step and learning rate (no subscribers)."""
         return Network.from_networkx(self.to_networkx())
 
 
