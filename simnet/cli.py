@@ -18,6 +18,7 @@ import secrets
 import shutil
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -48,7 +49,9 @@ def main(argv=None):
         return e.code
     subject = getattr(args, args.subject_from)
     try:
-        return args.command(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            return args.command(args)
     except SimnetError as e:
         print(f"simnet: error: {_error_line(e, subject[0] if isinstance(subject, list) else subject)}",
               file=sys.stderr)
@@ -60,6 +63,11 @@ def main(argv=None):
         # the reader went away (`simnet inspect ... | head`): stop writing, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line, like an error's, instead of Python's two with a source line."""
+    print(f"simnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _error_line(error, subject):
@@ -136,14 +144,19 @@ def _overrides(command):
     command.add_argument("--engine", choices=("actor", "fast"), help="use this engine instead of the scenario's")
 
 
+# The largest number a trace, its JSON and SQLite hold exactly (int64), and numpy seeds from.
+INT_MAX = 2**63 - 1
+
+
 def _int_at_least(low, what):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+        if not low <= value <= INT_MAX:
+            shown = value if len(text) <= 40 else f"a number of {len(text.strip())} digits"
+            raise argparse.ArgumentTypeError(f"expected {what} no larger than {INT_MAX}, got {shown}")
         return value
     return parse
 

@@ -96,12 +96,12 @@ _CANNOT = {
     "bce": ({"linear", "relu", "leaky_relu", "tanh"}, "needs outputs in (0, 1), which only sigmoid gives"),
     "hinge": ({"relu", "sigmoid"}, "needs outputs that can be negative (class 0 is a negative output)"),
 }
-# ...and those that work, but oddly: the loss can never reach 0 or the outputs are squashed logits.
+# ...and those that work, but oddly.
 _ODD = {
-    "hinge": ({"tanh"}, "wants margins of 1, which tanh outputs never reach, so the loss never gets to 0"),
+    "hinge": ({"tanh"}, "tanh never reaches the margin of 1, so the loss never gets to 0"),
     "cross_entropy": ({"relu", "leaky_relu", "sigmoid", "tanh"},
-                      "takes the softmax of the outputs, which is usually of linear outputs; this one "
-                      "bounds or cuts off how sure the network can get"),
+                      "the softmax of squashed or cut-off outputs is held back from getting sure; "
+                      "linear outputs are usual"),
 }
 
 
@@ -126,9 +126,9 @@ def loss_fit(loss, outputs):
     warnings = []
     if loss in _ODD:
         activations, why = _ODD[loss]
-        odd = [f"{name!r} ({act})" for name, act in outputs if act in activations]
-        if odd:
-            warnings.append(f"{loss} {why}: output neuron{'s' * (len(odd) > 1)} {', '.join(odd)}")
+        for act in sorted({act for _, act in outputs} & activations):
+            names = [repr(name) for name, a in outputs if a == act]
+            warnings.append(f"{loss} on {act} output{'s' * (len(names) > 1)} {', '.join(names)}: {why}")
     return None, warnings
 
 

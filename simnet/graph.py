@@ -14,7 +14,7 @@ import unicodedata
 import numpy as np
 
 from .engine import ActorEngine
-from .errors import SimnetError, TopologyError
+from .errors import SimnetError, TopologyError, excerpt
 from .events import EventBus
 from .functions import activation as lookup_activation
 from .memory import budget, bytes_text, layered_size, network_bytes
@@ -400,7 +400,7 @@ class Network:
         """Fully connected layers: inputs x0.., hidden h{layer}_{i}, outputs y0.."""
         sizes = list(sizes)
         if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
-            raise TopologyError(f"layer sizes must be at least two positive integers, got {_excerpt(sizes, 80)}")
+            raise TopologyError(f"layer sizes must be at least two positive integers, got {excerpt(sizes, 80)}")
         sizes = [int(s) for s in sizes]
         # before a single name is built: a layer of a billion neurons would exhaust memory building them
         neurons, connections = layered_size(sizes)
@@ -460,9 +460,10 @@ MAX_SEED = 2**63 - 1
 def _seed(seed):
     """`seed` as an int if it is one from 0 to MAX_SEED; SimnetError otherwise (a float is not truncated)."""
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise SimnetError(f"seed must be an integer from 0 to {MAX_SEED}, got {_excerpt(seed)}")
+        raise SimnetError(f"seed must be an integer from 0 to {MAX_SEED}, got {excerpt(seed)}")
     if not 0 <= seed <= MAX_SEED:
-        raise SimnetError(f"seed must be an integer from 0 to {MAX_SEED}, got {seed}")
+        shown = seed if abs(seed).bit_length() <= 256 else f"an integer of {abs(seed).bit_length()} bits"
+        raise SimnetError(f"seed must be an integer from 0 to {MAX_SEED}, got {shown}")
     return int(seed)
 
 
@@ -474,14 +475,8 @@ def _check_name(name):
                 or code & 0xFFFE == 0xFFFE):
             kind = ("a control character" if unicodedata.category(ch) == "Cc" else
                     "a lone surrogate" if unicodedata.category(ch) == "Cs" else "a noncharacter")
-            raise TopologyError(f"neuron name {_excerpt(name)} holds {kind} (U+{code:04X}) at position {i}; "
+            raise TopologyError(f"neuron name {excerpt(name)} holds {kind} (U+{code:04X}) at position {i}; "
                                 "names are printable text, as GraphML and GEXF exports need")
-
-
-def _excerpt(text, limit=40):
-    """repr(text), cut to about `limit` characters: safe to show whatever `text` holds."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
 
 
 def _finite(x, what):
