@@ -702,7 +702,7 @@ def _inside(scenario_path, data_path):
     except (OSError, RuntimeError) as e:  # a symlink loop
         raise ScenarioError(scenario_path, "data.path", f"cannot be followed: {e}") from None
     if not target.is_relative_to(home):
-        given = str(data_path.relative_to(scenario_path.parent))
+        given = os.path.relpath(data_path, scenario_path.parent)
         raise ScenarioError(scenario_path, "data.path", f"{excerpt(given, 80)} leads outside the "
                             f"scenario's directory (to {excerpt(str(target), 80)}); a scenario reads data from "
                             "its own directory only: put the CSV file beside it")
