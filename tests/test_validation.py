@@ -236,12 +236,14 @@ def test_backward_needs_a_forward_over_the_same_batch():
 def test_a_billion_inputs_are_refused_by_arithmetic_before_any_name_is_built(tmp_path):
     path = tmp_path / "big.toml"
     path.write_text(scenario_text().replace("[2, 3, 1]", "[1000000000, 3]"))
+    (tmp_path / "small.toml").write_text(scenario_text())
     # a process that may not take more than 1 GB cannot build a billion names; it has to refuse first
     limit = "import resource; resource.setrlimit(resource.RLIMIT_AS, (2**30, 2**30)); "
     done = subprocess.run([sys.executable, "-c", limit + "from simnet.cli import main; raise SystemExit(main())",
                            "check", str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.startswith(f"simnet: error: {path}: network.layers: too big: a network of 1,000,000,003")
+    assert f"fit ({tmp_path / 'small.toml'})" in done.stdout  # and goes on to the next file
 
 
 def test_deeply_nested_toml_is_bad_input_not_a_recursion_error():
