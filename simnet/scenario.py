@@ -127,6 +127,7 @@ _is_table = _typed("a table", lambda v: isinstance(v, dict))
 _is_array_of_tables = _typed("an array of tables ([[...]] entries)",
                              lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
 string = _typed("a string", lambda v: isinstance(v, str))
+boolean = _typed("true or false", lambda v: isinstance(v, bool))
 
 
 def printable_text(*, lines=False):
@@ -140,7 +141,6 @@ def printable_text(*, lines=False):
             raise ValueError(f"{excerpt(v)} holds control character U+{ord(bad):04X}; expected printable text")
         return v
     return _typed("a string", lambda v: isinstance(v, str), printable)
-boolean = _typed("true or false", lambda v: isinstance(v, bool))
 
 
 def integer(low=None, high=None):
@@ -427,10 +427,11 @@ class Scenario:
         """
         inputs, outputs = self.network.names("input"), self.network.names("output")
         if self.data.kind == "csv":
+            # checked again: the file system may have changed since the scenario was loaded
+            _inside(self.path, self.data.path)
             if not self.data.path.is_file():
                 raise ScenarioError(self.path, "data.path", f"{str(self.data.path)!r} "
                                     + ("is not a file" if self.data.path.exists() else "does not exist"))
-            _inside(self.path, self.data.path)
             affordable = _csv_bytes(self)
 
             def too_big(size):
