@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def main(argv=None):
         return e.code
     subject = getattr(args, args.subject_from)
     try:
-        with _terminate_as_interrupt():
+        with _terminate_as_interrupt(), warnings.catch_warnings():
+            warnings.showwarning = _warning_line
             return args.command(args)
     except SimnetError as e:
         print(f"simnet: error: {_error_line(e, subject[0] if isinstance(subject, list) else subject)}",
@@ -67,6 +69,11 @@ def main(argv=None):
         # the reader went away (`simnet inspect ... | head`): stop writing, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line, like an error's, instead of Python's two with a source line."""
+    print(f"simnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _error_line(error, subject):
@@ -146,14 +153,19 @@ def _overrides(command):
     command.add_argument("--engine", choices=("actor", "fast"), help="use this engine instead of the scenario's")
 
 
+# The largest number a trace, its JSON and SQLite hold exactly (int64), and numpy seeds from.
+INT_MAX = 2**63 - 1
+
+
 def _int_at_least(low, what):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+        if not low <= value <= INT_MAX:
+            shown = value if len(text) <= 40 else f"a number of {len(text.strip())} digits"
+            raise argparse.ArgumentTypeError(f"expected {what} no larger than {INT_MAX}, got {shown}")
         return value
     return parse
 
