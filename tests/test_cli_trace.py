@@ -214,6 +214,6 @@ def test_inspect_kind_message_on_a_trace_without_messages_says_they_were_not_rec
 def test_a_trace_killed_before_its_first_step_says_no_steps_were_recorded(tmp_path, capsys):
     sn.Recorder(tmp_path).close()
     code, stdout, _ = cli(capsys, "inspect", tmp_path)
-    assert code == 0 and "incomplete: no step was recorded" in stdout
+    assert code == 0 and "incomplete: no steps recorded" in stdout
     code, _, stderr = cli(capsys, "inspect", tmp_path, "--step", 1)
     assert code == 2 and stderr == f"simnet: error: {tmp_path}: --step 1: no steps recorded\n"
