@@ -21,9 +21,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import simnet as sn  # noqa: E402
-from simnet.events import EventBatch  # noqa: E402
-from simnet.export import export  # noqa: E402
-from simnet.trace import FLUSH_BYTES, kinds_for  # noqa: E402
+from simnet.core.events import EventBatch  # noqa: E402
+from simnet.trace.export import export  # noqa: E402
+from simnet.trace.store import FLUSH_BYTES, kinds_for  # noqa: E402
 from bench_engine import Capture, feed, per_step, simnet_run  # noqa: E402
 
 EVENTS_PER_SECOND_TARGET = 500_000
@@ -95,7 +95,7 @@ MEMORY_RUN = textwrap.dedent("""
     import resource, sys, tempfile, tracemalloc
     import numpy as np
     import simnet as sn
-    import simnet.fast, simnet.trace  # modules load before the measurement starts
+    import simnet.engines.fast, simnet.trace.store  # modules load before the measurement starts
     steps, recorded, batch = int(sys.argv[1]), sys.argv[2] == "recorded", int(sys.argv[4])
     sizes = [int(size) for size in sys.argv[3].split(",")]
     rng = np.random.default_rng(0)

@@ -5,11 +5,11 @@
     history = net.train(X, Y, steps=500, lr=0.5, loss="bce")
 """
 from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError, TraceError
-from .events import Event, EventBus, EventLog
-from .graph import Connection, Network, Neuron
-from .train import History
+from .core.events import Event, EventBus, EventLog
+from .core.graph import Connection, Network, Neuron
+from .core.trainer import History
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Network", "Neuron", "Connection", "History", "Event", "EventBus", "EventLog",

@@ -21,9 +21,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .errors import ScenarioError, SimnetError, TraceError
-from .events import KINDS
+from .core.events import KINDS
 from .files import written_whole
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
@@ -155,7 +155,7 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 # ---- run -------------------------------------------------------------------
 
 def cmd_run(args):
-    from .scenario import execute, load
+    from .scenario.loader import execute, load
 
     started = time.perf_counter()
     scenario = load(args.scenario).with_overrides(steps=args.steps, seed=args.seed, engine=args.engine)
@@ -163,7 +163,7 @@ def cmd_run(args):
     target = Path(args.output) if args.output else Path("output") / scenario.name
     show = not args.quiet and sys.stderr.isatty()
     with _staging(target) as staging:
-        from .trace import Recorder
+        from .trace.store import Recorder
         recorder = Recorder(staging, every=scenario.record.every, detail=scenario.record.detail,
                             scenario_text=scenario.text,
                             metadata={"scenario": scenario.name, "description": scenario.description,
@@ -183,7 +183,7 @@ def cmd_run(args):
 
 
 def _render(trace, run_dir, gifs, data, show):
-    from .render import render_run
+    from .viz.render import render_run
     with _bar(show, None, "drawing", "frame") as bar:
         render_run(trace, run_dir, gifs=gifs, data=data, progress=_frames(bar))
 
@@ -377,7 +377,7 @@ def _scenario_files(paths):
 
 
 def cmd_list(args):
-    from .scenario import load
+    from .scenario.loader import load
     directory = Path(args.directory)
     if not directory.is_dir():
         raise BadInput(directory, "directory", "does not exist" if not directory.exists() else "is not a directory")
@@ -397,7 +397,7 @@ def cmd_list(args):
 
 
 def cmd_check(args):
-    from .scenario import execute, load
+    from .scenario.loader import execute, load
     status = 0
     for path in _scenario_files(args.scenarios):
         try:
@@ -425,7 +425,7 @@ def cmd_check(args):
 
 @contextmanager
 def _trace(run_dir):
-    from .trace import open_trace
+    from .trace.store import open_trace
     trace = open_trace(run_dir)
     try:
         yield trace
@@ -459,12 +459,12 @@ def cmd_replay(args):
             raise BadInput(run_dir, f"--step {step}", "only the sweep GIF shows one step; the other GIFs and "
                            "the replay page cover the whole run")
         if args.html:
-            from .html import write_page
+            from .viz.page import write_page
             out = Path(args.output) if args.output else run_dir / "replay.html"
             with _bar(show, None, "page", "step") as bar, _partial_file(out) as temp:
                 write_page(trace, temp, progress=_frames(bar))
         else:
-            from .render import render_gif
+            from .viz.render import render_gif
             kind = args.gif
             if kind == "sweep" and step is None:
                 step = trace.last_step
@@ -477,23 +477,23 @@ def cmd_replay(args):
 
 
 def cmd_inspect(args):
-    from . import inspect
+    from .trace import explain
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)
         _check_neuron(trace, run_dir, args.neuron, step)
         if args.fmt is None and args.kind is None and step is not None and args.neuron is not None:
-            print(inspect.explain(trace, step, args.neuron))
+            print(explain.explain(trace, step, args.neuron))
         elif args.fmt is None and args.kind is None and step is None and args.neuron is None:
-            print(inspect.summary(trace))
+            print(explain.summary(trace))
         else:
-            inspect.write_events(trace, sys.stdout, step=step, neuron=args.neuron, kind=args.kind,
+            explain.write_events(trace, sys.stdout, step=step, neuron=args.neuron, kind=args.kind,
                                  fmt=args.fmt or "table")
     return 0
 
 
 def cmd_export(args):
-    from .export import export
+    from .trace.export import export
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)

@@ -50,7 +50,7 @@ def test_run_writes_trace_plot_and_summary(tmp_path, capsys):
 
 
 def test_the_summary_accuracy_is_measured_on_the_whole_data_set(tmp_path, capsys):
-    from simnet.scenario import evaluate, load
+    from simnet.scenario.loader import evaluate, load
     out = tmp_path / "run"
     assert run(capsys, "run", XOR, "-o", out, "--steps", 25, "--no-gif", "-q")[0] == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -112,7 +112,7 @@ def test_overrides_change_the_run(tmp_path, capsys):
     trace = sn.open_trace(out)
     assert trace.metadata["overrides"] == {"steps": 8, "seed": 99, "engine": "actor"}
     # what replay draws under the decision surface: the data of the run, not of the file's seed
-    from simnet.scenario import load, recorded
+    from simnet.scenario.loader import load, recorded
     again = recorded(trace.metadata)
     assert (again.seed, again.training.steps) == (99, 8)
     assert np.array_equal(again.dataset()[0], load(XOR).with_overrides(seed=99).dataset()[0])
@@ -141,7 +141,7 @@ def test_a_bad_source_date_epoch_is_one_line_and_leaves_no_run(tmp_path, capsys,
 
 @pytest.mark.parametrize("name,steps", [("growing", 303), ("symmetry_broken", 202)])
 def test_a_replayed_scripted_run_equals_the_live_one_bit_for_bit(tmp_path, capsys, name, steps):
-    from simnet.scenario import execute, load
+    from simnet.scenario.loader import execute, load
     out = tmp_path / name
     assert run(capsys, "run", SCENARIOS / f"{name}.toml", "-o", out, "--steps", steps, "--no-gif", "-q")[0] == 0
     live = execute(load(SCENARIOS / f"{name}.toml").with_overrides(steps=steps)).network
@@ -163,7 +163,7 @@ def test_the_fast_engine_and_the_message_detail_come_from_the_scenario_or_the_co
 
 
 def test_a_run_that_fails_while_writing_leaves_the_old_run_alone(tmp_path, capsys, monkeypatch):
-    from simnet import render
+    from simnet.viz import render
     from simnet.errors import TraceError
     out = tmp_path / "xor"
     assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "--no-gif", "-q")[0] == 0

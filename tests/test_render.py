@@ -9,12 +9,12 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageSequence
 
 import simnet as sn
-from simnet.events import EventLog
-from simnet.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, _square_root,
+from simnet.core.events import EventLog
+from simnet.viz.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, _square_root,
                            held_levels)
-from simnet.render import GifWriter, distinct_palette, film_gif, loss_figure, render_gif, render_run, write_gif
-from simnet.snapshot import SnapshotBuilder
-from simnet.sweep import SweepFilm, from_snapshot, read_sweep
+from simnet.viz.render import GifWriter, distinct_palette, film_gif, loss_figure, render_gif, render_run, write_gif
+from simnet.trace.snapshot import SnapshotBuilder
+from simnet.viz.message_sweep import SweepFilm, from_snapshot, read_sweep
 
 
 def xor_data(samples=24, seed=0):
@@ -498,7 +498,7 @@ def test_sweep_gif_from_a_trace(tmp_path, detail):
 
 def test_a_picture_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
-    from simnet.render import plot_loss
+    from simnet.viz.render import plot_loss
 
     def broken(self, target, **kwargs):
         Path(target).write_bytes(b"half a png")

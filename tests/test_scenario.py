@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet import scenario as S
-from simnet.engine import probe
+from simnet.scenario import loader as S
+from simnet.engines.actor import probe
 from simnet.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent

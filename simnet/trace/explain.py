@@ -6,9 +6,9 @@
 """
 import numpy as np
 
-from .errors import TraceError
+from ..errors import TraceError
 from .export import FIELDS, plain, write_csv, write_jsonl
-from .functions import activation as lookup_activation
+from ..core.functions import activation as lookup_activation
 
 EVENT_FORMATS = ("table", "jsonl", "csv")
 

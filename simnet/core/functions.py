@@ -10,7 +10,7 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import SimnetError
+from ..errors import SimnetError
 
 LEAKY_SLOPE = 0.01
 

@@ -43,9 +43,9 @@ from functools import partial
 
 import numpy as np
 
-from .engine import Engine, emit_updates, firing_order, link_names, message_values, regularised
-from .errors import SimnetError
-from .functions import ACTIVATIONS
+from .actor import Engine, emit_updates, firing_order, link_names, message_values, regularised
+from ..errors import SimnetError
+from ..core.functions import ACTIVATIONS
 
 # A block of the weight matrix at least this full is multiplied as a dense matrix: a BLAS
 # product costs about 1/50 of what gathering one connection's row costs, per cell.

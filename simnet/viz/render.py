@@ -1,7 +1,7 @@
 """Pictures of a run: the training GIFs, the sweep of one step, the loss plot, notebook PNGs.
 
 Everything here reads snapshots (``trace.snapshot(step)``, or the graphs of
-a live :class:`simnet.snapshot.SnapshotBuilder`) and never a live network, so
+a live :class:`simnet.trace.snapshot.SnapshotBuilder`) and never a live network, so
 a run and its replay give the same pictures, byte for byte:
 
     render_run(trace, "output/xor")                   # activations.gif, weights.gif, loss.png
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SimnetError, TraceError
-from .files import written_whole
+from ..errors import SimnetError, TraceError
+from ..files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
@@ -54,7 +54,7 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
     if kind == "sweep":
         if step is None:
             raise SimnetError("the sweep GIF shows one step: give the step to draw")
-        from .sweep import sweep_gif
+        from .message_sweep import sweep_gif
         return sweep_gif(trace, step, path, progress=progress)
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
@@ -160,7 +160,7 @@ def _action_marks(actions, most=3, longest=LABEL_CHARS):
 
 def network_png(net):
     """PNG bytes of a Network as it is now: its topology, weights and biases."""
-    from .snapshot import NetworkState, SnapshotBuilder, StepData
+    from ..trace.snapshot import NetworkState, SnapshotBuilder, StepData
     state = NetworkState()
     for n in net.neurons.values():
         state.kind[n.name], state.bias[n.name] = (n.role, n.activation), n.bias
@@ -190,7 +190,7 @@ def snapshot_png(snapshot, data=None):
 
 def training_data(trace):
     """(X, Y) of the scenario a trace recorded, or None (no scenario, or its data cannot be rebuilt)."""
-    from .scenario import recorded
+    from ..scenario.loader import recorded
     try:
         scenario = recorded(getattr(trace, "metadata", None))
         return scenario.dataset() if scenario is not None else None

@@ -24,11 +24,11 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from .engine import probe
-from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError
-from .functions import ACTIVATIONS, CLASSIFICATION, LOSSES, accuracy as accuracy_of, loss_function
-from .graph import INIT_RULES, ROLES, Network
-from .optim import OPTIMIZERS
+from ..engines.actor import probe
+from ..errors import DivergenceError, ScenarioError, SimnetError, TopologyError
+from ..core.functions import ACTIVATIONS, CLASSIFICATION, LOSSES, accuracy as accuracy_of, loss_function
+from ..core.graph import INIT_RULES, ROLES, Network
+from ..core.optim import OPTIMIZERS
 
 ENGINES = ("actor", "fast")
 GIFS = ("activations", "weights")

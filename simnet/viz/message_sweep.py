@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import TraceError
+from ..errors import TraceError
 from .frames import CHANGES, GRADIENTS, UNKNOWN, VALUES, _max_abs, _nice, _number, _square_root, _symmetric
 from .layout import Layout
 from .picture import Bar, Look, Picture

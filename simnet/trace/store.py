@@ -52,7 +52,7 @@ like the others (taken apart in SQL, which needs SQLite's ``pow``):
 
 Writes stream: rows are buffered and committed with their steps, up to
 :data:`FLUSH_STEPS` steps per transaction (fewer when their values pass
-:data:`FLUSH_BYTES`), in WAL mode, by a writer process (:mod:`simnet.writer`),
+:data:`FLUSH_BYTES`), in WAL mode, by a writer process (:mod:`simnet.trace.writer`),
 so that SQLite works on another core while the run goes on; a run killed at
 any moment leaves every committed step readable.  The same run writes the
 same file, byte for byte, but for its start and end times (unless
@@ -71,8 +71,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TraceError, positive_int
-from .events import KINDS, Event
+from ..errors import TraceError, positive_int
+from ..core.events import KINDS, Event
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means, mean_rows
 from .writer import WriterError, WriterProcess
 
@@ -765,7 +765,7 @@ def _now():
 
 
 def _version():
-    from . import __version__
+    from ..version import __version__
     return __version__
 
 
@@ -873,7 +873,7 @@ class Trace:
         return f"Trace({str(self.path)!r}, steps {self.first_step}..{self.last_step}, {self.status})"
 
     def _repr_png_(self):
-        from .render import trace_png  # matplotlib loads only when a notebook asks for the picture
+        from ..viz.render import trace_png  # matplotlib loads only when a notebook asks for the picture
         return trace_png(self)
 
     def __enter__(self):

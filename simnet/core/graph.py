@@ -4,15 +4,15 @@ A :class:`Neuron` is an actor: it collects messages in an inbox and fires
 when it has heard from every connection it waits on.  Its two handlers,
 :meth:`Neuron.fire_forward` and :meth:`Neuron.fire_backward`, are the whole
 of backpropagation for one neuron.  Delivering the messages is the engine's
-job (``simnet.engine``); the network only keeps the graph valid and says
+job (``simnet.engines.actor``); the network only keeps the graph valid and says
 what changed on its event bus.
 """
 import math
 
 import numpy as np
 
-from .engine import ActorEngine
-from .errors import SimnetError, TopologyError
+from ..engines.actor import ActorEngine
+from ..errors import SimnetError, TopologyError
 from .events import EventBus
 from .functions import activation as lookup_activation
 
@@ -194,7 +194,7 @@ class Network:
                 f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
 
     def _repr_png_(self):
-        from .render import network_png  # matplotlib loads only when a notebook asks for the picture
+        from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
         return network_png(self)
 
     def parameters(self):
@@ -371,12 +371,12 @@ class Network:
 
     def train(self, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
               recorder=None, engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
-        """Train for `steps` weight updates; returns a :class:`simnet.train.History`.
+        """Train for `steps` weight updates; returns a :class:`simnet.core.trainer.History`.
 
         `before_step(net, step)` runs before every step (scripted actions go there);
-        `progress(step)` after every step.  See :func:`simnet.train.train`.
+        `progress(step)` after every step.  See :func:`simnet.core.trainer.train`.
         """
-        from .train import train
+        from .trainer import train
         return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
                      batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
                      before_step=before_step, progress=progress)

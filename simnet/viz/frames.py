@@ -1,9 +1,9 @@
 """From snapshots to frames: the numbers each picture shows and the colours that say them.
 
 A :class:`Film` reads a sequence of per-step snapshots (from a trace or from
-a live :class:`simnet.snapshot.SnapshotBuilder`; both give the same graphs)
+a live :class:`simnet.trace.snapshot.SnapshotBuilder`; both give the same graphs)
 into arrays over every neuron and connection that appears in any of them,
-lays them out once (:class:`simnet.layout.Layout`), and fixes each colour
+lays them out once (:class:`simnet.viz.layout.Layout`), and fixes each colour
 scale over the whole sequence, so a colour means the same number in every
 frame.  ``film.picture(kind)`` builds the figure for a kind of animation and
 ``film.look(i, kind, picture)`` the colours of frame i.
@@ -28,7 +28,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import FuncNorm, LinearSegmentedColormap, Normalize, TwoSlopeNorm, to_rgba
 
-from .errors import SimnetError
+from ..errors import SimnetError
 from .layout import Layout
 from .picture import Bar, Look, Picture, Surface
 
@@ -70,7 +70,7 @@ class Frame:
 class Film:
     """The frames of a run, one per snapshot, with one layout and fixed colour scales.
 
-    snapshots: iterable of DiGraphs with the attributes of simnet.snapshot.
+    snapshots: iterable of DiGraphs with the attributes of simnet.trace.snapshot.
     data: (X, Y) of the training set, or None; with two inputs its points are
     drawn over the decision surface and its extent bounds the probed plane.
     """
@@ -132,7 +132,7 @@ class Film:
         self.frames.append(frame)
 
     def _probe(self, G, node):
-        from .engine import probe
+        from ..engines.actor import probe
         values = probe(self._probe_network(G), self._grid)
         out = np.full((len(self.nodes), SURFACE_GRID, SURFACE_GRID), np.nan, dtype=np.float32)
         for i, name in zip(node, G.nodes):
@@ -141,7 +141,7 @@ class Film:
 
     def _probe_network(self, G):
         """A Network of G's neurons, connections and numbers, to probe; kept while the topology stays."""
-        from .graph import Network
+        from ..core.graph import Network
         shape = (tuple((name, attrs["role"], attrs.get("fn")) for name, attrs in G.nodes(data=True)), tuple(G.edges))
         if shape != self._probed_shape:
             net = Network(seed=0)

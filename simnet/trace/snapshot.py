@@ -12,7 +12,7 @@ as the events describe them, in the network's insertion order.
 import networkx as nx
 import numpy as np
 
-from .errors import positive_int
+from ..errors import positive_int
 
 # what a snapshot needs: everything except the messages, script labels and the loss (step_end repeats it)
 SNAPSHOT_KINDS = frozenset({
@@ -106,7 +106,7 @@ class NetworkState:
 
     def to_network(self, *, seed, init="he", step=0):
         """A Network with exactly these neurons, connections, weights and biases, at `step`."""
-        from .graph import Network
+        from ..core.graph import Network
         net = Network(seed=seed, init=init)
         for name, (role, activation) in self.kind.items():
             # inputs are created with bias 0; a bias set later must still come back

@@ -16,7 +16,7 @@ from functools import partial
 
 import numpy as np
 
-from .errors import SimnetError
+from ..errors import SimnetError
 
 
 class Engine:

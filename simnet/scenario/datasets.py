@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .errors import ScenarioError
+from ..errors import ScenarioError
 
 
 def _gate(truth_table):

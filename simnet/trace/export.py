@@ -16,9 +16,9 @@ from xml.sax.saxutils import quoteattr
 import networkx as nx
 import numpy as np
 
-from .errors import TraceError
-from .events import Event
-from .trace import LAYOUT
+from ..errors import TraceError
+from ..core.events import Event
+from .store import LAYOUT
 
 FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 FIELDS = Event.FIELDS[:-1]  # what every event has; the last, its data, is spread into VALUES

@@ -6,7 +6,7 @@ network to open: the script and style of ``replay_page.js`` and
 ``replay_page.css`` are inlined, and the run's numbers travel as base64
 little-endian float64, so every value the page shows as exact is the trace's
 own float, bit for bit.  Layout, colours and decision surfaces are the GIFs'
-(:class:`simnet.frames.Film`).  The page stays under :data:`PAGE_BUDGET`
+(:class:`simnet.viz.frames.Film`).  The page stays under :data:`PAGE_BUDGET`
 bytes by keeping an even sample of the recorded steps; it says what it kept.
 """
 import base64
@@ -19,8 +19,8 @@ from importlib import resources
 import numpy as np
 from matplotlib.colors import to_hex
 
-from .errors import TraceError
-from .files import written_whole
+from ..errors import TraceError
+from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
                      Film, _classes, _number)
 from .render import training_data

@@ -8,7 +8,7 @@ the fast engine applies the same rule to state arrays it keeps itself.
 """
 import numpy as np
 
-from .errors import SimnetError
+from ..errors import SimnetError
 
 
 class SGD:
