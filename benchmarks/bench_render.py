@@ -18,7 +18,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import simnet as sn  # noqa: E402
-from simnet.scenario.loader import datasets  # noqa: E402
+from simnet.scenario import datasets  # noqa: E402
 from simnet.viz.frames import Film  # noqa: E402
 from simnet.viz.render import film_gif  # noqa: E402
 from simnet.trace.snapshot import SnapshotBuilder  # noqa: E402
