@@ -8,6 +8,7 @@ from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError, 
 from .core.events import Event, EventBus, EventLog
 from .core.graph import Connection, Network, Neuron
 from .core.trainer import History
+from . import engines  # registers the actor and fast engines by name
 
 from .version import __version__
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.engines.actor import probe
+from simnet.core.engine import probe
 from simnet.viz.page import EDGE_FIELDS, NODE_FIELDS, SWEEP_KINDS, render_page, write_page
 from simnet.scenario.loader import execute, loads
 

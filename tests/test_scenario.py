@@ -8,7 +8,7 @@ import pytest
 
 import simnet as sn
 from simnet.scenario import loader as S
-from simnet.engines.actor import probe
+from simnet.core.engine import probe
 from simnet.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent

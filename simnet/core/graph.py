@@ -11,9 +11,9 @@ import math
 
 import numpy as np
 
-from ..engines.actor import ActorEngine
 from ..errors import SimnetError, TopologyError
 from .events import EventBus
+from .engine import make_engine
 from .functions import activation as lookup_activation
 
 ROLES = ("input", "hidden", "output")
@@ -357,11 +357,11 @@ class Network:
 
     def forward(self, X):
         """Outputs for inputs X (batch, n_inputs) -> (batch, n_outputs); neurons keep their values."""
-        return ActorEngine().forward(self, validate_inputs(self, X))
+        return make_engine("actor").forward(self, validate_inputs(self, X))
 
     def backward(self, grad_outputs):
         """Backward sweep from dL/d(outputs) (batch, n_outputs); accumulates .grad and .bias_grad."""
-        return ActorEngine().backward(self, validate_grad_outputs(self, grad_outputs))
+        return make_engine("actor").backward(self, validate_grad_outputs(self, grad_outputs))
 
     def zero_grad(self):
         for c in self.connections:

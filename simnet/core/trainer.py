@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engines.actor import firing_order, link_names, make_engine
 from ..errors import DivergenceError, SimnetError, positive_int
+from .engine import firing_order, link_names, make_engine
 from .functions import CLASSIFICATION, accuracy as accuracy_of, loss_function
 from .graph import _matrix, validate_inputs
 from .optim import optimizer as make_optimizer

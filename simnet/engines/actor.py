@@ -11,35 +11,11 @@ so the firing order depends on the topology only and is the same every run.
 Events go to ``net.bus``; when nobody subscribes none are built.
 """
 from collections import deque
-from contextlib import nullcontext
 from functools import partial
 
 import numpy as np
 
-from ..errors import SimnetError
-
-
-class Engine:
-    """What the trainer asks of an engine besides forward, backward and update.
-
-    The defaults suit an engine that works on the Network objects themselves;
-    one that keeps the numbers elsewhere between calls (the fast engine keeps
-    them in arrays) overrides them.
-    """
-
-    def zero_grad(self, net):
-        net.zero_grad()
-
-    def weights(self, net):
-        """Every weight, in the order of net.connections."""
-        return np.array([c.weight for c in net.connections])
-
-    def sync(self, net):
-        """Bring the Network objects up to date with the engine; from then on they are the truth."""
-
-    def deferred(self, net):
-        """A context within which the objects may lag behind the engine until `sync`; synced at its end."""
-        return nullcontext()
+from ..core.engine import Engine, link_names
 
 
 class ActorEngine(Engine):
@@ -140,11 +116,6 @@ class ActorEngine(Engine):
         return ends
 
 
-def link_names(links):
-    """(source names, target names) of the connections `links`, in order: whom their messages go between."""
-    return tuple(c.source.name for c in links), tuple(c.target.name for c in links)
-
-
 def message_values(weights, value):
     """The messages value·w for each of `weights`, one row each.
 
@@ -167,44 +138,3 @@ def emit_updates(bus, step, kind, old, new, grads, neurons=None, sources=None, t
     """One weight_update or bias_update batch from arrays of old values, new values and gradients."""
     bus.emit_batch(step, "update", kind, neurons=neurons, sources=sources, targets=targets,
                    data={"old": old, "new": new, "delta": new - old, "grad": grads})
-
-
-def make_engine(name):
-    """The engine called `name`: "actor" (message passing) or "fast" (compiled arrays)."""
-    if name == "actor":
-        return ActorEngine()
-    if name == "fast":
-        from .fast import FastEngine
-        return FastEngine()
-    raise SimnetError(f"unknown engine {name!r}; expected actor or fast")
-
-
-def probe(net, X):
-    """Every neuron's activation for X, as {name: (batch,)}, without touching state or emitting.
-
-    Used to probe a network (decision surfaces, heatmaps): it computes the
-    same z = Σ a·w + b, a = f(z) in the engine's firing order.
-    """
-    values = {n.name: column for n, column in zip(net.inputs, X.T)}
-    for n in firing_order(net):
-        if n.role == "input":
-            continue
-        z = n.bias + sum((values[c.source.name] * c.weight for c in n.incoming), np.zeros(X.shape[0]))
-        values[n.name] = n._activation.f(z)
-    return values
-
-
-def firing_order(net, backward=False):
-    """Neurons in the order the forward (or the backward) sweep fires them."""
-    waiting = {n: len(n.outgoing if backward else n.incoming) for n in net.neurons.values()}
-    ready = deque(n for n, count in waiting.items() if count == 0)
-    order = []
-    while ready:
-        n = ready.popleft()
-        order.append(n)
-        for c in n.incoming if backward else n.outgoing:
-            receiver = c.source if backward else c.target
-            waiting[receiver] -= 1
-            if waiting[receiver] == 0:
-                ready.append(receiver)
-    return order

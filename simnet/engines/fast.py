@@ -43,9 +43,10 @@ from functools import partial
 
 import numpy as np
 
-from .actor import Engine, emit_updates, firing_order, link_names, message_values, regularised
-from ..errors import SimnetError
+from ..core.engine import Engine, firing_order, link_names
 from ..core.functions import ACTIVATIONS
+from ..errors import SimnetError
+from .actor import emit_updates, message_values, regularised
 
 # A block of the weight matrix at least this full is multiplied as a dense matrix: a BLAS
 # product costs about 1/50 of what gathering one connection's row costs, per cell.

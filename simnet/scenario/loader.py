@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import datasets
-from ..engines.actor import probe
+from ..core.engine import probe
 from ..errors import DivergenceError, ScenarioError, SimnetError, TopologyError
 from ..core.functions import ACTIVATIONS, CLASSIFICATION, LOSSES, accuracy as accuracy_of, loss_function
 from ..core.graph import INIT_RULES, ROLES, Network

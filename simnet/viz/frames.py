@@ -132,7 +132,7 @@ class Film:
         self.frames.append(frame)
 
     def _probe(self, G, node):
-        from ..engines.actor import probe
+        from ..core.engine import probe
         values = probe(self._probe_network(G), self._grid)
         out = np.full((len(self.nodes), SURFACE_GRID, SURFACE_GRID), np.nan, dtype=np.float32)
         for i, name in zip(node, G.nodes):
