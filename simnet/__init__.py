@@ -6,6 +6,8 @@
 """
 from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError, TraceError
 from .core.events import Event, EventBus, EventLog
+from .core.functions import Activation
+from .core.optim import SGD, Adam, Momentum
 from .core.graph import Connection, Network, Neuron
 from .core.trainer import History
 from . import engines  # registers the actor and fast engines by name
@@ -14,6 +16,7 @@ from .version import __version__
 
 __all__ = [
     "Network", "Neuron", "Connection", "History", "Event", "EventBus", "EventLog",
+    "Activation", "SGD", "Momentum", "Adam",
     "SimnetError", "TopologyError", "ScenarioError", "TraceError", "DivergenceError",
     "Recorder", "open_trace", "Trace", "__version__",
 ]

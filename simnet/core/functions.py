@@ -17,9 +17,26 @@ LEAKY_SLOPE = 0.01
 
 @dataclass(frozen=True)
 class Activation:
-    name: str
-    f: Callable[[np.ndarray], np.ndarray]
+    """An activation function by name: a = f(z) and its derivative da/dz = df(z, a).
+
+    The built-in ones are in ACTIVATIONS.  A user's own is made the same way and
+    accepted wherever an activation is named; using it registers its name for
+    the life of the process, so that a trace naming it can be read back there.
+
+    >>> softplus = Activation("softplus", lambda z: np.logaddexp(0.0, z), lambda z, a: 1.0 - np.exp(-a))
+    >>> activation(softplus) is softplus, activation("softplus") is softplus
+    (True, True)
+    """
+
+    name: str  # what the trace, the pictures and `Neuron.activation` call it
+    f: Callable[[np.ndarray], np.ndarray]  # z -> a, elementwise over a batch
     df: Callable[[np.ndarray, np.ndarray], np.ndarray]  # (z, a) -> da/dz
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise SimnetError(f"an activation's name must be a word of letters, digits and _, got {self.name!r}")
+        if not callable(self.f) or not callable(self.df):
+            raise SimnetError(f"activation {self.name!r} needs callables f(z) and df(z, a)")
 
 
 def _sigmoid(z):
@@ -41,12 +58,31 @@ ACTIVATIONS = {
 }
 
 
-def activation(name):
-    """The Activation called `name`; SimnetError listing the known names otherwise."""
+_REGISTERED = {}  # the user's activations by name, in the order they were first used
+
+
+def activation(spec):
+    """The Activation for `spec`: a name (built in, or of one used before in this process) or an Activation.
+
+    An Activation given is registered under its name (a later one of the same
+    name replaces it); a built-in name cannot be taken.  SimnetError listing the
+    known names for an unknown one.
+    """
+    if isinstance(spec, Activation):
+        if ACTIVATIONS.get(spec.name, spec) is not spec:
+            raise SimnetError(f"activation {spec.name!r} is built in; give yours another name")
+        _REGISTERED[spec.name] = spec
+        return spec
     try:
-        return ACTIVATIONS[name]
+        return ACTIVATIONS.get(spec) or _REGISTERED[spec]
     except (KeyError, TypeError):
-        raise SimnetError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}") from None
+        raise SimnetError(f"unknown activation {spec!r}; expected one of {', '.join(activation_names())} "
+                          "or an Activation") from None
+
+
+def activation_names():
+    """Every activation name this process knows: the built-in ones, then the user's in the order first used."""
+    return (*ACTIVATIONS, *_REGISTERED)
 
 
 # Probabilities are clipped so that log() stays finite for saturated sigmoids.

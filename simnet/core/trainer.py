@@ -61,8 +61,10 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
         bus.subscribe(recorder, kinds=getattr(recorder, "kinds", None))
     try:
         if bus:
-            _announce(net, lr=lr, loss=loss, optimizer=optimizer, steps=steps, batch_size=batch_size,
-                      samples=samples, engine=runner.name, l1=l1, l2=l2)
+            # a name is recorded as given; an object by its name and settings
+            settings = {} if isinstance(optimizer, str) else {"optimizer_settings": opt.settings()}
+            _announce(net, lr=lr, loss=loss, optimizer=opt.name, **settings, steps=steps,
+                      batch_size=batch_size, samples=samples, engine=runner.name, l1=l1, l2=l2)
         # overflow is how divergence starts; it is detected and reported per step instead.
         # An engine may keep its numbers to itself until someone looks at the network.
         with _stop_on_interrupt() as interrupted, np.errstate(over="ignore", invalid="ignore"), \

@@ -44,7 +44,7 @@ from functools import partial
 import numpy as np
 
 from ..core.engine import Engine, firing_order, link_names
-from ..core.functions import ACTIVATIONS
+from ..core.functions import activation_names
 from ..errors import SimnetError
 from .actor import emit_updates, message_values, regularised
 
@@ -398,7 +398,7 @@ class Compiled:
         level = {}
         for n in fired:
             level[n] = 1 + max((level[c.source] for c in n.incoming), default=-1)
-        rank = {name: i for i, name in enumerate(ACTIVATIONS)}
+        rank = {name: i for i, name in enumerate(activation_names())}
         # firing order already runs wave by wave; within a wave, neurons of one activation go together
         self.neurons = sorted(fired, key=lambda n: (level[n], rank[n.activation]))
         self.activations = [n._activation for n in self.neurons]

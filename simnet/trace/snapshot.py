@@ -12,7 +12,8 @@ as the events describe them, in the network's insertion order.
 import networkx as nx
 import numpy as np
 
-from ..errors import positive_int
+from ..core.functions import activation_names
+from ..errors import TraceError, positive_int
 
 # what a snapshot needs: everything except the messages, script labels and the loss (step_end repeats it)
 SNAPSHOT_KINDS = frozenset({
@@ -107,6 +108,11 @@ class NetworkState:
     def to_network(self, *, seed, init="he", step=0):
         """A Network with exactly these neurons, connections, weights and biases, at `step`."""
         from ..core.graph import Network
+        known = activation_names()
+        unknown = sorted({activation for _, activation in self.kind.values()} - set(known))
+        if unknown:
+            raise TraceError(f"the trace uses the activation {unknown[0]!r}, which this process does not know: "
+                             f"use simnet.Activation({unknown[0]!r}, f, df) in a network first")
         net = Network(seed=seed, init=init)
         for name, (role, activation) in self.kind.items():
             # inputs are created with bias 0; a bias set later must still come back
