@@ -165,7 +165,21 @@ class EventBus:
         self._everything = False
 
     def subscribe(self, subscriber, kinds=None):
-        """Add `subscriber` for `kinds` (all kinds if None); returns it, for `unsubscribe`."""
+        """Add `subscriber` for `kinds` (all kinds if None); returns it, for `unsubscribe`.
+
+        `subscriber` is called with each :class:`Event` of those kinds as it is
+        emitted; one that has an ``on_batch`` method gets an :class:`EventBatch`
+        whole where an engine emits many events at once, and others get them one
+        by one.
+
+        >>> import simnet as sn
+        >>> net = sn.Network.layered([1, 1], seed=0)
+        >>> losses = []
+        >>> _ = net.bus.subscribe(lambda e: losses.append(e.data["loss"]), kinds=["step_end"])
+        >>> _ = net.train([[1.0]], [[2.0]], steps=3, lr=0.1)
+        >>> len(losses)
+        3
+        """
         if kinds is not None:
             unknown = set(kinds) - set(KINDS)
             if unknown:

@@ -111,6 +111,16 @@ class Network:
 
     All randomness (initial weights, shuffling) comes from ``seed``; with no
     seed a fresh one is drawn and kept in ``net.seed`` so the run can be repeated.
+    `init` names the rule that draws weights left unset: "he", "xavier" or "uniform".
+
+    >>> import simnet as sn
+    >>> net = sn.Network(seed=0)
+    >>> x = net.add_neuron("x", role="input")
+    >>> y = net.add_neuron("y", role="output", activation="linear", bias=0.5)
+    >>> c = net.connect("x", "y", weight=2.0)
+    >>> net.forward([[1.0], [3.0]])
+    array([[2.5],
+           [6.5]])
     """
 
     def __init__(self, seed=None, init="he"):
@@ -209,7 +219,19 @@ class Network:
         self.bus.emit(self.step + 1, "script", kind, data=data, **fields)
 
     def add_neuron(self, name, *, role="hidden", activation="relu", bias=None):
-        """Add a neuron and return it; inputs are always linear with bias 0."""
+        """Add a neuron and return it; inputs are always linear with bias 0.
+
+        `name`: unique in the network; `role`: "input", "hidden" or "output";
+        `activation`: a name ("relu", "leaky_relu", "sigmoid", "tanh", "linear")
+        or an :class:`simnet.Activation`; `bias`: a number, or None for the init
+        rule's (zero).  Raises TopologyError for a bad name, a duplicate or an
+        unknown role.
+
+        >>> import simnet as sn
+        >>> net = sn.Network(seed=0)
+        >>> net.add_neuron("h", activation="tanh", bias=0.1)
+        Neuron('h', hidden, tanh, bias=0.1)
+        """
         if not isinstance(name, str) or not name:
             raise TopologyError(f"neuron name must be a non-empty string, got {name!r}")
         if name in self.neurons:
@@ -240,8 +262,17 @@ class Network:
     def connect(self, source, target, *, weight=None, frozen=False):
         """Add the connection source -> target and return it.
 
-        With weight None the init rule draws one, using the fan-in and fan-out
-        the two neurons have once this connection exists.
+        `source`, `target`: names or Neuron objects of this network.  With
+        weight None the init rule draws one, using the fan-in and fan-out the
+        two neurons have once this connection exists; a frozen connection keeps
+        its weight through training.  Raises TopologyError for a duplicate, an
+        unknown neuron or a cycle.
+
+        >>> import simnet as sn
+        >>> net = sn.Network(seed=0)
+        >>> _ = net.add_neuron("x", role="input"), net.add_neuron("y", role="output")
+        >>> net.connect("x", "y", weight=-0.5)
+        Connection('x' -> 'y', weight=-0.5)
         """
         s, t = self.neuron(source), self.neuron(target)
         if (s.name, t.name) in self._by_key:
@@ -373,8 +404,21 @@ class Network:
               recorder=None, engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
         """Train for `steps` weight updates; returns a :class:`simnet.core.trainer.History`.
 
+        `X` (samples, inputs) and `Y` (samples, outputs) follow the order of
+        ``net.inputs`` and ``net.outputs``; `lr` is the learning rate; `loss` a
+        name ("mse", "bce", "hinge", "cross_entropy"); `optimizer` a name or an
+        object (``sn.Adam(beta1=0.5)``); `batch_size` None for the full batch;
+        `recorder` a subscriber such as :class:`simnet.Recorder`; `engine`
+        "actor", "fast" or an engine object; `l1`, `l2` weight penalties.
         `before_step(net, step)` runs before every step (scripted actions go there);
-        `progress(step)` after every step.  See :func:`simnet.core.trainer.train`.
+        `progress(step, loss)` after every step.  See :func:`simnet.core.trainer.train`.
+
+        >>> import simnet as sn
+        >>> net = sn.Network.layered([2, 4, 1], output="sigmoid", seed=1)
+        >>> X, Y = [[0, 0], [0, 1], [1, 0], [1, 1]], [[0], [1], [1], [0]]
+        >>> history = net.train(X, Y, steps=300, lr=0.5, loss="bce", optimizer=sn.Adam())
+        >>> len(history), history.loss[-1] < history.loss[0]
+        (300, True)
         """
         from .trainer import train
         return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,

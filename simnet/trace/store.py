@@ -286,6 +286,13 @@ class Recorder:
     :data:`SAMPLE_LIMIT` samples, or always/never with `samples` True/False).
     `scenario_text` and `metadata` (a JSON-able dict) go into the run metadata.
     An existing trace in `directory` is replaced.
+
+    >>> import tempfile, simnet as sn
+    >>> run = tempfile.mkdtemp()
+    >>> net = sn.Network.layered([2, 3, 1], seed=0)
+    >>> _ = net.train([[0, 1], [1, 0]], [[1], [0]], steps=20, lr=0.1, recorder=sn.Recorder(run, every=5))
+    >>> sn.open_trace(run).steps
+    [0, 5, 10, 15, 20]
     """
 
     def __init__(self, directory, *, every=1, detail="updates", scenario_text=None, metadata=None,
@@ -795,7 +802,17 @@ def _check_header(path):
 
 
 def open_trace(path):
-    """The Trace in `path` (a run directory or a trace.sqlite file), opened read-only."""
+    """The Trace in `path` (a run directory or a trace.sqlite file), opened read-only.
+
+    Raises TraceError when there is no trace there or it cannot be read.
+
+    >>> import tempfile, simnet as sn
+    >>> run = tempfile.mkdtemp()
+    >>> _ = sn.Network.layered([1, 1], seed=0).train([[1.0]], [[2.0]], steps=3, lr=0.1, recorder=sn.Recorder(run))
+    >>> with sn.open_trace(run) as trace:
+    ...     print(trace.status, [e["kind"] for e in trace.events(step=3, kind="step_end")])
+    complete ['step_end']
+    """
     path = _trace_file(path)
     _check_header(path)
     try:
@@ -1140,7 +1157,19 @@ class Trace:
                 state.apply(self._event(row))
 
     def network_at(self, step):
-        """The Network right after `step` (the first step: as the run started), bit for bit."""
+        """The Network right after `step` (the first step: as the run started), bit for bit.
+
+        Any step from the first to the last works, recorded as a snapshot or not.
+
+        >>> import tempfile, simnet as sn
+        >>> run = tempfile.mkdtemp()
+        >>> net = sn.Network.layered([1, 1], seed=0)
+        >>> start = net.connections[0].weight
+        >>> _ = net.train([[1.0]], [[2.0]], steps=3, lr=0.1, recorder=sn.Recorder(run))
+        >>> with sn.open_trace(run) as trace:
+        ...     trace.network_at(0).connections[0].weight == start, trace.network_at(3).connections[0].weight == net.connections[0].weight
+        (True, True)
+        """
         state = self._state_at(step)
         return state.to_network(seed=self.metadata.get("seed"), init=self.metadata.get("init", "he"), step=step)
 
