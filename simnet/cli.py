@@ -7,28 +7,35 @@
     simnet export RUN_DIR --format jsonl|csv|perfetto|graphml|gexf -o FILE [--step N]
     simnet check SCENARIO.toml|DIR ... [--engine actor|fast] [-q]
 
-Exit codes: 0 success; 1 a failed expectation or a diverged run; 2 bad input,
-reported as one line ``simnet: error: <file>: <where>: <why>``.
+Exit codes: 0 success; 1 a failed expectation, a diverged run, or a run that
+failed on the way (its trace writer died, the disk filled up); 2 bad input,
+reported as one line ``simnet: error: <file>: <where>: <why>``; 130 interrupted
+(Ctrl-C or SIGTERM).  A run keeps what it has whichever way it ends.
+``-o -`` writes a text format (exports, the replay page) to standard output.
 """
 import argparse
 import json
 import math
 import os
+import re
 import secrets
 import shutil
+import signal
+import stat
 import sys
+import tempfile
+import threading
 import time
-from contextlib import contextmanager
+import warnings
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .version import __version__
 from .errors import ScenarioError, SimnetError, TraceError
 from .core.events import KINDS
-from .files import written_whole
+from .files import directory_locked, remove_regular, written_whole
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
-# files that mark a directory as a run simnet wrote (and may replace)
-RUN_MARKERS = ("summary.json", "trace.sqlite")
 
 
 class BadInput(SimnetError):
@@ -48,7 +55,9 @@ def main(argv=None):
         return e.code
     subject = getattr(args, args.subject_from)
     try:
-        return args.command(args)
+        with _terminate_as_interrupt(), warnings.catch_warnings():
+            warnings.showwarning = _warning_line
+            return args.command(args)
     except SimnetError as e:
         print(f"simnet: error: {_error_line(e, subject[0] if isinstance(subject, list) else subject)}",
               file=sys.stderr)
@@ -60,6 +69,11 @@ def main(argv=None):
         # the reader went away (`simnet inspect ... | head`): stop writing, quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None):
+    """A warning as one line, like an error's, instead of Python's two with a source line."""
+    print(f"simnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _error_line(error, subject):
@@ -101,7 +115,8 @@ def _parser():
     replay.add_argument("--gif", choices=("activations", "weights", "sweep"), default="activations")
     replay.add_argument("--step", type=_non_negative_int, help="the step a sweep GIF shows (default: the last)")
     replay.add_argument("--html", action="store_true", help="write the interactive replay page instead")
-    replay.add_argument("-o", "--output", metavar="FILE", help="default: RUN_DIR/<kind>.gif or RUN_DIR/replay.html")
+    replay.add_argument("-o", "--output", metavar="FILE", help="default: RUN_DIR/<kind>.gif or RUN_DIR/replay.html; "
+                        "- for standard output (--html)")
     replay.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     replay.set_defaults(command=cmd_replay, subject_from="run_dir")
 
@@ -117,8 +132,10 @@ def _parser():
     export = commands.add_parser("export", help="write a trace in another format")
     export.add_argument("run_dir", metavar="RUN_DIR")
     export.add_argument("--format", choices=EXPORT_FORMATS, required=True, dest="fmt")
-    export.add_argument("-o", "--output", metavar="FILE", required=True)
-    export.add_argument("--step", type=_non_negative_int, help="graphml: the step to write (default: the last)")
+    export.add_argument("-o", "--output", metavar="FILE", required=True, help="- for standard output")
+    export.add_argument("--step", type=_non_negative_int,
+                        help="graphml: the step whose graph to write (default: the last); jsonl, csv, perfetto: "
+                             "only that step's events; gexf holds the whole run and takes none")
     export.set_defaults(command=cmd_export, subject_from="run_dir")
 
     check = commands.add_parser("check", help="run scenarios and check their [expect] tables")
@@ -136,14 +153,19 @@ def _overrides(command):
     command.add_argument("--engine", choices=("actor", "fast"), help="use this engine instead of the scenario's")
 
 
+# The largest number a trace, its JSON and SQLite hold exactly (int64), and numpy seeds from.
+INT_MAX = 2**63 - 1
+
+
 def _int_at_least(low, what):
     def parse(text):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected {what}, got {value}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text[:40]!r}") from None
+        if not low <= value <= INT_MAX:
+            shown = value if len(text) <= 40 else f"a number of {len(text.strip())} digits"
+            raise argparse.ArgumentTypeError(f"expected {what} no larger than {INT_MAX}, got {shown}")
         return value
     return parse
 
@@ -154,32 +176,111 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 
 # ---- run -------------------------------------------------------------------
 
+# what simnet writes in a run directory: all a later run there replaces, and nothing else
+RUN_FILES = ("trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm", "trace.sqlite-journal", "summary.json",
+             "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html")
+TRACE_FILES = RUN_FILES[:4]  # the Recorder replaces these itself, once it holds the directory
+# the temporary names those files are written under: NAME.part (written_whole), .STEM.partial-XXXXXXXX.SUFFIX (_fresh)
+_TEMPORARY = re.compile("|".join(rf"{re.escape(name)}\.part|\.{re.escape(Path(name).stem)}\.partial-[0-9a-f]{{8}}"
+                                 rf"{re.escape(Path(name).suffix)}" for name in RUN_FILES))
+
+
+def _ours(name):
+    return name in RUN_FILES or _TEMPORARY.fullmatch(name) is not None
+
+
 def cmd_run(args):
+    from .scenario.runinfo import data_record
     from .scenario.loader import execute, load
+    from .trace import Recorder
 
     started = time.perf_counter()
     scenario = load(args.scenario).with_overrides(steps=args.steps, seed=args.seed, engine=args.engine)
     data = scenario.dataset()
     target = Path(args.output) if args.output else Path("output") / scenario.name
+    _check_run_target(target)
+    checked = args.steps is None and args.seed is None
     show = not args.quiet and sys.stderr.isatty()
-    with _staging(target) as staging:
-        from .trace.store import Recorder
-        recorder = Recorder(staging, every=scenario.record.every, detail=scenario.record.detail,
-                            scenario_text=scenario.text,
-                            metadata={"scenario": scenario.name, "description": scenario.description,
-                                      "scenario_path": str(Path(args.scenario).resolve()),
-                                      "overrides": {"steps": args.steps, "seed": args.seed,
-                                                    "engine": args.engine}})
+    # from here on the run is at `target`: whatever happens, its trace and summary stay there
+    recorder = Recorder(target, every=scenario.record.every, detail=scenario.record.detail,
+                        scenario_text=scenario.text,
+                        # the file's name only: the same run makes the same trace wherever the file lives
+                        metadata={"scenario": scenario.name, "description": scenario.description,
+                                  "scenario_path": Path(args.scenario).name, **data_record(scenario, data),
+                                  "overrides": {"steps": args.steps, "seed": args.seed, "engine": args.engine}})
+    outcome, phase = None, "starting"
+    try:
         try:
+            for name in os.listdir(target):
+                if _ours(name) and name not in TRACE_FILES:
+                    remove_regular(target / name)  # the previous run's: the new one never mixes with it
+            _write_json(target / "summary.json", _summary(scenario, None, checked, time.perf_counter() - started))
+            phase = "training"
             with _bar(show, scenario.training.steps, scenario.name, "step") as bar:
                 outcome = execute(scenario, data=data, recorder=recorder, progress=_steps(bar))
-        finally:
-            recorder.close()
-        with _trace(staging) as trace:
-            _render(trace, staging, () if args.no_gif else scenario.record.gifs, data, show)
-        checked = args.steps is None and args.seed is None
-        _write_json(staging / "summary.json", _summary(outcome, checked, time.perf_counter() - started))
+        except BaseException as error:
+            with _signals_held(), suppress(SimnetError):
+                recorder.close("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
+            raise
+        recorder.close()
+        phase = "drawing"
+        with _trace(target) as trace:
+            _render(trace, target, () if args.no_gif else scenario.record.gifs, data, show)
+        phase = "finishing"
+        with _signals_held():
+            _write_json(target / "summary.json", _summary(scenario, outcome, checked, time.perf_counter() - started))
+    except BaseException as error:
+        return _run_stopped(error, phase, scenario, outcome, target, checked, time.perf_counter() - started)
     return _report_run(outcome, target, checked, args.quiet)
+
+
+def _check_run_target(target):
+    """Refuse, before anything is written, a `target` that is not empty and not a finished run simnet wrote."""
+    if not target.resolve().name:
+        raise BadInput(target, "-o", "is a root directory; expected a directory for the run")
+    if target.is_symlink():
+        raise BadInput(target, "-o", "is a symbolic link; expected a directory for the run")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise BadInput(target, "-o", "exists and is not a directory; expected a directory for the run")
+    try:
+        names = os.listdir(target)
+    except OSError as e:
+        raise BadInput(target, "-o", f"cannot read the directory: {e.strerror or e}") from None
+    if names and not _is_run_dir(target):
+        raise BadInput(target, "-o", "exists and is not a simnet run directory; refusing to replace it "
+                       "(choose another directory or remove it)")
+    if directory_locked(target):
+        raise BadInput(target, "-o", "holds a run that is still running; wait for it or choose another directory")
+    for name in filter(_ours, names):
+        if not stat.S_ISREG(os.lstat(target / name).st_mode):
+            raise BadInput(target / name, "-o", "is not a plain file, so not one simnet wrote; refusing to replace "
+                           "the run (remove it or choose another directory)")
+
+
+def _is_run_dir(path):
+    """True if `path` holds a run simnet wrote: a simnet trace or a simnet summary, as plain files."""
+    from .trace.store import APPLICATION_ID
+    header = _start_of(path / "trace.sqlite", 100)
+    if header.startswith(b"SQLite format 3\x00") and int.from_bytes(header[68:72], "big") == APPLICATION_ID:
+        return True
+    try:
+        summary = json.loads(_start_of(path / "summary.json", 1 << 20))
+    except ValueError:
+        return False
+    return isinstance(summary, dict) and "simnet" in summary
+
+
+def _start_of(path, size):
+    """The first `size` bytes of `path` if it is a plain file (never a FIFO, which would block), else b""."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return b""
+        with open(path, "rb") as f:
+            return f.read(size)
+    except OSError:
+        return b""
 
 
 def _render(trace, run_dir, gifs, data, show):
@@ -188,28 +289,87 @@ def _render(trace, run_dir, gifs, data, show):
         render_run(trace, run_dir, gifs=gifs, data=data, progress=_frames(bar))
 
 
-def _summary(outcome, checked, wall_time):
-    sc, diverged = outcome.scenario, outcome.diverged
-    return {
+def _run_stopped(error, phase, scenario, outcome, target, checked, wall_time):
+    """Mark the run in `target` stopped by `error` while `phase`, say so in one line; returns the exit code.
+
+    Its trace and finished pictures stay.  Bad input found on the way is
+    reported by main as such (after the summary says the run failed);
+    errors that are nobody's input (a bug) go on with their traceback.
+    """
+    interrupted = isinstance(error, KeyboardInterrupt)
+    status = "interrupted" if interrupted else "failed"
+    if interrupted:
+        why = None
+    elif isinstance(error, MemoryError):
+        why = "out of memory"
+    elif isinstance(error, OSError) and error.filename and error.strerror:
+        why = f"{error.filename}: {error.strerror}"
+    else:
+        why = " ".join(str(error).split())
+    end_reason = f"{status} while {phase}"
+    final = _summary(scenario, outcome, checked, wall_time, status=status, end_reason=end_reason, error=why)
+    with _signals_held():
+        try:
+            _write_json(target / "summary.json", final)
+        except OSError:
+            # a full disk has no room for a new file, but the running summary's blocks have room for this one
+            with suppress(OSError), open(target / "summary.json", "r+") as f:
+                f.write(_json_text(final))
+                f.truncate()
+    if not interrupted and not isinstance(error, (SimnetError, OSError, MemoryError)):
+        raise error
+    if isinstance(error, SimnetError) and not isinstance(error, TraceError):
+        raise error
+    print(f"simnet: {scenario.name}: {end_reason}{'' if why is None else ': ' + why}; "
+          f"the trace ({_trace_state(target)}) is in {target}{os.sep}", file=sys.stderr)
+    return 130 if interrupted else 1
+
+
+def _trace_state(run_dir):
+    """The status of the trace in `run_dir`, in a few words."""
+    from .trace import open_trace
+    try:
+        with open_trace(run_dir) as trace:
+            return f"complete, {trace.last_step} steps" if trace.end_reason == "complete" else trace.status
+    except (SimnetError, OSError) as e:
+        return f"unreadable: {' '.join(str(e).split())}"
+
+
+def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None, error=None):
+    """summary.json: `status` running while `outcome` is None unless given, then what the outcome says."""
+    sc = scenario if outcome is None else outcome.scenario
+    diverged = None if outcome is None else outcome.diverged
+    if status is None and outcome is not None:
+        status = "diverged" if diverged is not None else "interrupted" if outcome.history.interrupted else "complete"
+        end_reason = f"diverged at step {diverged.step}" if diverged is not None else \
+            f"interrupted while training after step {outcome.steps}" if status == "interrupted" else "complete"
+    summary = {
         "scenario": sc.name,
         "description": sc.description,
-        "steps": outcome.steps,
+        "status": status or "running",
+        "end_reason": end_reason,
+        "error": error,
+        "steps": None if outcome is None else outcome.steps,
         "seed": sc.seed,
         "engine": sc.training.engine,
-        "loss": _finite_or_none(outcome.loss),
-        "accuracy": outcome.accuracy,
+        "loss": None if outcome is None else _finite_or_none(outcome.loss),
+        "accuracy": None if outcome is None else outcome.accuracy,
         "wall_time": round(wall_time, 3),
-        "train_time": round(outcome.wall_time, 3),
-        "interrupted": outcome.history.interrupted,
+        "train_time": None if outcome is None else round(outcome.wall_time, 3),
+        "interrupted": status == "interrupted",
         "diverged": None if diverged is None else {"step": diverged.step, "where": diverged.where,
                                                    "quantity": diverged.quantity},
-        "expectations": {
-            "checked": checked,
-            "passed": outcome.passed if checked else None,
-            "results": [{"where": r.where, "ok": r.ok, "message": r.message} for r in outcome.results],
-        } if checked else {"checked": False, "reason": "--steps or --seed changes the scenario"},
+        "expectations": {"checked": False, "reason": "--steps or --seed changes the scenario"},
         "simnet": __version__,
     }
+    if checked:
+        summary["expectations"] = {
+            "checked": True,
+            "passed": None if outcome is None else outcome.passed,
+            "results": [] if outcome is None else
+            [{"where": r.where, "ok": r.ok, "message": r.message} for r in outcome.results],
+        }
+    return summary
 
 
 def _finite_or_none(x):
@@ -242,63 +402,58 @@ def _report_run(outcome, target, checked, quiet):
 
 
 def _result_text(outcome):
-    text = f"loss {outcome.loss:.4g}"
+    text = f"data-set loss {outcome.loss:.4g}"
     if outcome.accuracy is not None:
         text += f", accuracy {outcome.accuracy:.1%}"
     return text
 
 
-# ---- writing results so that nothing half-written looks finished ----------
+# ---- signals -----------------------------------------------------------------
 
-def _is_run_dir(path):
-    return path.is_dir() and any((path / marker).is_file() for marker in RUN_MARKERS)
+@contextmanager
+def _terminate_as_interrupt():
+    """Within the block, SIGTERM does what Ctrl-C does (a run stops at a step boundary, and keeps what it has)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        handler = signal.getsignal(signal.SIGINT)  # the trainer's while it trains
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signal.SIGINT, frame)
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @contextmanager
-def _staging(target):
-    """A fresh directory next to `target` to write into; moved onto `target` only when the block ends well.
-
-    An existing `target` is replaced only if it is empty or a run simnet
-    wrote; anything else is refused before any work starts.
-    """
-    target = Path(target)
-    if not target.resolve().name:
-        raise BadInput(target, "-o", "is a root directory; expected a directory for the run")
-    if target.is_symlink():
-        raise BadInput(target, "-o", "is a symbolic link; expected a directory for the run")
-    if target.exists():
-        if not target.is_dir():
-            raise BadInput(target, "-o", "exists and is not a directory; expected a directory for the run")
-        if any(target.iterdir()) and not _is_run_dir(target):
-            raise BadInput(target, "-o", "exists and is not a simnet run directory; refusing to replace it "
-                           "(choose another directory or remove it)")
+def _signals_held():
+    """Within the block, Ctrl-C and SIGTERM wait: what it writes to say how the run ended gets written."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    # the run is already ending: a Ctrl-C meanwhile could only ask for what is happening anyway
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = _fresh(target, "partial")
-        staging.mkdir()
-    except OSError as e:
-        raise BadInput(target, "-o", f"cannot create the run directory: {e.strerror or e}") from None
-    try:
-        yield staging
-        _replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
-def _replace(staging, target):
-    """Move the finished `staging` directory onto `target`, removing what was there."""
-    old = None
-    if target.exists():
-        old = _fresh(target, "old")
-        os.rename(target, old)
-    os.rename(staging, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
+# ---- writing results so that nothing half-written looks finished ----------
 
 def _write_json(path, value):
-    path.write_text(json.dumps(value, indent=2, allow_nan=False) + "\n")
+    with written_whole(path) as temp:
+        temp.write_text(_json_text(value))
+
+
+def _json_text(value):
+    return json.dumps(value, indent=2, allow_nan=False) + "\n"
 
 
 def _fresh(path, what):
@@ -306,10 +461,38 @@ def _fresh(path, what):
     return path.parent / f".{path.stem}.{what}-{secrets.token_hex(4)}{path.suffix}"
 
 
+def _check_output(path, inputs):
+    """Refuse an output `path` that is a link, a directory, or one of the command's `inputs`."""
+    if path.is_symlink():
+        raise BadInput(path, "-o", "is a symbolic link; refusing to write through it (give the file itself)")
+    if path.is_dir():
+        raise BadInput(path, "-o", "is a directory; expected a file name")
+    for source in inputs:
+        if path.resolve() == source.resolve() or (path.exists() and source.exists() and os.path.samefile(path, source)):
+            raise BadInput(path, "-o", f"is {source}, which this command reads; choose another file")
+
+
 @contextmanager
-def _partial_file(path):
-    """A temporary path next to `path` (same suffix) that becomes `path` when the block ends well."""
-    path = Path(path)
+def _output_file(out, inputs, picture=None):
+    """A temporary path to write; it becomes the file `out` when the block ends well, or with `out` "-",
+    goes to standard output.  `out` is checked against `inputs` (see _check_output) before and again at
+    the moment of replacing it.  A `picture` (suffix, what) is written only to a name with that suffix,
+    and a GIF never to standard output."""
+    if out == "-":
+        if picture is not None and picture[0] != ".html":
+            raise BadInput("-", "-o", "a picture is not text; give a file name")
+        with tempfile.TemporaryDirectory() as directory:
+            temp = Path(directory) / "output"
+            yield temp
+            with open(temp, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        return
+    path = Path(out)
+    _check_output(path, inputs)
+    if picture is not None and path.suffix.lower() != picture[0]:
+        raise BadInput(path, "-o", f"{picture[1]} is written to a {picture[0]} file; the name says "
+                       f"{path.suffix or 'no format'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         temp = _fresh(path, "partial")
@@ -318,6 +501,12 @@ def _partial_file(path):
         raise BadInput(path, "-o", f"cannot write here: {e.strerror or e}") from None
     with written_whole(path, temp):
         yield temp
+        _check_output(path, inputs)  # what appeared there meanwhile is not ours to replace
+
+
+def _trace_inputs(trace):
+    """The files a command reading `trace` reads: the trace and its SQLite companions."""
+    return [trace.path] + [Path(f"{trace.path}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
 
 
 # ---- progress --------------------------------------------------------------
@@ -435,6 +624,8 @@ def _trace(run_dir):
 
 def _check_step(trace, run_dir, step):
     """`step` if the trace covers it (None stays None); BadInput naming the range otherwise."""
+    if step is not None and trace.last_step is None:
+        raise BadInput(run_dir, f"--step {step}", "no steps recorded")
     if step is not None and step > trace.last_step:
         raise BadInput(run_dir, f"--step {step}", f"the run has steps 0 to {trace.last_step}")
     return step
@@ -460,31 +651,48 @@ def cmd_replay(args):
                            "the replay page cover the whole run")
         if args.html:
             from .viz.page import write_page
-            out = Path(args.output) if args.output else run_dir / "replay.html"
-            with _bar(show, None, "page", "step") as bar, _partial_file(out) as temp:
+            out = args.output or trace.path.parent / "replay.html"
+            with _bar(show, None, "page", "step") as bar, \
+                    _output_file(out, _trace_inputs(trace), picture=(".html", "the replay page")) as temp:
                 write_page(trace, temp, progress=_frames(bar))
         else:
             from .viz.render import render_gif
             kind = args.gif
             if kind == "sweep" and step is None:
                 step = trace.last_step
-            out = Path(args.output) if args.output else run_dir / f"{kind}.gif"
-            with _bar(show, None, kind, "frame") as bar, _partial_file(out) as temp:
+            out = args.output or trace.path.parent / f"{kind}.gif"
+            with _bar(show, None, kind, "frame") as bar, \
+                    _output_file(out, _trace_inputs(trace), picture=(".gif", "a GIF")) as temp:
                 render_gif(trace, kind, temp, step=step, progress=_frames(bar))
-    if not args.quiet:
+    if not args.quiet and out != "-":
         print(f"wrote {out}")
     return 0
 
 
 def cmd_inspect(args):
     from .trace import explain
+    from .trace.store import kinds_for
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
-        step = _check_step(trace, run_dir, args.step)
-        _check_neuron(trace, run_dir, args.neuron, step)
-        if args.fmt is None and args.kind is None and step is not None and args.neuron is not None:
+        step = args.step
+        explaining = args.fmt is None and args.kind is None and step is not None and args.neuron is not None
+        summarising = args.fmt is None and args.kind is None and step is None and args.neuron is None
+        # the step that blew up in a diverged run never finished, but its events are kept to be listed
+        blew_up = (trace.end_reason == "diverged" and step is not None and trace.last_step is not None
+                   and step == trace.last_step + 1)
+        if blew_up and explaining:
+            raise BadInput(run_dir, f"--step {step}", "the run diverged in this step, which never finished; "
+                           f"`--step {step}` without --neuron lists its events")
+        if not blew_up:
+            step = _check_step(trace, run_dir, step)
+        _check_neuron(trace, run_dir, args.neuron, trace.last_step if blew_up else step)
+        recorded = kinds_for(trace.detail)
+        if args.kind is not None and recorded is not None and args.kind not in recorded:
+            raise BadInput(run_dir, f"--kind {args.kind}", f"this trace does not record {args.kind} events "
+                           f"(detail \"{trace.detail}\"); record with detail = \"messages\" to keep them")
+        if explaining:
             print(explain.explain(trace, step, args.neuron))
-        elif args.fmt is None and args.kind is None and step is None and args.neuron is None:
+        elif summarising:
             print(explain.summary(trace))
         else:
             explain.write_events(trace, sys.stdout, step=step, neuron=args.neuron, kind=args.kind,
@@ -493,10 +701,13 @@ def cmd_inspect(args):
 
 
 def cmd_export(args):
-    from .trace.export import export
+    from .trace.export import STEP_FORMATS, export
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)
-        with _partial_file(args.output) as temp:
+        if step is not None and args.fmt not in STEP_FORMATS:
+            raise BadInput(run_dir, f"--step {step}", f"a {args.fmt} export holds the whole run and takes "
+                           "no step; write one step as graphml")
+        with _output_file(args.output, _trace_inputs(trace)) as temp:
             export(trace, args.fmt, temp, step=step)
     return 0

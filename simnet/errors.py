@@ -27,6 +27,12 @@ class TraceError(SimnetError):
     """A trace cannot be read, or a query asks for something it does not hold."""
 
 
+def excerpt(value, limit=40):
+    """repr(value), cut to about `limit` characters: safe to echo back whatever a file or a caller gave."""
+    shown = repr(value)
+    return shown if len(shown) <= limit else shown[:limit - 3] + "..."
+
+
 def positive_int(value, name, error=SimnetError):
     """int(value) if it is a positive integer (a bool is not one); otherwise `error` saying so of `name`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:

@@ -1,7 +1,15 @@
-"""Files that appear whole or not at all: written beside their name, then renamed."""
+"""Files simnet writes: whole or not at all (written beside their name, then renamed), removed only
+when they are plain files, and the lock of a directory a run is being recorded into."""
 import os
+import stat
+import time
 from contextlib import contextmanager
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no locks, and a run in progress looks like one that stopped
+    fcntl = None
 
 
 @contextmanager
@@ -19,3 +27,61 @@ def written_whole(path, temp=None):
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+
+
+def remove_regular(path):
+    """Remove `path` if it is a regular file (not a link, not a directory); True if it did.
+
+    Checked at the moment of removing, so that only a file simnet wrote goes,
+    never what a link points to or what someone put there meanwhile.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return False
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+# A directory being recorded into is locked (flock, exclusive) by the process writing its trace, for
+# as long as it writes: the lock goes with that process, however it ends, so a reader can tell a run
+# still going from one whose process died without storing anything in the trace that depends on the
+# clock or the machine.  The lock is on the directory rather than the trace file because closing any
+# descriptor of a file drops the closing process's POSIX locks on it, which are SQLite's own.
+
+def lock_directory(directory, tries=10):
+    """A descriptor of `directory` holding its exclusive lock, or None where locks do not exist.
+
+    Raises BlockingIOError if another process holds the lock.  A reader
+    checking the lock holds it for an instant: that is waited out.
+    """
+    if fcntl is None:
+        return None
+    fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if attempt == tries - 1:
+                os.close(fd)
+                raise
+            time.sleep(0.01)
+
+
+def directory_locked(directory):
+    """True if a process holds `directory`'s lock (see :func:`lock_directory`): it is being recorded into."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False

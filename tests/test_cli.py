@@ -1,7 +1,8 @@
-"""The command line: run writes a complete run directory or nothing; list, check and the overrides."""
+"""The command line: run writes its run directory where it is asked to; list, check and the overrides."""
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,8 +26,8 @@ def run(capsys, *argv):
 
 
 def leftovers(directory):
-    """Staging or half-moved directories left next to runs."""
-    return [p.name for p in Path(directory).iterdir() if ".partial-" in p.name or ".old-" in p.name]
+    """Temporary files or directories left in or next to runs."""
+    return [p.name for p in Path(directory).rglob("*") if ".partial-" in p.name or p.name.endswith(".part")]
 
 
 # ---- run -------------------------------------------------------------------
@@ -40,6 +41,7 @@ def test_run_writes_trace_plot_and_summary(tmp_path, capsys):
     assert summary["scenario"] == "xor" and summary["steps"] == 40 and summary["seed"] == 7
     assert 0 < summary["loss"] < 1 and 0 <= summary["accuracy"] <= 1 and summary["wall_time"] > 0
     assert summary["diverged"] is None and summary["expectations"]["checked"] is False
+    assert (summary["status"], summary["end_reason"], summary["error"]) == ("complete", "complete", None)
     # the closing line: loss, accuracy and where the files are
     assert re.search(r"loss [0-9.e-]+, accuracy [0-9.]+%", stdout) and f"{out}{os.sep}" in stdout
     assert "expectations not checked" in stdout
@@ -132,6 +134,17 @@ def test_the_same_run_twice_writes_the_same_trace_byte_for_byte(tmp_path, capsys
         assert a.metadata["start_time"] == a.metadata["end_time"] == "2023-11-14T22:13:20+00:00"
 
 
+def test_the_trace_is_the_same_byte_for_byte_wherever_the_scenario_file_lives(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    for place in ("here", "there/deeper"):
+        (tmp_path / place).mkdir(parents=True)
+        shutil.copy(XOR, tmp_path / place / "xor.toml")
+        assert run(capsys, "run", tmp_path / place / "xor.toml", "-o", tmp_path / place / "run", "--steps", 5,
+                   "--no-gif", "-q")[0] == 0
+    assert (tmp_path / "here" / "run" / "trace.sqlite").read_bytes() == \
+        (tmp_path / "there" / "deeper" / "run" / "trace.sqlite").read_bytes()
+
+
 def test_a_bad_source_date_epoch_is_one_line_and_leaves_no_run(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
     code, out, err = run(capsys, "run", XOR, "-o", tmp_path / "xor", "-q")
@@ -162,20 +175,79 @@ def test_the_fast_engine_and_the_message_detail_come_from_the_scenario_or_the_co
     assert fast["engine"] == "fast" and fast["loss"] == pytest.approx(actor["loss"], rel=1e-12)
 
 
-def test_a_run_that_fails_while_writing_leaves_the_old_run_alone(tmp_path, capsys, monkeypatch):
+def test_a_run_that_fails_while_drawing_keeps_its_finished_trace_and_says_so(tmp_path, capsys, monkeypatch):
     from simnet.viz import render
-    from simnet.errors import TraceError
+    out = tmp_path / "xor"
+    assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "-q")[0] == 0
+
+    def broken(trace, run_dir, **kwargs):
+        render.plot_loss(trace, run_dir / "loss.png")
+        raise OSError(28, "No space left on device", str(run_dir / "activations.gif"))
+    monkeypatch.setattr(render, "render_run", broken)
+    code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 9, "-q")
+    assert code == 1 and stderr == f"simnet: xor: failed while drawing: {out / 'activations.gif'}: No space left " \
+        f"on device; the trace (complete, 9 steps) is in {out}{os.sep}\n"
+    # the new run whole, nothing of the old one (its GIFs were replaced by nothing)
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "summary.json", "trace.sqlite"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["status"], summary["end_reason"], summary["steps"]) == ("failed", "failed while drawing", 9)
+    assert "No space left on device" in summary["error"]
+    with sn.open_trace(out) as trace:
+        assert (trace.status, trace.last_step) == ("complete", 9)
+    assert leftovers(tmp_path) == []
+
+
+def test_a_later_run_replaces_only_the_files_simnet_writes(tmp_path, capsys):
+    out = tmp_path / "xor"
+    assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "-q")[0] == 0
+    (out / "notes.txt").write_text("mine")
+    (out / ".loss.partial-0123abcd.png").write_text("a leftover of a drawing cut short")
+    assert run(capsys, "run", XOR, "-o", out, "--steps", 6, "--no-gif", "-q")[0] == 0
+    assert sorted(p.name for p in out.iterdir()) == ["loss.png", "notes.txt", "summary.json", "trace.sqlite"]
+    assert (out / "notes.txt").read_text() == "mine"
+    with sn.open_trace(out) as trace:
+        assert trace.last_step == 6
+
+
+@pytest.mark.parametrize("plant", ["link", "directory"])
+def test_a_run_directory_holding_what_simnet_did_not_write_under_its_names_is_refused(tmp_path, capsys, plant):
     out = tmp_path / "xor"
     assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "--no-gif", "-q")[0] == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    precious = tmp_path / "precious.gif"
+    precious.write_text("keep")
+    if plant == "link":
+        (out / "weights.gif").symlink_to(precious)
+    else:
+        (out / "weights.gif").mkdir()
+    before = sorted(p.name for p in out.iterdir())
+    code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 6, "--no-gif")
+    assert code == 2 and stderr.startswith(f"simnet: error: {out / 'weights.gif'}: -o: is not a plain file")
+    assert stderr.count("\n") == 1 and sorted(p.name for p in out.iterdir()) == before
+    assert precious.read_text() == "keep" and sn.open_trace(out).last_step == 5
 
-    def broken(*args, **kwargs):
-        raise TraceError(f"{out}: disk full")
-    monkeypatch.setattr(render, "render_run", broken)
-    code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 9, "--no-gif", "-q")
-    assert code == 2 and stderr == f"simnet: error: {out}: trace: disk full\n"
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    assert leftovers(tmp_path) == []
+
+def test_a_fifo_under_a_run_files_name_is_refused_without_blocking(tmp_path, capsys):
+    out = tmp_path / "xor"
+    out.mkdir()
+    os.mkfifo(out / "trace.sqlite")
+    code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 5, "--no-gif")
+    assert code == 2 and "-o: exists and is not a simnet run directory" in stderr
+    assert os.listdir(out) == ["trace.sqlite"]
+
+
+def test_run_into_the_current_directory_replaces_the_run_there_or_refuses_in_one_line(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "xor"
+    out.mkdir()
+    (out / "xor.toml").write_text(XOR.read_text())
+    monkeypatch.chdir(out)
+    code, _, stderr = run(capsys, "run", "xor.toml", "-o", ".", "--steps", 5, "--no-gif", "-q")
+    assert code == 2 and stderr == "simnet: error: .: -o: exists and is not a simnet run directory; refusing to " \
+        "replace it (choose another directory or remove it)\n"
+    (out / "xor.toml").rename(tmp_path / "xor.toml")
+    for steps in (5, 6):  # the first run makes it a run directory; the second replaces that run in place
+        assert run(capsys, "run", tmp_path / "xor.toml", "-o", ".", "--steps", steps, "--no-gif", "-q")[0] == 0
+    assert sorted(os.listdir(out)) == ["loss.png", "summary.json", "trace.sqlite"]
+    assert json.loads((out / "summary.json").read_text())["steps"] == 6
 
 
 def test_scripted_actions_are_in_the_trace(tmp_path, capsys):
@@ -242,7 +314,7 @@ def test_ctrl_c_ends_the_run_at_a_step_boundary_and_keeps_it(tmp_path):
     process = subprocess.Popen([sys.executable, "-m", "simnet", "run", str(long), "-o", str(out), "--no-gif", "-q"],
                                stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 30
-    while not leftovers(tmp_path) and time.monotonic() < deadline:  # training has started once staging exists
+    while not (out / "summary.json").exists() and time.monotonic() < deadline:  # training starts after it
         time.sleep(0.05)
     time.sleep(0.5)
     process.send_signal(signal.SIGINT)
@@ -250,8 +322,72 @@ def test_ctrl_c_ends_the_run_at_a_step_boundary_and_keeps_it(tmp_path):
     assert process.returncode == 130 and "interrupted after step" in stderr and "Traceback" not in stderr
     summary = json.loads((out / "summary.json").read_text())
     assert summary["interrupted"] is True and 0 < summary["steps"] < 1000000
+    assert (summary["status"], summary["end_reason"]) == ("interrupted",
+                                                          f"interrupted while training after step {summary['steps']}")
     trace = sn.open_trace(out)
     assert trace.status.startswith("interrupted") and trace.last_step == summary["steps"]
+
+
+# ---- where replay and export write -------------------------------------------
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "xor"
+    assert main(["run", str(XOR), "-o", str(out), "--steps", "5", "--no-gif", "-q"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("argv, name", [
+    (["export", "--format", "csv"], "trace.sqlite"),
+    (["export", "--format", "jsonl"], "trace.sqlite-wal"),
+    (["replay", "--html"], "trace.sqlite"),
+])
+def test_an_output_that_is_an_input_is_refused(short_run, capsys, argv, name):
+    before = (short_run / "trace.sqlite").read_bytes()
+    (short_run / "trace.sqlite-wal").unlink(missing_ok=True)
+    target = short_run / name
+    code, _, stderr = run(capsys, argv[0], short_run, *argv[1:], "-o", target)
+    assert code == 2 and stderr == f"simnet: error: {target}: -o: is {target}, which this command reads; " \
+        "choose another file\n"
+    assert (short_run / "trace.sqlite").read_bytes() == before and not (short_run / "trace.sqlite-wal").exists()
+    # the same file by another name (a link), too
+    (short_run.parent / "alias.sqlite").unlink(missing_ok=True)
+    os.link(short_run / "trace.sqlite", short_run.parent / "alias.sqlite")
+    assert run(capsys, "export", short_run, "--format", "csv", "-o", short_run.parent / "alias.sqlite")[0] == 2
+    assert (short_run / "trace.sqlite").read_bytes() == before and leftovers(short_run.parent) == []
+
+
+def test_an_output_is_never_followed_through_a_link_nor_a_directory(short_run, tmp_path, capsys):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep")
+    (tmp_path / "link.csv").symlink_to(precious)
+    code, _, stderr = run(capsys, "export", short_run, "--format", "csv", "-o", tmp_path / "link.csv")
+    assert code == 2 and stderr == f"simnet: error: {tmp_path / 'link.csv'}: -o: is a symbolic link; refusing to " \
+        "write through it (give the file itself)\n"
+    assert precious.read_text() == "keep" and (tmp_path / "link.csv").is_symlink()
+    code, _, stderr = run(capsys, "replay", short_run, "--html", "-o", tmp_path)
+    assert code == 2 and stderr.count("\n") == 1 and "-o: is a directory" in stderr
+    assert sorted(os.listdir(tmp_path)) == ["link.csv", "precious.txt"]
+
+
+def test_a_pictures_format_follows_its_name(short_run, tmp_path, capsys):
+    for argv, name in ((["--gif", "weights"], "w.png"), (["--html"], "page.gif"), (["--gif", "sweep"], "sweep")):
+        code, _, stderr = run(capsys, "replay", short_run, *argv, "-o", tmp_path / name)
+        assert code == 2 and stderr.count("\n") == 1 and f"{tmp_path / name}: -o:" in stderr
+        assert (".gif" if "--gif" in argv else ".html") in stderr
+    assert run(capsys, "replay", short_run, "--gif", "weights", "-q", "-o", tmp_path / "w.GIF")[0] == 0
+    assert Image.open(tmp_path / "w.GIF").format == "GIF" and os.listdir(tmp_path) == ["w.GIF"]
+
+
+def test_dash_writes_text_formats_to_standard_output(short_run, tmp_path, capsys):
+    code, stdout, _ = run(capsys, "export", short_run, "--format", "jsonl", "-o", "-")
+    assert code == 0 and json.loads(stdout.splitlines()[0])["kind"] == "run_begin"
+    assert run(capsys, "export", short_run, "--format", "jsonl", "-o", tmp_path / "x.jsonl")[0] == 0
+    assert (tmp_path / "x.jsonl").read_text() == stdout
+    code, stdout, _ = run(capsys, "replay", short_run, "--html", "-q", "-o", "-")
+    assert code == 0 and stdout.lstrip().lower().startswith("<!doctype html")
+    code, stdout, stderr = run(capsys, "replay", short_run, "--gif", "weights", "-o", "-")
+    assert (code, stdout) == (2, "") and stderr == "simnet: error: -: -o: a picture is not text; give a file name\n"
 
 
 # ---- list and check --------------------------------------------------------

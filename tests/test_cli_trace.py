@@ -3,6 +3,8 @@ import csv
 import io
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,10 +42,12 @@ def test_replay_draws_the_sweep_of_one_step(run_dir, tmp_path, capsys):
     assert code == 0 and stdout == f"wrote {out}\n"
     gif = Image.open(out)
     assert gif.format == "GIF" and gif.n_frames > 3
-    # a step the "updates" trace keeps no snapshot of cannot be drawn message by message
-    code, _, stderr = cli(capsys, "replay", run_dir, "--gif", "sweep", "--step", 12, "-o", tmp_path / "no.gif")
-    assert code == 2 and stderr.startswith(f"simnet: error: {run_dir}: trace: step 12: ")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.gif"]
+    # a step between snapshots is drawn too; the state before training has no sweep
+    code, _, _ = cli(capsys, "replay", run_dir, "--gif", "sweep", "--step", 12, "-o", tmp_path / "between.gif")
+    assert code == 0 and Image.open(tmp_path / "between.gif").n_frames > 3
+    code, _, stderr = cli(capsys, "replay", run_dir, "--gif", "sweep", "--step", 0, "-o", tmp_path / "no.gif")
+    assert code == 2 and stderr.startswith(f"simnet: error: {run_dir}: trace: step 0: the state the run starts from")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["between.gif", "sweep.gif"]
 
 
 def test_replay_draws_the_run_gif_into_the_run_directory_by_default(run_dir, capsys):
@@ -157,3 +161,59 @@ def test_replay_of_a_diverged_run(tmp_path, capsys):
     assert code == 0 and "diverged" in stdout
     assert cli(capsys, "replay", out, "--gif", "sweep", "--step", 10, "-q")[0] == 0
     shutil.rmtree(out)
+
+
+def test_inspect_into_a_pipe_closed_early_ends_quietly(run_dir):
+    child = subprocess.Popen([sys.executable, "-m", "simnet", "inspect", str(run_dir), "--format", "table"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert child.stdout.readline().split()[:2] == [b"seq", b"step"]
+    child.stdout.close()  # as `| head -1` does
+    stderr = child.stderr.read()
+    child.stderr.close()
+    assert child.wait() in (0, 141) and stderr == b""
+
+
+def test_a_closed_trace_says_it_is_closed(run_dir):
+    trace = sn.open_trace(run_dir)
+    events = trace.events()
+    trace.close()
+    for read in (lambda: trace.network_at(3), lambda: list(trace.events()), trace.history,
+                 lambda: trace.snapshot(3), lambda: list(events)):
+        with pytest.raises(sn.TraceError, match="the trace is closed") as failure:
+            read()
+        assert "damaged" not in str(failure.value)
+
+
+def test_inspect_lists_the_events_of_the_step_a_run_diverged_in(tmp_path, capsys):
+    out = tmp_path / "boom"
+    assert main(["run", str(ROOT / "scenarios" / "lr_too_high.toml"), "-o", str(out), "-q", "--no-gif"]) == 1
+    capsys.readouterr()
+    trace = sn.open_trace(out)
+    bad = trace.last_step + 1
+    assert trace.status == f"diverged at step {bad}"
+    code, stdout, _ = cli(capsys, "inspect", out, "--step", bad, "--format", "jsonl")
+    listed = [json.loads(line) for line in stdout.splitlines()]
+    assert code == 0 and listed and {e["step"] for e in listed} == {bad}
+    assert [e["seq"] for e in listed] == [e["seq"] for e in trace.events(step=bad)]
+    assert {"step_begin", "loss", "run_end"} <= {e["kind"] for e in listed}
+    code, _, stderr = cli(capsys, "inspect", out, "--step", bad, "--neuron", "h1_0")
+    assert code == 2 and "diverged" in stderr and stderr.count("\n") == 1
+    code, _, stderr = cli(capsys, "inspect", out, "--step", bad + 1)
+    assert code == 2 and f"--step {bad + 1}" in stderr
+    trace.close()
+
+
+def test_inspect_kind_message_on_a_trace_without_messages_says_they_were_not_recorded(run_dir, capsys):
+    assert sn.open_trace(run_dir).detail == "updates"
+    code, stdout, stderr = cli(capsys, "inspect", run_dir, "--kind", "message")
+    assert code == 2 and stdout == ""
+    assert stderr == (f"simnet: error: {run_dir}: --kind message: this trace does not record message events "
+                      f"(detail \"updates\"); record with detail = \"messages\" to keep them\n")
+
+
+def test_a_trace_killed_before_its_first_step_says_no_steps_were_recorded(tmp_path, capsys):
+    sn.Recorder(tmp_path).close()
+    code, stdout, _ = cli(capsys, "inspect", tmp_path)
+    assert code == 0 and "incomplete: no steps recorded" in stdout
+    code, _, stderr = cli(capsys, "inspect", tmp_path, "--step", 1)
+    assert code == 2 and stderr == f"simnet: error: {tmp_path}: --step 1: no steps recorded\n"

@@ -123,7 +123,7 @@ def test_networkx_round_trip_keeps_everything():
     net.set_frozen("skip", "y")
     G = net.to_networkx()
     assert isinstance(G, nx.DiGraph)
-    assert G.nodes["skip"]["activation"] == "leaky_relu" and G.nodes["x0"]["role"] == "input"
+    assert G.nodes["skip"]["fn"] == "leaky_relu" and G.nodes["x0"]["role"] == "input"
     assert G.edges["x1", "skip"]["weight"] == -0.5
     back = sn.Network.from_networkx(G)
     assert list(back.neurons) == list(net.neurons)

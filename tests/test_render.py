@@ -12,7 +12,8 @@ import simnet as sn
 from simnet.core.events import EventLog
 from simnet.viz.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, _square_root,
                            held_levels)
-from simnet.viz.render import GifWriter, distinct_palette, film_gif, loss_figure, render_gif, render_run, write_gif
+from simnet.viz.render import (GifWriter, build_palette, distinct_palette, film_gif, loss_figure, nearest_lookup, quantize,
+                           render_gif, render_run, write_gif, write_looks)
 from simnet.trace.snapshot import SnapshotBuilder
 from simnet.viz.message_sweep import SweepFilm, from_snapshot, read_sweep
 
@@ -253,10 +254,53 @@ def test_progress_counts_every_frame(tmp_path):
 
 
 def test_a_failed_write_leaves_no_gif(tmp_path):
-    writer = GifWriter(tmp_path / "x.gif")
-    with pytest.raises(sn.SimnetError, match="no frames"):
-        writer.close([])
+    _, builder, _, _ = recorded_run(steps=3, every=3)
+    picture = Film(snapshots(builder)).picture("weights")
+    with pytest.raises(sn.SimnetError, match="x.gif: no frames"):
+        write_looks(picture, [], tmp_path / "x.gif")
     assert list(tmp_path.iterdir()) == []
+
+
+def pillow_gif(frames, durations):
+    """The GIF Pillow's save_all writes for these frames, coded as GifWriter codes them (all held at once)."""
+    colours = build_palette(frames[0], [VALUES])
+    lookup, palette = nearest_lookup(colours), distinct_palette(colours).tobytes()
+    images, previous = [], None
+    for rgb in frames:
+        frame = quantize(rgb, lookup)
+        coded = frame if previous is None else np.where(frame == previous, np.uint8(255), frame)
+        previous = frame
+        image = Image.fromarray(coded)
+        image.putpalette(palette)
+        images.append(image)
+    out = io.BytesIO()
+    images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=durations, loop=0,
+                   transparency=255, disposal=1, optimize=False, palette=palette)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("pattern", ["0", "000", "0123", "0012", "0112", "0122", "01011", "010"])
+def test_streamed_gif_equals_pillows_and_holds_two_frames(pattern):
+    """Each letter a frame (equal letters, equal frames): the bytes are Pillow's, written as the frames come."""
+    rng = np.random.default_rng(1)
+    base = (VALUES(rng.random((30, 40)), bytes=True)[..., :3])
+    looks = {}
+    for letter in sorted(set(pattern)):
+        frame = base.copy()
+        frame[rng.integers(0, 30, 5), rng.integers(0, 40, 5)] = rng.integers(0, 256, (5, 3), dtype=np.uint8)
+        looks[letter] = frame
+    frames = [looks[c] for c in pattern]
+    out = io.BytesIO()
+    writer = GifWriter(out, [VALUES], 100, 2000)
+    for i, frame in enumerate(frames):
+        before = out.tell()
+        writer.add(frame)
+        # a frame sends the one waiting to the file, unless both store nothing new (a third equal frame):
+        # then it only lengthens it; one frame waits at most
+        lengthens = i > 1 and pattern[i] == pattern[i - 1] == pattern[i - 2]
+        assert (out.tell() > before) == (i > 0 and not lengthens)
+    writer.finish()
+    assert out.getvalue() == pillow_gif(frames, [100] * (len(frames) - 1) + [2000])
 
 
 # ---- legibility ---------------------------------------------------------------
@@ -485,14 +529,9 @@ def test_regression_loss_plot_has_no_accuracy_axis():
 def test_sweep_gif_from_a_trace(tmp_path, detail):
     _, trace, _ = growing_run(tmp_path, detail=detail)
     with trace:
-        if detail == "messages":
-            path = render_gif(trace, "sweep", tmp_path / "sweep.gif", step=7)  # not a snapshot step
-            neurons = len(trace.network_at(7).neurons)
-        else:
-            with pytest.raises(sn.TraceError, match="messages"):
-                render_gif(trace, "sweep", tmp_path / "sweep.gif", step=7)
-            path = render_gif(trace, "sweep", tmp_path / "sweep.gif", step=8)
-            neurons = len(trace.network_at(8).neurons)
+        path = render_gif(trace, "sweep", tmp_path / "sweep.gif", step=7)  # not a snapshot step
+        neurons = len(trace.network_at(7).neurons)
+        assert read_sweep(trace, 7).origin == ("messages" if detail == "messages" else "snapshot")
     assert len(gif_frames(path.read_bytes())) == 2 * neurons + 2
 
 
@@ -510,3 +549,102 @@ def test_a_picture_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypat
     with pytest.raises(OSError):
         plot_loss(trace, tmp_path / "loss.png")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---- size bounds ---------------------------------------------------------------
+
+def test_a_picture_too_large_to_draw_is_refused_before_any_figure():
+    from simnet.viz.layout import MAX_SIDE_PX, geometry
+    from simnet.viz.picture import Picture
+    fits = geometry([2, 3000, 1])
+    assert fits.height_px <= MAX_SIDE_PX
+    column = [f"h{i}" for i in range(5000)]
+    positions = {name: (1.0, float(i)) for i, name in enumerate(column)}
+    with pytest.raises(sn.SimnetError, match=r"too large to draw: a picture of 5,000 neurons in a column"):
+        Picture(positions, column, dict.fromkeys(column, "hidden"), [], bars=[], legend=[])
+
+
+def test_a_scenario_whose_gifs_cannot_be_drawn_is_refused_at_load():
+    from simnet.scenario import loads
+    text = ('name = "big"\n[network]\nlayers = [2, 100000, 1]\n[data]\nkind = "xor"\nsamples = 20\n'
+            '[training]\nsteps = 2\nlearning_rate = 0.1\n')
+    with pytest.raises(sn.ScenarioError, match=r"big.toml: network.layers: too large to draw: .* 900,106 pixels"):
+        loads(text, "big.toml")
+    assert loads(text + '[record]\ngifs = []\n', "big.toml").network.layers == (2, 100000, 1)
+
+
+# ---- honest at the edges -------------------------------------------------------
+
+def test_a_run_that_blows_up_keeps_its_colour_scales_for_the_frames_before(tmp_path):
+    from simnet.viz.frames import BLOW_UP, _max_abs, _nice
+    from simnet.scenario import execute, load
+    scenario = load(Path(__file__).resolve().parent.parent / "scenarios" / "lr_too_high.toml")
+    recorder = sn.Recorder(tmp_path, every=1)
+    assert execute(scenario, recorder=recorder).diverged is not None
+    recorder.close()
+    with sn.open_trace(tmp_path) as trace:
+        film = Film([G for _, G in trace.snapshots()])
+    assert 1 < film.cut < len(film)
+    before, after = film.frames[:film.cut], film.frames[film.cut:]
+    largest = lambda frames, name: max(_max_abs(getattr(f, name)) for f in frames)
+    # the scales fit the frames before the blow-up, whose colours therefore still tell values apart
+    assert film.scales["weight"] == _nice(largest(before, "weight"))
+    assert film.scales["gradient"] == _nice(largest(before, "gradient"))
+    assert any(largest(after, name) > BLOW_UP * largest(before, name)
+               for name in ("activation", "gradient", "weight", "change"))
+    picture = film.picture("activations")
+    caption = film.look(0, "activations", picture).caption
+    assert caption.startswith(f"the run blows up at step {after[0].step}: colour scales fit steps up to "
+                              f"{before[-1].step}")
+    assert film.look(film.cut - 1, "activations", picture).node_color[:, :3].std() > 0  # not all one white
+    for name in ("weights", "activations"):  # every colour-bar title and the legend inside the picture
+        picture = film.picture(name)
+        renderer = picture.canvas.get_renderer()
+        for artist in picture.fig.axes[1:] + picture.fig.legends:
+            assert artist.get_tightbbox(renderer).x1 <= picture.geo.width_px
+
+
+def test_a_steady_run_has_no_blow_up():
+    _, builder, _, data = recorded_run(steps=12, every=3)
+    film = Film(snapshots(builder), data=data)
+    assert film.cut == len(film) and film.clipped() == ""
+
+
+def test_sweep_values_never_cover_names_or_each_other():
+    _, builder, _, _ = recorded_run(sizes=(3, 30, 2), steps=3, every=3, inputs=3)
+    film = SweepFilm(from_snapshot(snapshots(builder)[-1]))
+    picture = film.picture()
+    renderer = picture.canvas.get_renderer()
+    shown_values = 0
+    for look in list(film.looks())[:8]:
+        picture.draw(look)
+        values = [t.get_window_extent(renderer) for t in picture.node_texts if t.get_visible()]
+        names = [t.get_window_extent(renderer) for t in picture.labels]
+        shown_values = max(shown_values, len(values))
+        for k, box in enumerate(values):
+            assert not any(box.overlaps(name) for name in names)
+            assert not any(box.overlaps(other) for other in values[k + 1:])
+    assert shown_values > 10  # most values still find a spot
+
+
+def test_a_long_title_is_written_smaller_rather_than_cut():
+    _, builder, _, _ = recorded_run(steps=3, every=3)
+    film = Film(snapshots(builder))
+    picture = film.picture("weights")
+    look = film.look(1, "weights", picture)
+    look.title = "a title far longer than the picture is wide, " * 2
+    band = picture.draw(look)[:44].min(axis=2) < 100
+    columns = np.flatnonzero(band.any(axis=0))
+    assert columns.size and columns[0] > 0 and columns[-1] < picture.geo.width_px - 1
+
+
+def test_a_two_input_network_too_large_to_probe_says_its_surface_is_left_out():
+    from simnet.viz.frames import PROBE_LIMIT
+    _, builder, _, data = recorded_run(sizes=(2, 50, 50, 1), steps=1, every=1)
+    film = Film(snapshots(builder), data=data)
+    assert film.surface_norm is None
+    picture = film.picture("activations")
+    assert picture.surface_axes is None
+    assert f"no decision surface or heatmaps: 2,650 connections (they are drawn up to {PROBE_LIMIT:,})" in \
+        [t.get_text() for t in picture.fig.texts]
+    assert Film(snapshots(recorded_run(steps=1, every=1)[1]), data=data).probe_note == ""

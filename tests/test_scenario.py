@@ -178,7 +178,8 @@ def test_csv_data_is_read_relative_to_the_scenario_and_matched_by_header(tmp_pat
 
 
 def test_cross_entropy_reads_the_labels_one_hot():
-    sc = scenario(base=BASE.replace("[2, 3, 1]", "[2, 3, 2]").replace('"bce"', '"cross_entropy"'))
+    sc = scenario(base=BASE.replace("[2, 3, 1]", "[2, 3, 2]").replace('"bce"', '"cross_entropy"')
+                  .replace('output = "sigmoid"', 'output = "linear"'))
     X, Y = sc.dataset()
     _, y = S.datasets.generate("xor", 20, 0.1, 3)
     assert np.array_equal(Y, np.hstack([1 - y, y]))

@@ -1,5 +1,13 @@
 """The trace store: what a Recorder writes, open_trace reads back, exact replay."""
+import os
+import shutil
 import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -239,7 +247,7 @@ def test_a_recorder_that_heard_nothing_leaves_an_incomplete_trace(tmp_path):
     sn.Recorder(tmp_path).close()
     trace = sn.open_trace(tmp_path)
     assert not trace.complete and trace.last_step is None and trace.steps == []
-    assert trace.status == "incomplete: no step was recorded"
+    assert trace.status == "incomplete: no steps recorded"
     with pytest.raises(sn.TraceError):
         trace.network_at(0)
 
@@ -253,3 +261,74 @@ def test_per_sample_vectors_are_kept_for_small_batches_or_when_asked(tmp_path, s
     assert fires and all(("z_samples" in e or "dL_da_samples" in e) == kept for e in fires)
     if kept:
         assert all(len(e.get("z_samples", e.get("dL_da_samples"))) == 70 for e in fires)
+
+
+def test_a_run_ending_while_readers_hold_its_trace_leaves_a_main_file_complete_alone(tmp_path):
+    run, elsewhere = tmp_path / "run", tmp_path / "copy"
+    uri = f"{(run / 'trace.sqlite').as_uri()}?mode=ro"
+    X, Y = xor_data()
+    net = sn.Network.layered([2, 8, 1], seed=5)
+    readers = []
+
+    def read_along(step, loss):
+        if step == 1:  # one reader opens the trace and goes idle, another keeps a snapshot from step 1
+            idle = sqlite3.connect(uri, uri=True)
+            idle.execute("SELECT count(*) FROM steps").fetchall()
+            holding = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            holding.execute("BEGIN")
+            holding.execute("SELECT count(*) FROM steps").fetchall()
+            readers.extend((idle, holding))
+        if step == 150:  # lets go of its snapshot while the run's end waits for it
+            threading.Timer(1.0, readers[1].execute, ("COMMIT",)).start()
+
+    net.train(X, Y, steps=150, lr=0.1, recorder=sn.Recorder(run, keyframe_every=40), progress=read_along)
+    assert not os.path.exists(f"{run / 'trace.sqlite'}-wal") or os.path.getsize(f"{run / 'trace.sqlite'}-wal") == 0
+    elsewhere.mkdir()
+    shutil.copy(run / "trace.sqlite", elsewhere / "trace.sqlite")  # the main file alone, readers still there
+    with sn.open_trace(elsewhere) as trace:
+        assert trace.status == "complete" and trace.last_step == 150
+        assert parameters(trace.network_at(150)) == parameters(net)
+    for reader in readers:
+        reader.close()
+
+
+# a long run a child process records while the test reads it: a network large enough that the WAL
+# is checkpointed into the main file many times over
+LONG_RUN = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import simnet as sn
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(32, 4))
+    Y = np.tanh(X[:, :1] * X[:, 1:2])
+    net = sn.Network.layered([4, 48, 48, 1], hidden="tanh", seed=1)
+    net.train(X, Y, steps=10**7, lr=0.001, engine="fast", recorder=sn.Recorder(sys.argv[1]))
+""")
+
+
+def test_reading_a_trace_while_it_is_written_never_refuses_it(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", LONG_RUN, str(tmp_path)], start_new_session=True)
+    errors, reads, seen = [], 0, []
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "trace.sqlite").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # past the creation of its tables
+        stop = time.monotonic() + 4
+        while time.monotonic() < stop:
+            try:
+                with sn.open_trace(tmp_path) as trace:
+                    if trace.last_step is not None:
+                        trace.history()
+                        trace.network_at(trace.last_step)
+                        seen.append(trace.last_step)
+                reads += 1
+            except sn.TraceError as error:
+                errors.append(str(error))
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    assert errors == [] and reads >= 20
+    assert seen and seen[-1] > seen[0] and seen == sorted(seen)
+    with sn.open_trace(tmp_path) as trace:  # and after the kill, wherever the checkpoint was
+        assert trace.last_step >= seen[-1] and trace.network_at(trace.last_step)

@@ -58,7 +58,7 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
     trace = sn.open_trace(tmp_path)
     assert not trace.complete and trace.end_reason is None
     last = trace.last_step
-    assert last >= 120 and trace.status == f"incomplete: the recording stopped after step {last}"
+    assert last >= 120 and trace.status == f"incomplete: the recording process died after step {last}"
     assert trace.history()["step"].tolist() == list(range(1, last + 1))
     namespace = {}
     exec(CRASH_RUN, namespace)
@@ -153,10 +153,10 @@ def test_what_is_not_a_trace_is_refused_in_one_line(tmp_path):
     assert "not a simnet trace" in error_of(empty)
 
 
-def test_a_truncated_trace_is_refused(trace_file):
+def test_a_trace_cut_in_half_is_refused_as_damaged(trace_file):
     data = trace_file.read_bytes()
     trace_file.write_bytes(data[: len(data) // 2])
-    assert "truncated" in error_of(trace_file)
+    assert f"{trace_file}: damaged trace: " in error_of(trace_file)
 
 
 def test_a_corrupted_trace_is_refused(trace_file):

@@ -121,7 +121,7 @@ def test_a_killed_writer_stops_the_run_with_a_trace_error_and_leaves_what_it_com
     assert str(recorder.path) in message and "the trace writer stopped" in message and "\n" not in message
     with sn.open_trace(tmp_path) as trace:
         assert not trace.complete and trace.last_step == 100
-        assert trace.status == "incomplete: the recording stopped after step 100"
+        assert trace.status == "incomplete: the recording process died after step 100"
 
 
 def test_a_recorder_dropped_without_closing_lets_its_writer_go(tmp_path):
@@ -155,3 +155,37 @@ def test_a_message_cut_short_anywhere_ends_the_input_like_a_crash(tmp_path):
         assert serve(str(path), io.BytesIO(whole + cut[:end]), report) == 0 and report.getvalue() == ""
         with sqlite3.connect(path) as db:
             assert db.execute("SELECT x FROM t").fetchall() == [(1,)], end
+
+
+def test_a_trace_is_running_while_its_writer_holds_the_directory_and_not_after(tmp_path):
+    recorder = sn.Recorder(tmp_path)
+    with sn.open_trace(tmp_path) as trace:
+        assert trace.running and trace.status == "running: no step recorded yet"
+        with pytest.raises(sn.TraceError, match="a run is being recorded there"):
+            sn.Recorder(tmp_path)
+        recorder.close()
+        assert not trace.running and trace.status == "incomplete: no steps recorded"
+    # the lock is the writer's: gone with it, however it ends
+    recorder = sn.Recorder(tmp_path)
+    recorder._writer.child.kill()
+    recorder._writer.child.wait()
+    with sn.open_trace(tmp_path) as trace:
+        assert not trace.running
+
+
+def test_a_run_stopped_by_an_exception_is_closed_with_the_reason_given(tmp_path):
+    X, Y = xor_data()
+    net = sn.Network.layered([2, 3, 1], seed=1)
+    recorder = sn.Recorder(tmp_path)
+
+    def interrupt(step, loss):
+        if step == 120:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        net.train(X, Y, steps=300, lr=0.1, recorder=recorder, progress=interrupt)
+    recorder.close("interrupted")
+    with sn.open_trace(tmp_path) as trace:
+        assert (trace.end_reason, trace.last_step, trace.status) == ("interrupted", 120, "interrupted after step 120")
+        assert trace.metadata["runs"] == [[0, 120]] and not trace.running
+        trace.network_at(120)

@@ -126,6 +126,68 @@ def _cross_entropy(P, Y):
 
 LOSSES = {"mse": _mse, "bce": _bce, "hinge": _hinge, "cross_entropy": _cross_entropy}
 CLASSIFICATION = {"bce", "hinge", "cross_entropy"}
+# Output activations that can never give a loss what it needs: bce takes probabilities, so only
+# sigmoid's (0, 1) will do; hinge tells class 0 by a negative output, which these never give.
+_CANNOT = {
+    "bce": ({"linear", "relu", "leaky_relu", "tanh"}, "needs outputs in (0, 1), which only sigmoid gives"),
+    "hinge": ({"relu", "sigmoid"}, "needs outputs that can be negative (class 0 is a negative output)"),
+}
+# ...and those that work, but oddly.
+_ODD = {
+    "hinge": ({"tanh"}, "tanh never reaches the margin of 1, so the loss never gets to 0"),
+    "cross_entropy": ({"relu", "leaky_relu", "sigmoid", "tanh"},
+                      "the softmax of squashed or cut-off outputs is held back from getting sure; "
+                      "linear outputs are usual"),
+}
+
+
+class SimnetWarning(UserWarning):
+    """Something that will run but probably not as meant (a loss on an unusual output activation)."""
+
+
+def loss_fit(loss, outputs):
+    """(error, warnings) of training with `loss` on `outputs`, (name, activation) pairs of the output neurons.
+
+    `error` says why the loss cannot work on these outputs (None if it can);
+    `warnings` why it works oddly.
+    """
+    if loss == "cross_entropy" and len(outputs) < 2:
+        return (f"cross_entropy needs at least two outputs, one per class; the network has {len(outputs)} "
+                "(use bce for two classes with one output)"), []
+    if loss in _CANNOT:
+        activations, why = _CANNOT[loss]
+        for name, act in outputs:
+            if act in activations:
+                return f"{loss} {why}; output neuron {name!r} is {act}", []
+    warnings = []
+    if loss in _ODD:
+        activations, why = _ODD[loss]
+        for act in sorted({act for _, act in outputs} & activations):
+            names = [repr(name) for name, a in outputs if a == act]
+            warnings.append(f"{loss} on {act} output{'s' * (len(names) > 1)} {', '.join(names)}: {why}")
+    return None, warnings
+
+
+def label_problem(loss, Y):
+    """(row, column, why) of the first target in Y (samples, outputs) that `loss` cannot take, or None.
+
+    bce and hinge take labels 0 and 1, cross_entropy one-hot rows (one 1, the
+    rest 0); `column` is None when the row as a whole is wrong.
+    """
+    if loss not in CLASSIFICATION:
+        return None
+    rule = "one-hot rows (one 1, the rest 0)" if loss == "cross_entropy" else "labels 0 and 1"
+    bad = np.argwhere((Y != 0) & (Y != 1))
+    if len(bad):
+        row, column = bad[0]
+        return int(row), int(column), f"label {Y[row, column]:g} is not 0 or 1; {loss} takes {rule}"
+    if loss == "cross_entropy":
+        ones = np.count_nonzero(Y, axis=1)
+        rows = np.flatnonzero(ones != 1)
+        if len(rows):
+            row = int(rows[0])
+            return row, None, f"{ones[row]} labels are 1; {loss} takes {rule}"
+    return None
 
 
 def loss_function(name):

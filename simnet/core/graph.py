@@ -8,13 +8,16 @@ job (``simnet.engines.actor``); the network only keeps the graph valid and says
 what changed on its event bus.
 """
 import math
+import numbers
+import unicodedata
 
 import numpy as np
 
-from ..errors import SimnetError, TopologyError
+from ..errors import SimnetError, TopologyError, excerpt
 from .events import EventBus
 from .engine import make_engine
 from .functions import activation as lookup_activation
+from .memory import budget, bytes_text, layered_size, network_bytes
 
 ROLES = ("input", "hidden", "output")
 INIT_RULES = ("he", "xavier", "uniform")
@@ -126,7 +129,7 @@ class Network:
     def __init__(self, seed=None, init="he"):
         if init not in INIT_RULES:
             raise SimnetError(f"unknown init rule {init!r}; expected one of {', '.join(INIT_RULES)}")
-        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
+        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else _seed(seed)
         self.init = init
         self.rng = np.random.default_rng(self.seed)
         self._neurons = {}
@@ -136,6 +139,8 @@ class Network:
         self.step = 0  # weight updates done so far
         self.version = 0  # counts changes to the topology, so compiled copies know when to rebuild
         self.learning_rate = None  # set by train(), changeable between steps
+        # set by train() for the run: the data set's columns are the inputs and outputs, so they stay
+        self.ends_fixed = False
         self._ahead = None  # an engine whose numbers are newer than the objects' (see `defer_to`)
 
     # ---- reading the graph -------------------------------------------------
@@ -234,10 +239,14 @@ class Network:
         """
         if not isinstance(name, str) or not name:
             raise TopologyError(f"neuron name must be a non-empty string, got {name!r}")
+        _check_name(name)
         if name in self.neurons:
             raise TopologyError(f"duplicate neuron name {name!r}")
         if role not in ROLES:
             raise TopologyError(f"neuron {name!r}: unknown role {role!r}; expected one of {', '.join(ROLES)}")
+        if role != "hidden" and self.ends_fixed:
+            raise TopologyError(f"cannot add {role} neuron {name!r} during training: the data set's columns "
+                                "fix the inputs and outputs; add it before or after train()")
         if role == "input":
             activation, bias = "linear", 0.0
         elif bias is None:
@@ -316,6 +325,9 @@ class Network:
     def remove_neuron(self, name):
         """Remove a neuron together with all its connections."""
         n = self.neuron(name)
+        if n.role != "hidden" and self.ends_fixed:
+            raise TopologyError(f"cannot remove {n.role} neuron {n.name!r} during training: the data set's "
+                                "columns fix the inputs and outputs; remove it before or after train()")
         for c in list(n.incoming) + list(n.outgoing):
             self.disconnect(c.source, c.target)
         del self.neurons[n.name]
@@ -431,8 +443,16 @@ class Network:
     def layered(cls, sizes, *, hidden="relu", output="linear", seed=None, init="he"):
         """Fully connected layers: inputs x0.., hidden h{layer}_{i}, outputs y0.."""
         sizes = list(sizes)
-        if len(sizes) < 2 or any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
-            raise TopologyError(f"layer sizes must be at least two positive integers, got {sizes}")
+        if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
+            raise TopologyError(f"layer sizes must be at least two positive integers, got {excerpt(sizes, 80)}")
+        sizes = [int(s) for s in sizes]
+        # before a single name is built: a layer of a billion neurons would exhaust memory building them
+        neurons, connections = layered_size(sizes)
+        needed, limit = network_bytes(neurons, connections), budget()
+        if needed > limit:
+            raise SimnetError(f"layer sizes too big: a network of {neurons:,} neurons and {connections:,} "
+                              f"connections needs about {bytes_text(needed)} of memory; this machine has "
+                              f"{bytes_text(limit * 2)} available")
         net = cls(seed=seed, init=init)
         names = [[f"x{i}" for i in range(sizes[0])]]
         names += [[f"h{l}_{i}" for i in range(size)] for l, size in enumerate(sizes[1:-1], start=1)]
@@ -449,32 +469,69 @@ class Network:
         return net
 
     def to_networkx(self):
-        """A DiGraph: nodes carry role, activation, bias, order; edges weight and frozen."""
+        """A DiGraph named as a trace's snapshots are: nodes carry role, fn (the activation function), bias
+        and order; edges weight, frozen and order; the graph seed, init, step and lr (the learning rate)."""
         import networkx as nx
-        G = nx.DiGraph(seed=self.seed, init=self.init, step=self.step)
+        G = nx.DiGraph(seed=self.seed, init=self.init, step=self.step, lr=self.learning_rate)
         for i, n in enumerate(self.neurons.values()):
-            G.add_node(n.name, role=n.role, activation=n.activation, bias=n.bias, order=i)
+            G.add_node(n.name, role=n.role, fn=n.activation, bias=n.bias, order=i)
         for i, c in enumerate(self.connections):
             G.add_edge(c.source.name, c.target.name, weight=c.weight, frozen=c.frozen, order=i)
         return G
 
     @classmethod
     def from_networkx(cls, G, seed=None):
-        """A Network from a DiGraph shaped like :meth:`to_networkx` gives (missing attributes take defaults)."""
+        """A Network from a DiGraph named like :meth:`to_networkx`'s, such as ``trace.snapshot(k)``
+        or a GraphML export read back (missing attributes take defaults).
+
+        Other attributes (a snapshot's activation means, gradients...) are not
+        the network's and are left alone; a graph without ``fn`` whose
+        ``activation`` is a name, as earlier versions wrote it, is read as that name.
+        """
         net = cls(seed=G.graph.get("seed") if seed is None else seed, init=G.graph.get("init", "he"))
         nodes = sorted(G.nodes(data=True), key=lambda item: item[1].get("order", 0))
         for name, attrs in nodes:
-            net.add_neuron(name, role=attrs.get("role", "hidden"),
-                           activation=attrs.get("activation", "relu"), bias=attrs.get("bias"))
+            legacy = attrs.get("activation")
+            fn = attrs.get("fn", legacy if isinstance(legacy, str) else "relu")
+            neuron = net.add_neuron(name, role=attrs.get("role", "hidden"), activation=fn, bias=attrs.get("bias"))
+            if neuron.role == "input" and attrs.get("bias") is not None:
+                # an input is added with bias 0; one set on it later must come back
+                neuron.bias = _finite(attrs["bias"], f"bias of neuron {name!r}")
         edges = sorted(G.edges(data=True), key=lambda item: item[2].get("order", 0))
         for source, target, attrs in edges:
             net.connect(source, target, weight=attrs.get("weight"), frozen=attrs.get("frozen", False))
-        net.step = G.graph.get("step", 0)
+        net.step, net.learning_rate = G.graph.get("step", 0), G.graph.get("lr")
         return net
 
     def copy(self):
-        """An independent network with the same topology, weights, biases and step (no subscribers)."""
+        """An independent network with the same topology, weights, biases, step and learning rate (no subscribers)."""
         return Network.from_networkx(self.to_networkx())
+
+
+# Seeds a trace, JSON and SQLite all hold exactly (int64), and numpy's seeding takes (non-negative).
+MAX_SEED = 2**63 - 1
+
+
+def _seed(seed):
+    """`seed` as an int if it is one from 0 to MAX_SEED; SimnetError otherwise (a float is not truncated)."""
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise SimnetError(f"seed must be an integer from 0 to {MAX_SEED}, got {excerpt(seed)}")
+    if not 0 <= seed <= MAX_SEED:
+        shown = seed if abs(seed).bit_length() <= 256 else f"an integer of {abs(seed).bit_length()} bits"
+        raise SimnetError(f"seed must be an integer from 0 to {MAX_SEED}, got {shown}")
+    return int(seed)
+
+
+def _check_name(name):
+    """TopologyError if `name` holds a character that no export format can carry (XML forbids them)."""
+    for i, ch in enumerate(name):
+        code = ord(ch)
+        if (unicodedata.category(ch) in ("Cc", "Cs") or 0xFDD0 <= code <= 0xFDEF
+                or code & 0xFFFE == 0xFFFE):
+            kind = ("a control character" if unicodedata.category(ch) == "Cc" else
+                    "a lone surrogate" if unicodedata.category(ch) == "Cs" else "a noncharacter")
+            raise TopologyError(f"neuron name {excerpt(name)} holds {kind} (U+{code:04X}) at position {i}; "
+                                "names are printable text, as GraphML and GEXF exports need")
 
 
 def _finite(x, what):
@@ -507,14 +564,34 @@ def validate_inputs(net, X):
 
 
 def validate_grad_outputs(net, G):
-    return _matrix(G, "grad_outputs", len(net.outputs), "outputs")
+    """G as a float64 (batch, n_outputs) array for a backward sweep after a forward one over the same batch."""
+    G = _matrix(G, "grad_outputs", len(net.outputs), "outputs")
+    for n in net.neurons.values():
+        if n.value is None:
+            raise SimnetError(f"backward needs a forward sweep first: neuron {n.name!r} has no value yet "
+                              "(call forward(X) after the last change to the network)")
+        if len(n.value) != G.shape[0]:
+            raise SimnetError(f"grad_outputs has {G.shape[0]} rows, but the last forward sweep was over a batch "
+                              f"of {len(n.value)}; expected one row per sample of that batch")
+    return G
 
 
 def _matrix(A, what, columns, per):
     try:
-        A = np.asarray(A, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise SimnetError(f"{what} must be numeric, got {type(A).__name__}") from None
+        A = np.asarray(A)
+    except ValueError:
+        # numpy refuses rows of different lengths outright
+        raise SimnetError(f"{what} is ragged (rows of different lengths); expected (batch, {columns}) numbers, "
+                          f"one column per {per[:-1]}") from None
+    if A.dtype.kind == "c":
+        raise SimnetError(f"{what} holds complex numbers; expected real numbers")
+    if A.dtype.kind not in "biufO":
+        raise SimnetError(f"{what} must be numeric, got {A.dtype.name} values")
+    try:
+        # objects: Python ints too large for int64 are numbers; complex ones or None are not
+        A = A.astype(np.float64, copy=False)
+    except (TypeError, ValueError, OverflowError):
+        raise SimnetError(f"{what} must hold real numbers only") from None
     if A.ndim != 2 or A.shape[1] != columns or A.shape[0] == 0:
         raise SimnetError(f"{what} has shape {A.shape}; expected (batch, {columns}), one column per {per[:-1]}"
                           f" ({columns} {per}) and at least one row")

@@ -6,13 +6,14 @@ whatever records the run (a trace, a progress bar) subscribes there.
 import math
 import signal
 import threading
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import DivergenceError, SimnetError, positive_int
 from .engine import firing_order, link_names, make_engine
-from .functions import CLASSIFICATION, accuracy as accuracy_of, loss_function
+from ..errors import DivergenceError, SimnetError, TopologyError, positive_int
+from .functions import CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, label_problem, loss_fit, loss_function
 from .graph import _matrix, validate_inputs
 from .optim import optimizer as make_optimizer
 
@@ -38,6 +39,9 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     the network's bus for the run.  `before_step(net, step)` is called before each
     step, `progress(step, loss)` after it.  Ctrl-C stops at the next step boundary;
     NaN or inf raises DivergenceError (with `.history`) naming where it appeared.
+    A loss the output neurons cannot serve is a TopologyError, one that works
+    oddly a SimnetWarning, and targets the loss cannot take a SimnetError; the
+    inputs and outputs cannot change during the run (TopologyError).
     Returns a History.
     """
     X = validate_inputs(net, X)
@@ -48,6 +52,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     lr = _positive_number(lr, "lr")
     l1, l2 = _non_negative(l1, "l1"), _non_negative(l2, "l2")
     loss_fn = loss_function(loss)
+    _check_loss(net, loss, Y)
     opt = make_optimizer(optimizer)
     runner = make_engine(engine)
     samples = X.shape[0]
@@ -59,6 +64,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     if recorder is not None:
         # a recorder may listen to some kinds only (a trace without messages, say)
         bus.subscribe(recorder, kinds=getattr(recorder, "kinds", None))
+    net.ends_fixed = True
     try:
         if bus:
             # a name is recorded as given; an object by its name and settings
@@ -88,9 +94,24 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
             bus.emit(net.step, "end", "run_end",
                      data={"steps": net.step, "reason": "interrupted" if history.interrupted else "complete"})
     finally:
+        net.ends_fixed = False
         if recorder is not None:
             bus.unsubscribe(recorder)
     return history
+
+
+def _check_loss(net, loss, Y):
+    """Refuse a loss the output neurons cannot serve or targets it cannot take; warn of an odd pairing."""
+    error, odd = loss_fit(loss, [(n.name, n.activation) for n in net.outputs])
+    if error:
+        raise TopologyError(error)
+    for why in odd:
+        # the caller's line, so that the warning shows once per place that trains this way
+        warnings.warn(why, SimnetWarning, stacklevel=4)
+    problem = label_problem(loss, Y)
+    if problem:
+        row, column, why = problem
+        raise SimnetError(f"Y row {row}{'' if column is None else f', column {column}'}: {why}")
 
 
 def _step(net, runner, opt, loss_name, loss_fn, Xb, Yb, lr, l1, l2, step, history):

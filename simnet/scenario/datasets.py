@@ -7,12 +7,18 @@ Every generator takes the number of samples, the noise level and a numpy
 standard deviation ``noise``: added to the inputs of the classification sets,
 to the target of ``sine``.  Nothing here touches global random state.
 """
+import array
 import csv
+import io
 import math
 
 import numpy as np
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, excerpt
+from .reading import read_bounded
+
+# The most a CSV file may hold whatever the memory: about 16 million short rows.
+MAX_CSV_BYTES = 2**28
 
 
 def _gate(truth_table):
@@ -105,59 +111,68 @@ def generate(kind, samples, noise, seed):
     return GENERATORS[kind](samples, noise, rng)
 
 
-def read_csv(path, columns):
+def read_csv(path, columns, *, max_bytes=MAX_CSV_BYTES, too_big=None, check=None):
     """The columns named `columns` of the CSV file at `path`, as a (rows, len(columns)) float64 array.
 
     The first line is a header; every name in `columns` must appear in it and
-    every header name must be one of `columns`.  ScenarioError names the file,
-    the line and the column of anything wrong.
+    every header name must be one of `columns`.  At most `max_bytes` are read
+    (`too_big(size)` says why more is refused; see :func:`simnet.reading.read_bounded`).
+    `check(table)` may give (row, column index or None, why) of a value the
+    caller cannot use.  ScenarioError names the file, the line and the column
+    of anything wrong.
     """
+    raw = read_bounded(path, max_bytes, "a CSV file", too_big=too_big)
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-    except FileNotFoundError:
-        raise ScenarioError(path, "file", "does not exist") from None
-    except IsADirectoryError:
-        raise ScenarioError(path, "file", "is a directory, not a CSV file") from None
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ScenarioError(path, "file", f"is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    del raw
+    # row by row into one flat array: a list of lists of floats would take about fifty times the file's size
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        first = next(rows, None)
+        if first is None:
+            raise ScenarioError(path, "line 1", "the file is empty; expected a header naming " + ", ".join(columns))
+        header = [name.strip() for name in first]
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise ScenarioError(path, "line 1", f"the header has no column {', '.join(map(excerpt, missing))}; "
+                                f"expected the input and output neuron names {', '.join(columns)}")
+        unknown = [name for name in header if name not in columns]
+        if unknown:
+            raise ScenarioError(path, "line 1", f"column {excerpt(unknown[0])} is not an input or output neuron; "
+                                f"expected only {', '.join(columns)}")
+        if len(set(header)) != len(header):
+            twice = next(name for name in header if header.count(name) > 1)
+            raise ScenarioError(path, "line 1", f"column {excerpt(twice)} appears twice")
+        order = [header.index(name) for name in columns]
+        values, lines = array.array("d"), array.array("q")
+        for row in rows:
+            if not row:
+                continue
+            line = rows.line_num
+            if len(row) != len(header):
+                raise ScenarioError(path, f"line {line}", f"has {len(row)} fields; the header has {len(header)}")
+            values.extend(_cell(path, line, header[i], row[i]) for i in order)
+            lines.append(line)
     except csv.Error as e:
-        raise ScenarioError(path, "file", f"is not valid CSV: {e}") from None
-    except OSError as e:
-        raise ScenarioError(path, "file", e.strerror or str(e)) from None
-    if not rows:
-        raise ScenarioError(path, "line 1", "the file is empty; expected a header naming "
-                            + ", ".join(columns))
-    header = [name.strip() for name in rows[0]]
-    missing = [name for name in columns if name not in header]
-    if missing:
-        raise ScenarioError(path, "line 1", f"the header has no column {', '.join(map(repr, missing))}; "
-                            f"expected the input and output neuron names {', '.join(columns)}")
-    unknown = [name for name in header if name not in columns]
-    if unknown:
-        raise ScenarioError(path, "line 1", f"column {unknown[0]!r} is not an input or output neuron; "
-                            f"expected only {', '.join(columns)}")
-    if len(set(header)) != len(header):
-        twice = next(name for name in header if header.count(name) > 1)
-        raise ScenarioError(path, "line 1", f"column {twice!r} appears twice")
-    order = [header.index(name) for name in columns]
-    data = []
-    for line, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise ScenarioError(path, f"line {line}", f"has {len(row)} fields; the header has {len(header)}")
-        data.append([_cell(path, line, header[i], row[i]) for i in order])
-    if not data:
+        raise ScenarioError(path, f"line {rows.line_num}", f"is not valid CSV: {e}") from None
+    if not lines:
         raise ScenarioError(path, "line 2", "no data rows after the header")
-    return np.array(data, dtype=np.float64)
+    table = np.frombuffer(values, dtype=np.float64).reshape(len(lines), len(columns)).copy()
+    problem = check(table) if check is not None else None
+    if problem:
+        row, column, why = problem
+        where = f"line {lines[row]}" + ("" if column is None else f", column {columns[column]}")
+        raise ScenarioError(path, where, why)
+    return table
 
 
 def _cell(path, line, column, text):
     try:
         value = float(text)
     except ValueError:
-        raise ScenarioError(path, f"line {line}, column {column}", f"{text!r} is not a number") from None
+        raise ScenarioError(path, f"line {line}, column {column}", f"{excerpt(text)} is not a number") from None
     if not math.isfinite(value):
-        raise ScenarioError(path, f"line {line}, column {column}", f"{text!r} is not a finite number")
+        raise ScenarioError(path, f"line {line}, column {column}", f"{excerpt(text)} is not a finite number")
     return value

@@ -18,17 +18,22 @@ import os
 import re
 import time
 import tomllib
+import unicodedata
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from . import datasets
-from ..core.engine import probe
-from ..errors import DivergenceError, ScenarioError, SimnetError, TopologyError
-from ..core.functions import ACTIVATIONS, CLASSIFICATION, LOSSES, accuracy as accuracy_of, loss_function
-from ..core.graph import INIT_RULES, ROLES, Network
+from ..core.engine import firing_order, probe
+from ..core.functions import (ACTIVATIONS, CLASSIFICATION, LOSSES, SimnetWarning, accuracy as accuracy_of,
+                              label_problem, loss_fit, loss_function)
+from ..core.graph import INIT_RULES, MAX_SEED, ROLES, Network
+from ..core.memory import budget, bytes_text, layered_size, network_bytes
 from ..core.optim import OPTIMIZERS
+from ..errors import DivergenceError, ScenarioError, SimnetError, TopologyError, excerpt
+from .reading import read_bounded
 
 ENGINES = ("actor", "fast")
 GIFS = ("activations", "weights")
@@ -123,6 +128,19 @@ _is_array_of_tables = _typed("an array of tables ([[...]] entries)",
                              lambda v: isinstance(v, list) and all(isinstance(x, dict) for x in v))
 string = _typed("a string", lambda v: isinstance(v, str))
 boolean = _typed("true or false", lambda v: isinstance(v, bool))
+
+
+def printable_text(*, lines=False):
+    """A check for strings of printable text (tabs, and newlines if `lines`, allowed): it ends up in
+    pictures, pages and exports, which control characters would break."""
+    allowed = "\t\n" if lines else "\t"
+
+    def printable(v):
+        bad = next((ch for ch in v if ch not in allowed and unicodedata.category(ch) in ("Cc", "Cs")), None)
+        if bad is not None:
+            raise ValueError(f"{excerpt(v)} holds control character U+{ord(bad):04X}; expected printable text")
+        return v
+    return _typed("a string", lambda v: isinstance(v, str), printable)
 
 
 def integer(low=None, high=None):
@@ -227,8 +245,21 @@ class NetworkSpec:
     def size(self):
         """(neurons, connections) of the network this spec builds, without building it."""
         if self.layers:
-            return sum(self.layers), sum(a * b for a, b in zip(self.layers, self.layers[1:]))
+            return layered_size(self.layers)
         return len(self.neurons), len(self.connections)
+
+    def count(self, role):
+        """How many neurons with `role` ("input" or "output") the network has, without naming them."""
+        if self.layers:
+            return self.layers[0] if role == "input" else self.layers[-1]
+        return sum(n.role == role for n in self.neurons)
+
+    def outputs(self):
+        """(key path of its activation, name, activation) of every output neuron."""
+        if self.layers:
+            return [("network.output", name, self.output) for name in self.names("output")]
+        return [(f"network.neurons[{i}].activation", n.name, n.activation)
+                for i, n in enumerate(self.neurons) if n.role == "output"]
 
     def names(self, role):
         """Names of the neurons with `role` ("input" or "output"), in the order the network keeps them."""
@@ -378,9 +409,10 @@ class Scenario:
                 expect=dataclasses.replace(sc.expect, at_step=tuple(c for c in sc.expect.at_step
                                                                     if c.step <= steps)))
         if seed is not None:
-            sc = dataclasses.replace(sc, seed=integer(0, 2**63 - 1)(seed))
+            sc = dataclasses.replace(sc, seed=integer(0, MAX_SEED)(seed))
         if engine is not None:
             sc = dataclasses.replace(sc, training=dataclasses.replace(sc.training, engine=choice(ENGINES)(engine)))
+        _check_sizes(sc)
         return sc
 
     def build_network(self):
@@ -395,10 +427,26 @@ class Scenario:
         """
         inputs, outputs = self.network.names("input"), self.network.names("output")
         if self.data.kind == "csv":
+            # checked again: the file system may have changed since the scenario was loaded
+            _inside(self.path, self.data.path)
             if not self.data.path.is_file():
                 raise ScenarioError(self.path, "data.path", f"{str(self.data.path)!r} "
                                     + ("is not a file" if self.data.path.exists() else "does not exist"))
-            table = datasets.read_csv(self.data.path, inputs + outputs)
+            affordable = _csv_bytes(self)
+
+            def too_big(size):
+                found = f"{size:,} bytes" if size is not None else f"more than {affordable:,} bytes"
+                return (f"is {found}; with this network and training, at most {affordable:,} bytes of CSV data "
+                        f"fit in the memory this machine has available ({bytes_text(budget() * 2)})")
+
+            def labels(table):
+                # the label columns come after the inputs: report the column by its place in the table
+                problem = label_problem(self.training.loss, table[:, len(inputs):])
+                return problem and (problem[0], None if problem[1] is None else len(inputs) + problem[1], problem[2])
+
+            table = datasets.read_csv(self.data.path, inputs + outputs, max_bytes=affordable, too_big=too_big,
+                                      check=labels)
+            _check_sizes(self, len(table))
             X, Y = table[:, :len(inputs)], table[:, len(inputs):]
         else:
             X, y = datasets.generate(self.data.kind, self.data.samples, self.data.noise, self.seed)
@@ -533,19 +581,7 @@ def _perform(file, operations, suffix=""):
 def load(path):
     """The Scenario in the TOML file at `path`; ScenarioError saying what is wrong otherwise."""
     path = Path(path)
-    try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ScenarioError(path, "file", "is a directory; expected a .toml scenario file")
-        if size > MAX_FILE_BYTES:
-            raise ScenarioError(path, "file", f"is {size:,} bytes; a scenario file is at most "
-                                f"{MAX_FILE_BYTES:,} bytes")
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ScenarioError(path, "file", "does not exist") from None
-    except OSError as e:
-        raise ScenarioError(path, "file", f"cannot be read: {e.strerror or e}") from None
-    return loads(raw, path)
+    return loads(read_bounded(path, MAX_FILE_BYTES, "a scenario file"), path)
 
 
 def loads(raw, path="<scenario>"):
@@ -561,6 +597,8 @@ def loads(raw, path="<scenario>"):
                                 f"at offset {e.start})") from None
     try:
         document = tomllib.loads(raw)
+    except RecursionError:
+        raise ScenarioError(path, "file", "not valid TOML for a scenario: arrays or tables nested too deeply") from None
     except tomllib.TOMLDecodeError as e:
         message = str(e)
         at = re.search(r"\s*\(at (line \d+, column \d+|end of document)\)$", message)
@@ -571,6 +609,7 @@ def loads(raw, path="<scenario>"):
         raise ScenarioError(path, "file", "is empty; a scenario needs at least [network], [data] and [training]")
     scenario = _parse(path, raw, _Table(path, "", document))
     _check_sizes(scenario)
+    _check_drawable(scenario)
     _check_fit(scenario)
     _check_timeline(scenario)
     return scenario
@@ -583,8 +622,8 @@ def _parse(path, text, top):
             name = scenario_name(path.stem)
         except ValueError as e:
             raise ScenarioError(path, "name", f"missing, and the file name cannot stand in: {e}") from None
-    description = top.get("description", string, "")
-    seed = top.get("seed", integer(0, 2**63 - 1), 0)
+    description = top.get("description", printable_text(lines=True), "")
+    seed = top.get("seed", integer(0, MAX_SEED), 0)
     network = _parse_network(top.table_at("network", required=True))
     data = _parse_data(top.table_at("data", required=True), path)
     training = _parse_training(top.table_at("training", required=True))
@@ -643,13 +682,32 @@ def _parse_data(t, scenario_path):
         if not relative:
             raise t.error("path", "expected the path of a CSV file, got an empty string")
         t.finish()
-        return DataSpec(kind, path=scenario_path.parent / relative)
+        path = scenario_path.parent / relative
+        _inside(scenario_path, path)
+        return DataSpec(kind, path=path)
     if "path" in t.table:
         raise t.error("path", f"only applies to kind = \"csv\"; kind is {kind!r}")
     samples = t.get("samples", integer(1), 200)
     noise = t.get("noise", number(0), 0.0)
     t.finish()
     return DataSpec(kind, samples, noise)
+
+
+def _inside(scenario_path, data_path):
+    """ScenarioError unless `data_path`, symlinks followed, lies in the directory of the scenario file.
+
+    A scenario is data someone may hand over; it reads its own directory's files, not the reader's others.
+    """
+    home = scenario_path.parent.resolve()
+    try:
+        target = data_path.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise ScenarioError(scenario_path, "data.path", f"cannot be followed: {e}") from None
+    if not target.is_relative_to(home):
+        given = os.path.relpath(data_path, scenario_path.parent)
+        raise ScenarioError(scenario_path, "data.path", f"{excerpt(given, 80)} leads outside the "
+                            f"scenario's directory (to {excerpt(str(target), 80)}); a scenario reads data from "
+                            "its own directory only: put the CSV file beside it")
 
 
 def _parse_training(t):
@@ -680,7 +738,7 @@ def _parse_action(t, index, steps):
     if at > steps:
         raise t.error("at", f"step {at} is beyond the run, which ends at step {steps} (training.steps)")
     kind = t.get("action", choice(tuple(ACTIONS)))
-    label = t.get("label", string, None)
+    label = t.get("label", printable_text(), None)
     spec = ACTIONS[kind]
     params = {key: t.get(key, check, default) for key, (check, default) in spec.keys.items()}
     t.finish()
@@ -728,89 +786,124 @@ def _parse_expect(t, training):
 
 # ---- checks that need the whole scenario -----------------------------------
 
-# Rough bytes per object while training with the actor engine (Python objects, lists, dict entries).
-NEURON_BYTES = 600
-CONNECTION_BYTES = 400
 STEP_BYTES = 100  # one entry in each of the History lists
+# Parsing a CSV file holds its bytes and their text at once: two bytes per byte read.
+CSV_TEXT_BYTES = 2
 
 
-def memory_estimate(scenario):
+def memory_estimate(scenario, samples=None):
     """{part: bytes} a run of `scenario` needs at least: the network's objects, the values one
-    batch puts on them, the data set, the per-step history."""
+    batch puts on them, the data set, the per-step history.
+
+    `samples`: the data set's size where the file does not give it (a CSV file's rows).
+    """
     neurons, connections = scenario.network.size()
-    samples = scenario.data.samples if scenario.data.kind != "csv" else 0
-    batch = _batch_size(scenario)
-    columns = len(scenario.network.names("input")) + len(scenario.network.names("output"))
+    samples = _samples(scenario, samples)
+    batch = _batch_size(scenario, samples)
+    columns = scenario.network.count("input") + scenario.network.count("output")
     return {
-        "network": neurons * NEURON_BYTES + connections * CONNECTION_BYTES,
-        # every neuron keeps z, a, dL/da, dL/dz; every connection a message each way, per sample of the batch
-        "batch": (neurons * 4 * 8 + connections * 2 * 8) * batch,
+        "network": network_bytes(neurons, connections),
+        "batch": _per_sample(scenario) * batch,
         "data": samples * columns * 8 * 2,
         "history": scenario.training.steps * STEP_BYTES,
     }
 
 
-def _batch_size(scenario):
-    """Samples per step as far as the file tells (a CSV file's length is not known yet)."""
-    samples = scenario.data.samples if scenario.data.kind != "csv" else 0
-    return scenario.training.batch_size or samples or 1
+def _per_sample(scenario):
+    """Bytes one sample of a batch puts on the network while training."""
+    neurons, connections = scenario.network.size()
+    # every neuron keeps z, a, dL/da, dL/dz; every connection a message each way, per sample of the batch
+    return neurons * 4 * 8 + connections * 2 * 8
 
 
-def available_memory():
-    """Bytes of memory this machine has available now (MemAvailable), or its physical memory."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
+def _samples(scenario, samples=None):
+    return samples if samples is not None else scenario.data.samples if scenario.data.kind != "csv" else 0
 
 
-def _bytes(n):
-    for unit in ("bytes", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1024 or unit == "PB":
-            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
-        n /= 1024
+def _batch_size(scenario, samples=None):
+    """Samples per step as far as is known (a CSV file's length is not, before it is read)."""
+    return min(scenario.training.batch_size or math.inf, _samples(scenario, samples)) or 1
 
 
-def _check_sizes(scenario):
-    parts = memory_estimate(scenario)
-    total, limit = sum(parts.values()), available_memory() // 2
+def _check_sizes(scenario, samples=None):
+    parts = memory_estimate(scenario, samples)
+    total, limit = sum(parts.values()), budget()
     if total <= limit:
         return
+    samples = _samples(scenario, samples)
     biggest = max(parts, key=parts.get)
-    if biggest == "batch" and parts["network"] + parts["batch"] // _batch_size(scenario) > limit:
+    if biggest == "batch" and parts["network"] + parts["batch"] // _batch_size(scenario, samples) > limit:
         biggest = "network"  # too big even for one sample at a time: the network is what to shrink
     neurons, connections = scenario.network.size()
     network = f"a network of {neurons:,} neurons and {connections:,} connections"
     batch = scenario.training.batch_size
+    data_key = "data.path" if scenario.data.kind == "csv" else "data.samples"
     where, what = {
         "network": ("network.layers" if scenario.network.layers else "network.neurons", network),
         "batch": ("training.batch_size", f"{network} with batches of {batch:,} samples") if batch else
-                 ("data.samples", f"{network} with the whole data set of {scenario.data.samples:,} samples "
-                                  "as one batch"),
-        "data": ("data.samples", f"{scenario.data.samples:,} samples"),
+                 (data_key, f"{network} with the whole data set of {samples:,} samples as one batch"),
+        "data": (data_key, f"{samples:,} samples"),
         "history": ("training.steps", f"{scenario.training.steps:,} steps"),
     }[biggest]
-    raise ScenarioError(scenario.path, where, f"too big: {what} needs about {_bytes(total)} of memory; "
-                        f"this machine has {_bytes(limit * 2)} available")
+    raise ScenarioError(scenario.path, where, f"too big: {what} needs about {bytes_text(total)} of memory; "
+                        f"this machine has {bytes_text(limit * 2)} available")
+
+
+def _csv_bytes(scenario):
+    """The most bytes of CSV data `scenario` can afford to read, with how many rows they could hold at most.
+
+    A row of n numbers takes at least 2n bytes ("0," per number, the last one's
+    comma a line end), so the bytes read bound the rows before any is parsed.
+    """
+    parts, batch = memory_estimate(scenario, 0), scenario.training.batch_size
+    fixed = parts["network"] + parts["history"] + (_per_sample(scenario) * batch if batch else 0)
+    columns = scenario.network.count("input") + scenario.network.count("output")
+    # without a batch size the whole data set is one batch: every row costs its share of it too
+    per_row = columns * 8 * 2 + (0 if batch else _per_sample(scenario))
+    per_byte = CSV_TEXT_BYTES + per_row / (2 * columns)
+    return max(0, min(datasets.MAX_CSV_BYTES, int((budget() - fixed) / per_byte)))
+
+
+def _check_drawable(scenario):
+    """The GIFs a layered network asks for fit in a picture (explicit neurons are checked when drawn)."""
+    layers = scenario.network.layers
+    if layers and scenario.record.gifs:
+        from ..viz.layout import geometry
+        try:
+            geometry(list(layers), surface=layers[0] == 2)
+        except SimnetError as e:
+            raise ScenarioError(scenario.path, "network.layers", f"{e}; set [record] gifs = [] to run "
+                                "without GIFs") from None
 
 
 def _check_fit(scenario):
     """The data set, the loss and the network's inputs and outputs fit together."""
-    network, kind, loss = scenario.network, scenario.data.kind, scenario.training.loss
+    network = scenario.network
     where = "network.layers" if network.layers else "network.neurons"
     inputs, outputs = network.names("input"), network.names("output")
     if not inputs or not outputs:
         raise ScenarioError(scenario.path, where, f"the network needs at least one input and one output neuron "
                             f"(it has {len(inputs)} inputs and {len(outputs)} outputs)")
-    if kind == "csv":
-        return
+    if scenario.data.kind != "csv":
+        _check_builtin_fit(scenario, inputs, outputs)
+    _check_loss(scenario)
+
+
+def _check_loss(scenario):
+    """ScenarioError at training.loss if the output neurons cannot serve the loss; a warning if oddly."""
+    outputs = scenario.network.outputs()
+    error, odd = loss_fit(scenario.training.loss, [(name, activation) for _, name, activation in outputs])
+    keys = ", ".join(dict.fromkeys(key for key, _, _ in outputs))
+    if error:
+        raise ScenarioError(scenario.path, "training.loss", f"{error} ({keys})")
+    for why in odd:
+        warnings.warn(f"{scenario.path}: training.loss: {why} ({keys})", SimnetWarning, stacklevel=3)
+
+
+def _check_builtin_fit(scenario, inputs, outputs):
+    """A built-in data set's columns and kind of labels fit the network and the loss."""
+    network, kind, loss = scenario.network, scenario.data.kind, scenario.training.loss
+    where = "network.layers" if network.layers else "network.neurons"
     columns, classes = datasets.SHAPES[kind]
     if not classes and loss in CLASSIFICATION:
         raise ScenarioError(scenario.path, "training.loss", f"{loss!r} is a classification loss, but data kind "
@@ -884,9 +977,10 @@ class Outcome:
 
 def evaluate(net, X, Y, loss):
     """(loss, accuracy, activations) of `net` on the whole data set, without emitting or touching state."""
-    values = probe(net, X)
-    P = np.column_stack([values[n.name] for n in net.outputs])
+    # a diverging network overflows here; the caller tells that from the non-finite loss
     with np.errstate(all="ignore"):
+        values = probe(net, X)
+        P = np.column_stack([values[n.name] for n in net.outputs])
         L = float(loss_function(loss)(P, Y)[0])
     acc = accuracy_of(loss, P, Y) if loss in CLASSIFICATION else None
     return L, acc, values
@@ -998,22 +1092,38 @@ def execute(scenario, *, data=None, recorder=None, progress=None):
     start = time.perf_counter()
     diverged = None
     try:
-        history = net.train(X, Y, steps=training.steps, lr=training.learning_rate, loss=training.loss,
-                            optimizer=training.optimizer, batch_size=training.batch_size, recorder=recorder,
-                            engine=training.engine, l1=training.l1, l2=training.l2,
-                            before_step=timeline, progress=progress)
+        with warnings.catch_warnings():
+            # the pairing of loss and outputs was warned about when the scenario was loaded
+            warnings.simplefilter("ignore", SimnetWarning)
+            history = net.train(X, Y, steps=training.steps, lr=training.learning_rate, loss=training.loss,
+                                optimizer=training.optimizer, batch_size=training.batch_size, recorder=recorder,
+                                engine=training.engine, l1=training.l1, l2=training.l2,
+                                before_step=timeline, progress=progress)
     except DivergenceError as e:
         diverged, history = e, e.history
     wall_time = time.perf_counter() - start
     results = timeline.results
     loss = accuracy = None
     if diverged is None:
-        timeline.check_state_after(net, net.step)
         evaluation = evaluate(net, X, Y, training.loss)
+        if not math.isfinite(evaluation[0]):
+            # the last update left weights that overflow on the data set: the run diverged at its end
+            diverged = _diverged_at_the_end(net, evaluation)
+            diverged.history = history
+    if diverged is None:
+        timeline.check_state_after(net, net.step)
         loss, accuracy, _ = evaluation
         results += check(scenario.expect.final, net, X, Y, training.loss, evaluation)
     results += _ending_results(scenario, diverged, history, net.step)
     return Outcome(scenario, net, history, loss, accuracy, diverged, results, wall_time)
+
+
+def _diverged_at_the_end(net, evaluation):
+    """The DivergenceError of a network whose state after its last step gives a non-finite loss on the data set."""
+    _, _, values = evaluation
+    where = next((f"neuron {n.name}" for n in firing_order(net) if not np.all(np.isfinite(values[n.name]))),
+                 "the loss on the whole data set")
+    return DivergenceError(net.step, where, "activation" if where.startswith("neuron") else "value")
 
 
 def _ending_results(scenario, diverged, history, last_step):

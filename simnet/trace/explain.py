@@ -6,7 +6,7 @@
 """
 import numpy as np
 
-from ..errors import TraceError
+from ..errors import SimnetError, TraceError
 from .export import FIELDS, plain, write_csv, write_jsonl
 from ..core.functions import activation as lookup_activation
 
@@ -63,10 +63,7 @@ def summary(trace):
                  f"{_count(roles.count('output'), 'output')}; {_count(len(net.connections), 'connection')}"
                  + (f" ({frozen} frozen)" if frozen else "") + f" at step {trace.last_step}")
     if len(history["step"]):
-        accuracy = history["accuracy"][-1]
-        lines.append(f"final loss {_n(float(history['loss'][-1]))}"
-                     + ("" if np.isnan(accuracy) else f", accuracy {_n(float(accuracy))}")
-                     + f" (step {int(history['step'][-1])})")
+        lines.append(_final_loss(trace, history, config, net))
     actions = trace.actions()
     if actions:
         shown = ", ".join(f"{a['step']}: {a['label'] or a['action']}" for a in actions[:6])
@@ -75,6 +72,27 @@ def summary(trace):
     lines.append(f"events     {sum(counts.values())} ("
                  + ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items(), key=lambda kv: -kv[1])) + ")")
     return "\n".join(lines)
+
+
+def _final_loss(trace, history, config, net):
+    """Both final losses, named: the last step's batch loss as recorded (with any penalty) and, when the
+    trace gives the data set, the loss over all of it after the last step without the penalty (what the
+    run's closing line and summary.json report)."""
+    from ..scenario.runinfo import penalty, training_data
+    from ..scenario.loader import evaluate
+    last, accuracy = int(history["step"][-1]), history["accuracy"][-1]
+    words = penalty(config)
+    line = (f"final loss {_n(float(history['loss'][-1]))} on the batch of step {last}" + (f" ({words})" if words else "")
+            + ("" if np.isnan(accuracy) else f", accuracy {_n(float(accuracy))}"))
+    data, loss = training_data(trace), config.get("loss")
+    if data is None or trace.end_reason == "diverged" or last != trace.last_step or not isinstance(loss, str):
+        return line
+    try:
+        L, acc, _ = evaluate(net, *data, loss)
+    except (SimnetError, ValueError):
+        return line  # a data set that does not fit the network it is said to train
+    return (line + f"\n{'':11}{_n(L)} on the whole data set after it (no penalty)"
+            + ("" if acc is None else f", accuracy {_n(float(acc))}"))
 
 
 def explain(trace, step, neuron):

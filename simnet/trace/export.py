@@ -3,12 +3,19 @@
     export(trace, "perfetto", "run.json")   # open in https://ui.perfetto.dev
     export(trace, "gexf", "run.gexf")       # Gephi plays the training on its timeline
 
-Every writer streams what it can and raises TraceError on bad input.
+Every writer streams what it can and raises TraceError on bad input.  Each
+column of the JSON lines and CSV holds one type, and the readers people use
+read every number back as written:
+
+    pandas.read_json(path, lines=True, precise_float=True)
+    pandas.read_csv(path)  # before pandas 3: float_precision="round_trip"
+    networkx.read_graphml(path), networkx.read_gexf(path)
 """
 import csv
 import itertools
 import json
 import math
+import re
 from contextlib import contextmanager
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -21,6 +28,7 @@ from ..core.events import Event
 from .store import LAYOUT
 
 FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
+STEP_FORMATS = ("jsonl", "csv", "perfetto", "graphml")  # the formats that can hold a single step
 FIELDS = Event.FIELDS[:-1]  # what every event has; the last, its data, is spread into VALUES
 # every number an event can carry, in one fixed column order for CSV
 VALUES = tuple(dict.fromkeys(["role", "activation"] + [f for *_, fields in LAYOUT for f in fields] + ["delta"]))
@@ -30,10 +38,14 @@ def export(trace, fmt, path, *, step=None):
     """Write `trace` to `path` as `fmt` (jsonl, csv, perfetto, graphml or gexf).
 
     `step`: graphml writes that step's snapshot (default the last); jsonl, csv and
-    perfetto write only that step's events when it is given; gexf ignores it.
+    perfetto write only that step's events when it is given; gexf, a timeline of
+    the whole run, refuses one.
     """
     if fmt not in FORMATS:
         raise TraceError(f"{path}: unknown export format {fmt!r}; expected one of {', '.join(FORMATS)}")
+    if step is not None and fmt not in STEP_FORMATS:
+        raise TraceError(f"{trace.path}: a {fmt} export holds the whole run and takes no step; "
+                         f"write step {step} as graphml")
     if fmt == "graphml":
         write_graphml(trace, path, step=trace.last_step if step is None else step)
         return
@@ -64,7 +76,11 @@ def _output(path):
 # ---- events as records -------------------------------------------------------
 
 def plain(value):
-    """A JSON-safe value: arrays as lists, non-finite floats as the strings "nan", "inf", "-inf"."""
+    """A JSON-safe value: arrays as lists, non-finite floats as the strings "nan", "inf", "-inf".
+
+    JSON has no NaN or infinity; pandas reads these strings in a column of
+    numbers back as the floats they stand for.
+    """
     if isinstance(value, np.ndarray):
         return [plain(v) for v in value.tolist()]
     if isinstance(value, float) and not math.isfinite(value):
@@ -72,19 +88,35 @@ def plain(value):
     return value
 
 
+# data names that mean something else in one kind than in the others: run_begin's `loss` names the
+# loss function where every other event's is a number, so it gets a name of its own
+RENAMED = {("run_begin", "loss"): "loss_function"}
+
+
+def record(event):
+    """An event as the flat dict the JSON lines and CSV exports write, one meaning (and type) per key."""
+    kind = event["kind"]
+    return {RENAMED.get((kind, k), k): v for k, v in event.items()}
+
+
 def write_jsonl(events, out):
-    """One JSON object per line per event."""
+    """One JSON object per line per event (see :func:`record` and :func:`plain`)."""
     for event in events:
-        out.write(json.dumps({k: plain(v) for k, v in event.items()}, allow_nan=False))
+        out.write(json.dumps({k: plain(v) for k, v in record(event).items()}, allow_nan=False))
         out.write("\n")
 
 
 def write_csv(events, out):
-    """A header, then one row per event: the fields, the numbers in fixed columns, the rest as JSON in `data`."""
+    """A header, then one row per event: the fields, the numbers in fixed columns, the rest as JSON in `data`.
+
+    Floats are written as the shortest text that reads back to the same
+    float, non-finite ones as ``nan``, ``inf`` and ``-inf``; an empty cell is
+    a value the event does not have.
+    """
     writer = csv.writer(out)
     writer.writerow(FIELDS + VALUES + ("data",))
     known = set(FIELDS) | set(VALUES)
-    for event in events:
+    for event in map(record, events):
         rest = {k: plain(v) for k, v in event.items() if k not in known}
         writer.writerow([_cell(event.get(k)) for k in FIELDS + VALUES]
                         + [json.dumps(rest, allow_nan=False) if rest else ""])
@@ -94,7 +126,7 @@ def _cell(value):
     if value is None:
         return ""
     if isinstance(value, float):
-        return repr(value)  # shortest text that reads back to the same float
+        return repr(float(value))  # a numpy float's repr would carry its type's name
     return value
 
 
@@ -188,22 +220,69 @@ def _perfetto_step(step, events, clock, tracks):
 
 # ---- graphs -------------------------------------------------------------------
 
+# what XML 1.0 cannot hold (most control characters, lone surrogates, U+FFFE/U+FFFF), and the
+# carriage return, which a parser reads back as a newline in text
+NOT_XML = re.compile("[^\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _xml_text(trace, value, what):
+    """`value` as text for XML; TraceError naming `what` if XML cannot carry it unchanged."""
+    text = str(value)
+    bad = NOT_XML.search(text)
+    if bad:
+        raise TraceError(f"{trace.path}: {what} {text!r} holds the character U+{ord(bad.group()):04X}, "
+                         f"which XML cannot carry; export the trace as jsonl or csv, which keep any name")
+    return text
+
+
+def _check_xml(trace, nodes, graph=None):
+    """TraceError unless every neuron name and text attribute can go into XML unchanged.
+
+    `nodes`: (name, attributes) pairs; `graph`: the graph's attributes.  Edges
+    name only neurons, so they are checked with them.
+    """
+    for key, value in (graph or {}).items():
+        if isinstance(value, str):
+            _xml_text(trace, value, f"graph attribute {key}")
+    for node, attrs in nodes:
+        _xml_text(trace, node, "neuron name")
+        for key, value in attrs.items():
+            if isinstance(value, str):
+                _xml_text(trace, value, f"{key} of neuron {node!r}")
+
+
 def write_graphml(trace, path, *, step):
-    """One step's snapshot as GraphML (attributes that are None are left out)."""
+    """One step's snapshot as GraphML, with the run's seed and init rule on the graph.
+
+    The attributes are the snapshot's, with their types; those that are None
+    (the means of a step that has not run) are left out, as GraphML has no
+    value for "none".  ``Network.from_networkx(networkx.read_graphml(path))``
+    is the network after `step`.
+    """
     G = trace.snapshot(step)
-    H = nx.DiGraph(**{k: v for k, v in G.graph.items() if v is not None})
+    meta = trace.metadata
+    H = nx.DiGraph(**{k: v for k, v in G.graph.items() if v is not None},
+                   **{k: meta[k] for k in ("seed", "init") if meta.get(k) is not None})
     for node, attrs in G.nodes(data=True):
         H.add_node(node, **{k: v for k, v in attrs.items() if v is not None})
     for u, v, attrs in G.edges(data=True):
         H.add_edge(u, v, **{k: v for k, v in attrs.items() if v is not None})
+    _check_xml(trace, H.nodes(data=True), H.graph)
     try:
         nx.write_graphml(H, Path(path))
     except OSError as error:
         raise TraceError(f"{path}: cannot write: {error.strerror or error}") from None
 
 
+NODE_STATIC = ("role", "fn")
 NODE_DYNAMIC = ("activation", "preactivation", "gradient", "bias", "bias_grad")
 EDGE_DYNAMIC = ("weight", "grad", "delta", "message")
+# (class, mode, names); an attribute's id is its position in this list, its title its name.  Ids are
+# not the names because networkx's reader takes the id "weight" for its own static edge weight
+GEXF_ATTRIBUTES = (("node", "static", NODE_STATIC), ("node", "dynamic", NODE_DYNAMIC),
+                   ("edge", "dynamic", EDGE_DYNAMIC))
+GEXF_IDS = {(cls, name): str(i) for i, (cls, name) in
+            enumerate((cls, name) for cls, _, names in GEXF_ATTRIBUTES for name in names)}
 
 
 def write_gexf(trace, out):
@@ -211,8 +290,9 @@ def write_gexf(trace, out):
 
     Time is the step number.  Each snapshot's values hold from its step until
     the next snapshot step; neurons and connections have spells for when they
-    exist; the edge attribute ``weight`` is dynamic, so Gephi can size edges
-    by it while playing the timeline.
+    exist; the edge attribute titled ``weight`` is dynamic, so Gephi can size
+    edges by it while playing the timeline, and ``networkx.read_gexf`` gives
+    it as a list of (value, start, end).
     """
     steps = trace.steps
     if not steps:
@@ -222,34 +302,33 @@ def write_gexf(trace, out):
     nodes, edges = {}, {}  # name or key -> {"static": {...}, "present": [steps], attr: [(value, step)]}
     for step, G in trace.snapshots(steps):
         for name, attrs in G.nodes(data=True):
-            _remember(nodes, name, step, attrs, NODE_DYNAMIC, {"role": attrs["role"], "fn": attrs["fn"]})
+            _remember(nodes, name, step, attrs, NODE_DYNAMIC, {k: attrs[k] for k in NODE_STATIC})
         for u, v, attrs in G.edges(data=True):
             _remember(edges, (u, v), step, attrs, EDGE_DYNAMIC, {})
+    _check_xml(trace, ((name, record["static"]) for name, record in nodes.items()))  # before the first byte
+    creator = _text(_xml_text(trace, f"simnet {trace.metadata.get('version', '')}", "version"))
+    description = _text(_xml_text(trace, trace.metadata.get("scenario") or trace.path, "scenario name"))
     w = out.write
     w('<?xml version="1.0" encoding="UTF-8"?>\n'
       '<gexf xmlns="http://www.gexf.net/1.2draft" version="1.2">\n'
-      f'  <meta><creator>simnet {trace.metadata.get("version", "")}</creator>'
-      f'<description>{_text(trace.metadata.get("scenario") or str(trace.path))}</description></meta>\n'
+      f'  <meta><creator>{creator}</creator><description>{description}</description></meta>\n'
       f'  <graph mode="dynamic" defaultedgetype="directed" timeformat="integer" '
-      f'start="{steps[0]}" end="{steps[-1]}">\n'
-      '    <attributes class="node" mode="static">\n'
-      '      <attribute id="role" title="role" type="string"/>\n'
-      '      <attribute id="fn" title="fn" type="string"/>\n'
-      '    </attributes>\n')
-    for cls, names in (("node", NODE_DYNAMIC), ("edge", EDGE_DYNAMIC)):
-        w(f'    <attributes class="{cls}" mode="dynamic">\n')
+      f'start="{steps[0]}" end="{steps[-1]}">\n')
+    for cls, mode, names in GEXF_ATTRIBUTES:
+        w(f'    <attributes class="{cls}" mode="{mode}">\n')
         for name in names:
-            w(f'      <attribute id="{name}" title="{name}" type="double"/>\n')
+            kind = "string" if mode == "static" else "double"
+            w(f'      <attribute id="{GEXF_IDS[cls, name]}" title="{name}" type="{kind}"/>\n')
         w('    </attributes>\n')
     w('    <nodes>\n')
     for name, record in nodes.items():
         w(f'      <node id={quoteattr(name)} label={quoteattr(name)}>\n')
-        _write_values(w, record, NODE_DYNAMIC, ends)
+        _write_values(w, "node", record, NODE_DYNAMIC, ends)
         w('      </node>\n')
     w('    </nodes>\n    <edges>\n')
     for i, ((u, v), record) in enumerate(edges.items()):
         w(f'      <edge id="{i}" source={quoteattr(u)} target={quoteattr(v)}>\n')
-        _write_values(w, record, EDGE_DYNAMIC, ends)
+        _write_values(w, "edge", record, EDGE_DYNAMIC, ends)
         w('      </edge>\n')
     w('    </edges>\n  </graph>\n</gexf>\n')
 
@@ -262,13 +341,14 @@ def _remember(table, key, step, attrs, dynamic, static):
             record.setdefault(name, []).append((attrs[name], step))
 
 
-def _write_values(w, record, dynamic, ends):
+def _write_values(w, cls, record, dynamic, ends):
     w('        <attvalues>\n')
     for name, value in record["static"].items():
-        w(f'          <attvalue for="{name}" value={quoteattr(str(value))}/>\n')
+        w(f'          <attvalue for="{GEXF_IDS[cls, name]}" value={quoteattr(str(value))}/>\n')
     for name in dynamic:
         for value, step in record.get(name, ()):
-            w(f'          <attvalue for="{name}" value="{_number(value)}" start="{step}" end="{ends[step]}"/>\n')
+            w(f'          <attvalue for="{GEXF_IDS[cls, name]}" value="{_number(value)}" '
+              f'start="{step}" end="{ends[step]}"/>\n')
     w('        </attvalues>\n        <spells>\n')
     for start, end in _spells(record["present"], ends):
         w(f'          <spell start="{start}" end="{end}"/>\n')

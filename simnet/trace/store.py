@@ -60,8 +60,10 @@ same file, byte for byte, but for its start and end times (unless
 Values are stored in untyped columns so floats come back bit for bit (-0.0
 included).
 """
+import bisect
 import heapq
 import json
+import math
 import os
 import sqlite3
 from datetime import datetime, timezone
@@ -71,9 +73,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TraceError, positive_int
+from ..errors import SimnetError, TraceError, positive_int
 from ..core.events import KINDS, Event
+from ..core.functions import ACTIVATIONS
+from ..core.graph import ROLES
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData, batch_means, mean_rows
+from ..files import directory_locked, lock_directory
 from .writer import WriterError, WriterProcess
 
 SCHEMA_VERSION = 2
@@ -285,7 +290,10 @@ class Recorder:
     per-sample vectors of fire and message events when the batch has at most
     :data:`SAMPLE_LIMIT` samples, or always/never with `samples` True/False).
     `scenario_text` and `metadata` (a JSON-able dict) go into the run metadata.
-    An existing trace in `directory` is replaced.
+    An existing trace in `directory` is replaced, unless another process is
+    still recording it.  While the recorder writes, the directory is locked
+    (see :mod:`simnet.files`), which is how a reader tells a run in progress
+    from one whose process died.
 
     >>> import tempfile, simnet as sn
     >>> run = tempfile.mkdtemp()
@@ -323,10 +331,17 @@ class Recorder:
     # ---- the file ----------------------------------------------------------
 
     def _create(self, scenario_text, metadata):
-        self._writer = None
+        self._writer = self._lock = self._failure = None
         started = _now()  # before the file exists: a bad SOURCE_DATE_EPOCH leaves nothing behind
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
+            self._lock = lock_directory(self.directory)
+        except BlockingIOError:
+            raise TraceError(f"{self.directory}: a run is being recorded there (by another process, or by a "
+                             "Recorder not closed yet)") from None
+        except OSError as error:
+            raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
+        try:
             for suffix in ("", "-wal", "-shm", "-journal"):
                 Path(f"{self.path}{suffix}").unlink(missing_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None)
@@ -349,7 +364,11 @@ class Recorder:
             self._codes = _Codes(db.execute("SELECT * FROM kinds"))
             db.close()
         except (OSError, sqlite3.Error) as error:
+            self._unlock()
             raise TraceError(f"{self.path}: cannot create the trace: {error}") from None
+        except BaseException:
+            self._unlock()
+            raise
         self._open()
         self._weight_code = self._codes.code["update", "weight_update"]
         self._bias_code = self._codes.code["update", "bias_update"]
@@ -370,10 +389,22 @@ class Recorder:
         self._steps_waiting = self._bytes_waiting = 0
 
     def _open(self):
+        if self._lock is None:  # a later run after close(): the directory is locked again
+            try:
+                self._lock = lock_directory(self.directory)
+            except OSError as error:
+                raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+        # the writer takes the lock over (and it is closed here whatever happens)
+        lock, self._lock = self._lock, None
         try:
-            self._writer = WriterProcess(self.path)
+            self._writer = WriterProcess(self.path, lock=lock)
         except WriterError as error:
             raise TraceError(f"{self.path}: {error}") from None
+
+    def _unlock(self):
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def _reset_buffers(self):
         self._rows = []            # events rows, in seq order
@@ -384,15 +415,28 @@ class Recorder:
         self._message_rows, self._message_columns = [], ([],)
         self._sql = []             # (statement, parameters) for the topology and step tables
 
-    def close(self):
-        """Commit what is buffered and close the file (a run's end does this too)."""
+    def close(self, reason=None):
+        """Commit what is buffered and close the file (a run's end does this too).
+
+        A run still going (stopped by an exception) is marked as ended with
+        `reason` ("interrupted" or "failed") after its last whole step; without
+        a reason it is left without an end, as if its process had died.  After
+        the writer has failed nothing more is written.
+        """
+        if self._failure is not None:
+            return
+        if reason is not None and self._runs and self._runs[-1][1] is None:
+            # a step cut short has no ``steps`` row: readers see the run end after its last whole step
+            self._runs[-1][1] = self._last_done
+            self._set_meta(end_reason=reason, last_step=self._last_done, end_time=_now(), runs=self._runs)
         if self._writer is not None or self._rows or self._batches or self._sql:
             self._commit()
             writer, self._writer = self._writer, None
             try:
                 writer.finish()
             except WriterError as error:
-                raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+                self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
+                raise self._failure from None
 
     @property
     def state(self):
@@ -547,6 +591,7 @@ class Recorder:
         step, first, lr, batch_size, loss, accuracy = self._open_step
         self._open_step = None
         self._first_seq.pop(step, None)
+        self._last_done = step
         self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
@@ -560,7 +605,7 @@ class Recorder:
         self._announced = NetworkState()
         self._announced.lr = e.data.get("lr")
         self._announced_ids = {}
-        self._run_start = e.step
+        self._run_start = self._last_done = e.step
         self._first_seq.setdefault(e.step, e.seq)
         self._runs.append([e.step, None])
         self._set_meta(seed=e.data.get("seed"), config=e.data, end_reason=None, runs=self._runs)
@@ -742,6 +787,8 @@ class Recorder:
 
     def _commit(self):
         """Write everything buffered in one transaction."""
+        if self._failure is not None:
+            raise self._failure
         if self._writer is None:
             self._open()
         self._fill_means()
@@ -754,8 +801,11 @@ class Recorder:
         try:
             self._writer.write(statements)
         except WriterError as error:
+            # what the writer had not committed is lost: writing on after the gap would make a trace
+            # whose steps do not follow from one another
             self._writer = None
-            raise TraceError(f"{self.path}: cannot write the trace: {error}") from None
+            self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
+            raise self._failure from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._steps_waiting = self._bytes_waiting = 0
 
@@ -788,17 +838,18 @@ def _trace_file(path):
 
 
 def _check_header(path):
-    """Reject what is not an SQLite file, or is shorter than its header says, before SQLite sees it."""
+    """Reject what is not an SQLite file before SQLite sees it; whether its pages hold together is SQLite's to say.
+
+    (The header's page count is no guide: in WAL mode it lags or leads the
+    file while a checkpoint copies pages, and the WAL holds the rest.)
+    """
     with open(path, "rb") as f:
         header = f.read(100)
+    if not header:
+        raise TraceError(f"{path}: not a simnet trace (an empty file: a run stopped before it began its trace "
+                         f"leaves one)")
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         raise TraceError(f"{path}: not a simnet trace (not an SQLite database)")
-    number = lambda start, end: int.from_bytes(header[start:end], "big")
-    page_size = 65536 if number(16, 18) == 1 else number(16, 18)
-    pages, change, valid_for = number(28, 32), number(24, 28), number(92, 96)
-    size = os.path.getsize(path)
-    if change == valid_for and size < pages * page_size:
-        raise TraceError(f"{path}: truncated trace: {size} bytes where the header says {pages * page_size}")
 
 
 def open_trace(path):
@@ -832,11 +883,45 @@ def _guard(method):
 
     @functools.wraps(method)
     def guarded(self, *args, **kwargs):
+        self._check_open()
         try:
             return method(self, *args, **kwargs)
         except sqlite3.DatabaseError as error:
-            raise TraceError(f"{self.path}: damaged trace: {error}") from None
+            raise self._database_error(error) from None
     return guarded
+
+
+def _number(value):
+    """Whether `value`, as SQLite gave it, is a number (the value columns hold nothing else)."""
+    return type(value) in (float, int)
+
+
+def _step_number(value):
+    return type(value) is int and value >= 0
+
+
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+def _runs(value):
+    return isinstance(value, list) and all(
+        isinstance(run, list) and len(run) == 2 and _step_number(run[0]) and _optional(_step_number)(run[1])
+        for run in value)
+
+
+# what the reader relies on in ``meta``: key -> (check, what the value must be)
+META_CHECKS = {
+    "every": (lambda v: type(v) is int and v >= 1, "a positive integer"),
+    "detail": (_optional(lambda v: v in DETAILS), f"one of {', '.join(DETAILS)}"),
+    "end_reason": (_optional(lambda v: isinstance(v, str)), "text"),
+    "last_step": (_optional(_step_number), "a step number"),
+    "seed": (_optional(lambda v: type(v) is int), "an integer"),
+    "init": (lambda v: isinstance(v, str), "text"),
+    "config": (_optional(lambda v: isinstance(v, dict)), "a JSON object"),
+    "scenario_text": (_optional(lambda v: isinstance(v, str)), "text"),
+    "runs": (_optional(_runs), "a list of [first, last] steps"),
+}
 
 
 class Trace:
@@ -845,19 +930,32 @@ class Trace:
     Attributes: ``path``, ``metadata`` (dict), ``detail``, ``every``,
     ``first_step`` (the state the recording starts from), ``last_step`` (last
     step written whole), ``complete`` (the run ended and said so),
-    ``end_reason`` (complete, interrupted, diverged or None), ``steps``
-    (the snapshot steps: the start, every ``every``-th, the ends of runs).
+    ``end_reason`` (complete, interrupted, diverged, failed or None), ``steps``
+    (the snapshot steps: the start, every ``every``-th, the ends of runs),
+    ``running`` (its run is still being recorded), ``status`` (all that in words).
     """
 
     def __init__(self, path, db):
         self.path, self._db = Path(path), db
+        self._closed = False
         self._load()
 
     @_guard
     def _load(self):
+        # one read transaction: a trace being written shows all its tables as of one commit
+        self._db.execute("BEGIN")
+        try:
+            self._read_all()
+        finally:
+            self._db.rollback()
+
+    def _read_all(self):
         db = self._db
         app, version = db.execute("PRAGMA application_id").fetchone()[0], db.execute("PRAGMA user_version").fetchone()[0]
         if app != APPLICATION_ID:
+            if app == 0 and db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0:
+                raise TraceError(f"{self.path}: not a simnet trace yet (an SQLite database without tables: a run "
+                                 f"stopped before it set up its trace leaves one)")
             raise TraceError(f"{self.path}: not a simnet trace (an SQLite database of another kind)")
         if version > SCHEMA_VERSION:
             raise TraceError(f"{self.path}: trace schema {version} is newer than this simnet reads "
@@ -865,26 +963,112 @@ class Trace:
         if version < 1:
             raise TraceError(f"{self.path}: not a simnet trace (no schema version)")
         self._has_batches = version >= 2  # schema 1 kept every event in ``events``
-        self.metadata = {key: json.loads(value) for key, value in db.execute("SELECT key, value FROM meta")}
+        self.metadata = self._read_meta()
         self.detail = self.metadata.get("detail")
-        self.every = int(self.metadata.get("every") or 1)
+        self.every = self.metadata.get("every", 1)
         self.end_reason = self.metadata.get("end_reason")
         self.complete = self.end_reason is not None
-        self._codes = _Codes(db.execute("SELECT code, phase, kind, subject, v1, v2, v3 FROM kinds"))
-        self._neurons = {i: (name, role, fn) for i, name, role, fn in
-                         db.execute("SELECT id, name, role, activation FROM neurons")}
-        self._connections = {i: (s, t) for i, s, t in db.execute("SELECT id, source, target FROM connections")}
-        self._step_ranges = {step: (first, last, done) for step, first, last, done in
-                             db.execute("SELECT step, first_seq, last_seq, done FROM steps")}
+        self._codes = self._read_kinds()
+        self._neurons = self._read_neurons()
+        self._connections = self._read_connections()
+        self._step_ranges = self._read_steps()
         self._latest_step = max(self._step_ranges, default=-1)  # a diverged step comes after the last
+        self._keyframes = self._read_keyframes()  # sorted (step, seq, lr)
+        self._subject_lists = {}  # subject_lists id -> its ids, checked
         done = [s for s, (_, _, d) in self._step_ranges.items() if d]
-        first_keyframe = db.execute("SELECT min(step) FROM keyframes").fetchone()[0]
-        self.first_step = first_keyframe
+        self.first_step = self._keyframes[0][0] if self._keyframes else None
         self.last_step = max(done) if done else None
-        if first_keyframe is None or self.last_step is None:
+        if self.first_step is None or self.last_step is None:
             self.first_step = self.last_step = None
+        if self.end_reason == "diverged" and self.metadata.get("last_step", self.last_step) is None:
+            raise self._damaged("meta 'last_step'", "a diverged run must say its last step")
         self.steps = self._snapshot_steps()
         self._cursor = None  # (step, NetworkState) of the last replay, to go on from
+
+    # ---- what the file holds, checked: a trace is input like any other ----------
+
+    def _damaged(self, where, why):
+        """The TraceError for a trace whose `where` (a table, a row, a key) holds what simnet never writes."""
+        return TraceError(f"{self.path}: damaged trace: {where}: {why}")
+
+    def _database_error(self, error):
+        """The TraceError for an SQLite error met while reading."""
+        if self._closed:
+            return self._closed_error()
+        return TraceError(f"{self.path}: damaged trace: {' '.join(str(error).split())}")
+
+    def _closed_error(self):
+        return TraceError(f"{self.path}: the trace is closed; open it again to read it")
+
+    def _check_open(self):
+        if self._closed:
+            raise self._closed_error()
+
+    def _read_meta(self):
+        metadata = {}
+        for key, value in self._db.execute("SELECT key, value FROM meta"):
+            try:
+                metadata[key] = json.loads(value)
+            except (TypeError, ValueError, RecursionError):
+                raise self._damaged(f"meta {key!r}", f"not JSON: {_excerpt(value)}") from None
+        for key, (check, what) in META_CHECKS.items():
+            if key in metadata and not check(metadata[key]):
+                raise self._damaged(f"meta {key!r}", f"must be {what}, got {_excerpt(metadata[key])}")
+        return metadata
+
+    def _read_kinds(self):
+        rows = self._db.execute("SELECT code, phase, kind, subject, v1, v2, v3 FROM kinds").fetchall()
+        for code, phase, kind, subject, *fields in rows:
+            if (type(code) is not int or not isinstance(phase, str) or not isinstance(kind, str)
+                    or subject not in (None, "neuron", "connection")
+                    or not all(f is None or isinstance(f, str) for f in fields)):
+                raise self._damaged("kinds", f"code {_excerpt(code)} is not a kind: "
+                                    f"{_excerpt((phase, kind, subject, *fields))}")
+        codes = _Codes(rows)
+        for phase, kind, subject, fields in LAYOUT:  # what the reader decodes by these names
+            code = codes.code.get((phase, kind))
+            if code is None or codes.layout[code][2:] != (subject, fields):
+                raise self._damaged("kinds", f"the {phase} {kind} kind is missing or changed")
+        return codes
+
+    def _read_neurons(self):
+        neurons = {}
+        for i, name, role, fn in self._db.execute("SELECT id, name, role, activation FROM neurons"):
+            if type(i) is not int or not isinstance(name, str) or role not in ROLES or fn not in ACTIVATIONS:
+                raise self._damaged("neurons", f"row {_excerpt(i)} is not a neuron: {_excerpt((name, role, fn))}")
+            neurons[i] = (name, role, fn)
+        return neurons
+
+    def _read_connections(self):
+        names = {name for name, _, _ in self._neurons.values()}
+        connections = {}
+        for i, source, target in self._db.execute("SELECT id, source, target FROM connections"):
+            if type(i) is not int or source not in names or target not in names:
+                raise self._damaged("connections", f"row {_excerpt(i)} does not join two neurons: "
+                                    f"{_excerpt((source, target))}")
+            connections[i] = (source, target)
+        return connections
+
+    def _read_steps(self):
+        ranges, previous = {}, None
+        for step, first, last, done, *numbers in self._db.execute(
+                "SELECT step, first_seq, last_seq, done, lr, batch_size, loss, accuracy FROM steps ORDER BY step"):
+            if not (_step_number(step) and type(first) is int and type(last) is int and first <= last
+                    and done in (0, 1) and all(v is None or _number(v) for v in numbers)):
+                raise self._damaged("steps", f"step {_excerpt(step)} is not a step: "
+                                    f"{_excerpt((first, last, done, *numbers))}")
+            if previous is not None and step != previous + 1:
+                raise self._damaged("steps", f"step {step} follows step {previous}; steps go one by one")
+            ranges[step], previous = (first, last, done), step
+        return ranges
+
+    def _read_keyframes(self):
+        keyframes = self._db.execute("SELECT step, seq, lr FROM keyframes ORDER BY step").fetchall()
+        for step, seq, lr in keyframes:
+            if step not in self._step_ranges or type(seq) is not int or not (lr is None or _number(lr)):
+                raise self._damaged("keyframes", f"step {_excerpt(step)} is not a keyframe of a recorded step: "
+                                    f"{_excerpt((seq, lr))}")
+        return keyframes
 
     def __repr__(self):
         return f"Trace({str(self.path)!r}, steps {self.first_step}..{self.last_step}, {self.status})"
@@ -900,20 +1084,34 @@ class Trace:
         self.close()
 
     def close(self):
+        """Close the file; the Trace reads nothing after this."""
         self._db.close()
+        self._closed = True
+
+    @property
+    def running(self):
+        """True while the process recording this trace is still at it (its run has not ended yet)."""
+        return self.end_reason is None and self.path.name == FILENAME and directory_locked(self.path.parent)
 
     @property
     def status(self):
-        """In words: complete, interrupted, diverged, or where an incomplete run stopped."""
+        """In words: complete, interrupted, diverged, failed, running, or where an incomplete run stopped.
+
+        A run without an end is running while the process recording it holds
+        its directory's lock, and incomplete once that process is gone.
+        """
         if self.end_reason == "complete":
             return "complete"
-        if self.end_reason == "interrupted":
-            return f"interrupted after step {self.last_step}"
+        if self.end_reason in ("interrupted", "failed"):
+            return f"{self.end_reason} after step {self.last_step}"
         if self.end_reason == "diverged":
             return f"diverged at step {self.metadata.get('last_step', self.last_step) + 1}"
+        if self.running:
+            return "running: no step recorded yet" if self.last_step is None else \
+                f"running: recorded up to step {self.last_step} when opened"
         if self.last_step is None:
-            return "incomplete: no step was recorded"
-        return f"incomplete: the recording stopped after step {self.last_step}"
+            return "incomplete: no steps recorded"
+        return f"incomplete: the recording process died after step {self.last_step}"
 
     def _snapshot_steps(self):
         if self.last_step is None:
@@ -1013,11 +1211,12 @@ class Trace:
         """
         if subjects is not None:
             codes = set(subjects)
+        self._check_open()
         batched = self._batched_rows(span, codes, subjects) if self._has_batches else ()
         try:
             yield from heapq.merge(self._single_rows(span, codes, subjects), batched, key=itemgetter(0))
         except sqlite3.DatabaseError as error:
-            raise TraceError(f"{self.path}: damaged trace: {error}") from None
+            raise self._database_error(error) from None
 
     def _single_rows(self, span, codes, subjects):
         sql = ("SELECT e.seq, e.step, e.kind, e.subject, e.v1, e.v2, e.v3, p.data, p.samples "
@@ -1034,12 +1233,28 @@ class Trace:
         elif codes is not None:
             sql += f" AND e.kind IN ({_marks(codes)})"
             params += sorted(codes)
-        return self._db.execute(sql + " ORDER BY e.seq", params)
+        return self._checked(self._db.execute(sql + " ORDER BY e.seq", params))
+
+    def _checked(self, rows):
+        """``events`` rows as they come, each checked: a known kind, about a subject the trace holds, numbers."""
+        layout = self._codes.layout
+        known = {None: None, "neuron": self._neurons, "connection": self._connections}
+        for row in rows:
+            seq, step, code, subject, *values = row[:7]
+            kind = layout.get(code)
+            if kind is None:
+                raise self._damaged("events", f"event {seq}: unknown kind code {_excerpt(code)}")
+            subjects = known[kind[2]]
+            if (type(step) is not int or not all(v is None or _number(v) for v in values)
+                    or (subjects is not None and subject is not None and subject not in subjects)
+                    or (subject is None and subjects is not None and kind[1] in STATE_KINDS)):
+                raise self._damaged("events", f"event {seq} ({kind[1]}) is not one simnet records: "
+                                    f"{_excerpt((step, subject, *values))}")
+            yield row
 
     def _batched_rows(self, span, codes, subjects):
         """The events of ``batches`` rows, one row each as ``_single_rows`` gives them."""
-        sql = ("SELECT b.seq, b.step, b.kind, s.subjects, b.v1, b.v2, b.v3 "
-               "FROM batches b JOIN subject_lists s ON s.id = b.subjects WHERE 1")
+        sql = "SELECT b.seq, b.last_seq, b.step, b.kind, b.subjects, b.v1, b.v2, b.v3 FROM batches b WHERE 1"
         params = []
         if span is not None:  # batches never overlap: the one holding span's first seq starts last before it
             sql += " AND b.seq >= coalesce((SELECT max(seq) FROM batches WHERE seq <= ?), 0) AND b.seq <= ?"
@@ -1048,13 +1263,40 @@ class Trace:
             sql += f" AND b.kind IN ({_marks(codes)})"
             params += sorted(codes)
         first, last = span if span is not None else (0, float("inf"))
-        for seq, step, code, ids, *blobs in self._db.execute(sql + " ORDER BY b.seq", params):
-            ids = np.frombuffer(ids, dtype="<i8").tolist()
+        for seq, last_seq, step, code, listed, *blobs in self._db.execute(sql + " ORDER BY b.seq", params):
+            ids = self._batch_subjects(seq, last_seq, step, code, listed)
+            if not all(b is None or (type(b) is bytes and len(b) == 8 * len(ids)) for b in blobs):
+                raise self._damaged("batches", f"batch {seq}: its values are not {len(ids)} float64 each: "
+                                    f"{_excerpt([None if b is None else len(b) for b in blobs])} bytes")
             columns = [repeat(None) if b is None else np.frombuffer(b, dtype="<f8").tolist() for b in blobs]
             kept = subjects[code] if subjects is not None else None
             for at, (subject, v1, v2, v3) in enumerate(zip(ids, *columns), start=seq):
                 if first <= at <= last and (kept is None or subject in kept):
                     yield at, step, code, subject, v1, v2, v3, None, None
+
+    def _batch_subjects(self, seq, last_seq, step, code, listed):
+        """The subject ids of the batch `seq` (a list as long as the batch), checked; TraceError if they are not."""
+        kind = self._codes.layout.get(code)
+        if kind is None or kind[2] is None:
+            raise self._damaged("batches", f"batch {seq}: kind code {_excerpt(code)} is not a kind about subjects")
+        if type(last_seq) is not int or last_seq < seq or type(step) is not int:
+            raise self._damaged("batches", f"batch {seq}: last_seq {_excerpt(last_seq)}, step {_excerpt(step)}")
+        ids = self._subject_lists.get(listed)
+        if ids is None:
+            row = self._db.execute("SELECT subjects FROM subject_lists WHERE id = ?", (listed,)).fetchone()
+            if row is None or type(row[0]) is not bytes or len(row[0]) % 8:
+                raise self._damaged("subject_lists", f"batch {seq}: its list {_excerpt(listed)} is "
+                                    + ("missing" if row is None else "not int64 ids"))
+            ids = np.frombuffer(row[0], dtype="<i8").tolist()
+            subjects = self._neurons if kind[2] == "neuron" else self._connections
+            unknown = [i for i in ids if i not in subjects]
+            if unknown:
+                raise self._damaged("subject_lists", f"list {listed}: {kind[2]} id {unknown[0]} names nothing")
+            self._subject_lists[listed] = ids
+        if len(ids) != last_seq - seq + 1:
+            raise self._damaged("batches", f"batch {seq}: {last_seq - seq + 1} events, but its subject list "
+                                f"{listed} names {len(ids)}")
+        return ids
 
     def _event(self, row):
         """An Event from an events row (plus its payload)."""
@@ -1073,20 +1315,37 @@ class Trace:
         if kind in ("weight_update", "bias_update") and None not in (v1, v2):
             values["delta"] = v2 - v1
         if kind in ("step_begin",) and values.get("batch_size") is not None:
-            values["batch_size"] = int(values["batch_size"])
+            size = values["batch_size"]
+            if not (isinstance(size, int) or size.is_integer()):
+                raise self._damaged("events", f"event {seq}: batch size {_excerpt(size)}")
+            values["batch_size"] = int(size)
         if data:
-            values.update(json.loads(data))
+            values.update(self._payload(seq, data))
         if samples:
+            if type(samples) is not bytes or not fields or len(samples) % (8 * len(fields)):
+                raise self._damaged("payloads", f"event {seq}: samples are not {len(fields)} float64 vectors")
             vectors = np.frombuffer(samples, dtype=np.float64).reshape(len(fields), -1)
             for name, vector in zip(fields, vectors):
                 values[f"{name}_samples"] = vector
         return Event(seq, step, phase, kind, neuron, source, target, values)
+
+    def _payload(self, seq, data):
+        """The JSON object of a payload's ``data``; TraceError if it is none."""
+        try:
+            value = json.loads(data)
+        except (TypeError, ValueError, RecursionError):
+            value = None
+        if not isinstance(value, dict):
+            raise self._damaged("payloads", f"event {seq}: data is not a JSON object: {_excerpt(data)}")
+        return value
 
     @_guard
     def history(self):
         """Per-step loss and accuracy (NaN where there is none) as numpy arrays."""
         rows = self._db.execute("SELECT step, loss, accuracy FROM steps WHERE done = 1 AND batch_size IS NOT NULL "
                                 "ORDER BY step").fetchall()
+        if not all(_step_number(r[0]) and all(v is None or _number(v) for v in r[1:]) for r in rows):
+            raise self._damaged("steps", "a step's loss or accuracy is not a number")
         step = np.array([r[0] for r in rows], dtype=np.int64)
         loss = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
         accuracy = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
@@ -1096,10 +1355,16 @@ class Trace:
     def event_counts(self):
         """How many events of each kind the trace holds: {kind: count}."""
         counts = {}
-        sql = "SELECT kind, count(*) FROM events GROUP BY kind"
-        if self._has_batches:
-            sql += " UNION ALL SELECT kind, sum(last_seq - seq + 1) FROM batches GROUP BY kind"
-        for code, n in self._db.execute(sql):
+        sql = "SELECT 'events', kind, count(*), 1 FROM events GROUP BY kind"
+        if self._has_batches:  # a batch counts its seqs: they must be in order, within the recorded steps
+            sql += (" UNION ALL SELECT 'batches', kind, sum(last_seq - seq + 1), min(typeof(last_seq) = 'integer'"
+                    " AND last_seq >= seq AND last_seq <= (SELECT max(last_seq) FROM steps)) FROM batches GROUP BY kind")
+        for table, code, n, fits in self._db.execute(sql):
+            if code not in self._codes.layout:
+                raise self._damaged(table, f"unknown kind code {_excerpt(code)}")
+            if not fits:
+                raise self._damaged(table, f"a batch of {self._codes.layout[code][1]} events ends before it "
+                                    f"begins or after the last recorded step")
             kind = self._codes.layout[code][1]
             counts[kind] = counts.get(kind, 0) + n
         return counts
@@ -1116,8 +1381,7 @@ class Trace:
         """The NetworkState right after `step`: the nearest keyframe, then the events since."""
         step = self._check_finished(step)
         db = self._db
-        kf_step, kf_seq, lr = db.execute("SELECT step, seq, lr FROM keyframes WHERE step <= ? ORDER BY step DESC "
-                                         "LIMIT 1", (step,)).fetchone()
+        kf_step, kf_seq, lr = self._keyframes[bisect.bisect_right(self._keyframes, (step, math.inf)) - 1]
         cursor = self._cursor
         if cursor is not None and kf_step <= cursor[0] <= step:
             state, after = cursor[1].copy(), self._step_ranges[cursor[0]][1]
@@ -1126,11 +1390,17 @@ class Trace:
             state.lr = lr
             for neuron, bias in db.execute("SELECT neuron, bias FROM keyframe_neurons WHERE step = ? "
                                            "ORDER BY position", (kf_step,)):
+                if neuron not in self._neurons or not _number(bias):
+                    raise self._damaged("keyframe_neurons", f"step {kf_step}: neuron {_excerpt(neuron)}, "
+                                        f"bias {_excerpt(bias)}")
                 name, role, fn = self._neurons[neuron]
                 state.kind[name], state.bias[name] = (role, fn), bias
             for connection, weight, frozen in db.execute(
                     "SELECT connection, weight, frozen FROM keyframe_connections WHERE step = ? ORDER BY position",
                     (kf_step,)):
+                if connection not in self._connections or not _number(weight) or frozen not in (0, 1):
+                    raise self._damaged("keyframe_connections", f"step {kf_step}: connection {_excerpt(connection)},"
+                                        f" weight {_excerpt(weight)}, frozen {_excerpt(frozen)}")
                 key = self._connections[connection]
                 state.weight[key], state.frozen[key] = weight, bool(frozen)
             after = kf_seq
@@ -1149,12 +1419,19 @@ class Trace:
         weight, bias = state.weight, state.bias
         for row in rows:
             code = row[2]
+            if row[5] is None and (code in weights or code in biases):
+                raise self._damaged("events", f"event {row[0]}: an update without its new value")
             if code in weights:
                 weight[connections[row[3]]] = row[5]
             elif code in biases:
                 bias[neurons[row[3]][0]] = row[5]
             else:
-                state.apply(self._event(row))
+                event = self._event(row)
+                try:
+                    state.apply(event)
+                except KeyError:  # removing what is not there
+                    raise self._damaged("events", f"event {row[0]}: {event.kind} of a neuron or connection "
+                                        f"the network does not hold") from None
 
     def network_at(self, step):
         """The Network right after `step` (the first step: as the run started), bit for bit.
@@ -1171,7 +1448,10 @@ class Trace:
         (True, True)
         """
         state = self._state_at(step)
-        return state.to_network(seed=self.metadata.get("seed"), init=self.metadata.get("init", "he"), step=step)
+        try:
+            return state.to_network(seed=self.metadata.get("seed"), init=self.metadata.get("init", "he"), step=step)
+        except SimnetError as error:  # what the file says cannot be a network
+            raise self._damaged(f"the network after step {step}", str(error)) from None
 
     @_guard
     def snapshot(self, step):
@@ -1230,3 +1510,9 @@ def _consecutive(steps):
 
 def _marks(values):
     return ",".join("?" * len(values))
+
+
+def _excerpt(value, limit=40):
+    """`value` as a short repr, to quote what a damaged trace holds without printing all of it."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

@@ -12,10 +12,13 @@ needs nothing but the standard library, so it starts in a few tens of
 milliseconds, without numpy or simnet.  On its standard input come
 messages, pickled one after another: a list of ``(statement, rows)`` pairs
 is one transaction (each pair one ``executemany``); ``None`` asks it to
-leave the file as one plain file and stop.  An SQLite error is printed on
-its standard output, one line, and it stops with status 1.  If its input
+leave the file complete on its own (one plain file when no reader holds it
+open) and stop.  An SQLite error is printed on its standard output, one
+line, and it stops with status 1.  If its input
 ends without ``None`` (the run's process died) it stops at once and keeps
-only what it has committed, as a crashed writer would.
+only what it has committed, as a crashed writer would.  A descriptor it
+inherits holding the lock of the trace's directory (see :mod:`simnet.files`)
+stays open until it ends: while it is there, the trace is being written.
 """
 import os
 import pickle
@@ -25,6 +28,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 import weakref
 
 try:
@@ -34,6 +38,10 @@ except ImportError:  # Windows, whose pipes keep their size
 
 PIPE_SIZE = 1 << 20  # Linux's default limit for a pipe's buffer
 QUEUED = 8  # messages taken in but not yet written, at most: a writer behind the run slows it down
+# how long the end of a run waits for readers: for one reading an older snapshot to let the checkpoint
+# through, then for all to let go so that the file leaves WAL
+CHECKPOINT_WAIT = 10.0
+LEAVE_WAL_WAIT = 0.5
 ENDED = object()  # what the receiving thread passes on when the run's process is gone
 
 
@@ -66,12 +74,30 @@ class Writer:
         db.execute("COMMIT")
 
     def finish(self):
-        """Close the file, which a finished trace leaves as one plain file, readable read-only anywhere."""
-        try:
-            self.db.execute("PRAGMA journal_mode = DELETE")
-        except sqlite3.OperationalError:
-            pass  # a reader holds the file open; the WAL stays until it lets go
-        self.db.close()
+        """Close the file, which a finished trace leaves complete on its own, as one plain file when it can.
+
+        A checkpoint copies every committed page into the main file: it waits
+        (up to :data:`CHECKPOINT_WAIT` seconds) for readers still reading an
+        older snapshot, not for idle ones.  Leaving WAL needs the file to
+        itself, which an open reader denies however idle; then ``-wal`` (empty)
+        and ``-shm`` stay beside a main file that is complete alone.  If a
+        reader held its old snapshot through the whole wait, the WAL keeps the
+        last pages and SQLite readers still see the whole run.
+        """
+        db = self.db
+        db.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_WAIT * 1000)}")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # busy after the wait: the WAL keeps the rest
+        db.execute("PRAGMA busy_timeout = 0")
+        deadline = time.monotonic() + LEAVE_WAL_WAIT
+        while True:
+            try:
+                db.execute("PRAGMA journal_mode = DELETE").fetchall()
+                break
+            except sqlite3.OperationalError:
+                if time.monotonic() >= deadline:
+                    break  # a reader holds the file open; the main file alone is complete all the same
+                time.sleep(0.02)
+        db.close()
 
 
 def serve(path, source, report):
@@ -109,12 +135,19 @@ def _receive(source, arrived):
 class WriterProcess:
     """A Writer in a child process, fed through a pipe: the run does not wait for SQLite."""
 
-    def __init__(self, path):
+    def __init__(self, path, lock=None):
+        """Start the writer of the file at `path`; `lock`, a descriptor holding the lock that says the
+        file is being written (see simnet.files.lock_directory), passes to the writer and is closed here."""
         try:
             self.child = subprocess.Popen([sys.executable, "-I", "-S", __file__, str(path)],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          pass_fds=() if lock is None else (lock,))
         except (OSError, ValueError) as error:
             raise WriterError(f"cannot start the trace writer: {error}") from None
+        finally:
+            if lock is not None:
+                # the writer holds the lock from now on, until it ends whichever way it ends
+                os.close(lock)
         # a recorder dropped without closing (a run that raised) lets its writer go: the end of
         # its input makes it stop, keeping what it committed
         weakref.finalize(self, _close_quietly, self.child.stdin)
@@ -164,8 +197,9 @@ def _close_quietly(pipe):
 
 
 if __name__ == "__main__":
-    # Ctrl-C at a terminal reaches the whole process group; the run stops at a step boundary
-    # and then sends what is left, so the writer must outlive the interrupt
+    # Ctrl-C at a terminal (or a SIGTERM to the process group) reaches the writer too; the run stops
+    # at a step boundary and then sends what is left, so the writer must outlive the interrupt
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     # leave without closing anything: after an end of input the file stays exactly as the crash left it
     os._exit(serve(sys.argv[1], sys.stdin.buffer, sys.stdout))

@@ -50,6 +50,9 @@ MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
 WIDE_EDGES = 400  # up to this many connections the thickest line is MAX_WIDTH
 SATURATE = 95  # percentile of the probed values that gets the darkest colour
 HOLD = 0.25  # of a level: how far beyond its level's bounds a value may go before the weights picture shows it moved
+# a frame whose values jump beyond this many times the largest of the frames before it has left training behind
+# (a diverging run): the colour scales are set without it, or every earlier frame would look white
+BLOW_UP = 100
 
 
 @dataclass
@@ -73,20 +76,26 @@ class Film:
     snapshots: iterable of DiGraphs with the attributes of simnet.trace.snapshot.
     data: (X, Y) of the training set, or None; with two inputs its points are
     drawn over the decision surface and its extent bounds the probed plane.
+    data_note: why there are no data points, said on the surface panel.
+    penalty: the L1/L2 penalty the recorded losses hold, in words, for the titles.
     """
 
-    def __init__(self, snapshots, *, data=None):
+    def __init__(self, snapshots, *, data=None, data_note="", penalty=""):
         self.layout = Layout()
         self.nodes, self.edges = [], []
         self._node, self._edge = {}, {}
         self.roles, self.fns = {}, {}
         self.frames = []
-        self.data = data
+        self.data, self.data_note, self.penalty = data, data_note, penalty
         self.extent = _extent(data)
         graphs = list(snapshots)
         if not graphs:
             raise SimnetError("no snapshots to draw: the run recorded no steps")
         self.probing = all(_probeable(G) for G in graphs)
+        largest = max(G.number_of_edges() for G in graphs)
+        # a two-input network too large to probe: the panel it would have is missing, and the picture says why
+        self.probe_note = "" if self.probing or not all(_probeable(G, math.inf) for G in graphs) else \
+            f"no decision surface or heatmaps: {largest:,} connections (they are drawn up to {PROBE_LIMIT:,})"
         self._probed_shape = self._probed = None  # the topology and Network of the last probe
         for G in graphs:
             self._read(G)
@@ -184,17 +193,20 @@ class Film:
             f.change = np.zeros(E) if previous is None else np.where(
                 np.isnan(previous.weight) | np.isnan(f.weight), 0.0, f.weight - previous.weight)
             previous = f
+        self.cut = blow_up(self.frames)
         self.scales = self._scales()
         # thousands of connections drawn thick would hide each other (and take long to draw)
         self.thickest = max(1.0, MAX_WIDTH * min(1.0, math.sqrt(WIDE_EDGES / max(E, 1))))
         self.surface_norm = self._surface_norm() if self.probing else None
 
     def _scales(self):
-        stack = lambda name: np.concatenate([getattr(f, name) for f in self.frames])
+        """The fixed colour scales, fitted to the frames before any blows up (see :func:`blow_up`)."""
+        fitted = self.frames[:self.cut]
+        stack = lambda name: np.concatenate([getattr(f, name) for f in fitted])
         activation = _nice(_max_abs(stack("activation")))
         if self.probing:
             hidden = [i for i, n in enumerate(self.nodes) if self.roles[n] != "input"]
-            heat = np.concatenate([self._tiles(f)[hidden].ravel() for f in self.frames])
+            heat = np.concatenate([self._tiles(f)[hidden].ravel() for f in fitted])
             heat = np.abs(heat[np.isfinite(heat)])
             if heat.size:  # large values far from the data should not wash out the rest
                 activation = max(activation, _nice(float(np.percentile(heat, SATURATE))))
@@ -223,17 +235,19 @@ class Film:
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
-                       heat_possible=heat, heat_caption=caption)
+                       heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "")
 
     def _surface(self):
         outputs = [n for n in self.nodes if self.roles[n] == "output"]
         inputs = [n for n in self.nodes if self.roles[n] == "input"]
         title = f"{outputs[0]} over the inputs" + (f" (first of {len(outputs)} outputs)" if len(outputs) > 1 else "")
+
         points = None
         if self.data is not None:
             X, Y = self.data
             points = (np.asarray(X, float), np.array([to_rgba(POSITIVE if c else NEGATIVE) for c in _classes(Y)]))
-        return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]))
+        return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]),
+                       note="" if points is not None else self.data_note)
 
     def _surface_norm(self):
         fn = self.fns.get(self.surface_output())
@@ -241,7 +255,7 @@ class Film:
             return TwoSlopeNorm(0.5, 0.0, 1.0)
         if fn == "tanh":
             return TwoSlopeNorm(0.0, -1.0, 1.0)
-        values = np.abs(np.concatenate([self._surface_values(f).ravel() for f in self.frames]))
+        values = np.abs(np.concatenate([self._surface_values(f).ravel() for f in self.frames[:self.cut]]))
         return _symmetric(_nice(float(np.percentile(values[np.isfinite(values)], SATURATE))))
 
     def surface_output(self):
@@ -266,7 +280,7 @@ class Film:
             edge_color = CHANGES(_centres(change, CHANGE_LEVELS))
             middle = CHANGE_LEVELS // 2
             edge_width = _widths(change - middle, middle, f.edge_shown, self.thickest)
-        look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width)
+        look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width, caption=self.clipped())
         if kind == "activations" and f.outputs is not None:
             norm = _symmetric(s["activation"])
             if picture.geo.heat:
@@ -274,6 +288,14 @@ class Film:
             if picture.surface_axes is not None:
                 look.surface = VALUES(self.surface_norm(self._surface_values(f)), bytes=True)
         return look
+
+    def clipped(self):
+        """What the picture must say when its colour scales leave frames out (a run that blew up), or ""."""
+        if self.cut == len(self.frames):
+            return ""
+        fitted, first = self.frames[self.cut - 1].step, self.frames[self.cut].step
+        return (f"the run blows up at step {first}: colour scales fit steps up to {fitted}, "
+                f"larger values show in the darkest colours")
 
     @cached_property
     def held(self):
@@ -293,11 +315,11 @@ class Film:
         return frame.outputs[:, HEAT_STRIDE // 2::HEAT_STRIDE, HEAT_STRIDE // 2::HEAT_STRIDE]
 
     def title(self, i, kind):
-        """The frame's title: step, loss and accuracy (and, for weights, the step the changes are counted from)."""
+        """The frame's title: step, batch loss and accuracy (and, for weights, the step the changes are counted from)."""
         f = self.frames[i]
         parts = [f"step {f.step}" + (" (before training)" if f.step == 0 and math.isnan(f.loss) else "")]
         if not math.isnan(f.loss):
-            parts.append(f"loss {f.loss:.4g}")
+            parts.append(f"batch loss {f.loss:.4g}" + (f" ({self.penalty})" if self.penalty else ""))
         if not math.isnan(f.accuracy):
             parts.append(f"accuracy {f.accuracy:.1%}")
         if kind == "weights" and i > 0:
@@ -305,9 +327,24 @@ class Film:
         return "   ·   ".join(parts)
 
 
-def _probeable(G):
+def blow_up(frames, factor=BLOW_UP):
+    """The index of the first frame whose activations, gradients, weights or weight changes exceed `factor`
+    times the largest of the frames before it (all frames: len(frames)); at least 1."""
+    first = len(frames)
+    for name in ("activation", "gradient", "weight", "change"):
+        largest = 0.0
+        for i, f in enumerate(frames[:first]):
+            value = _max_abs(getattr(f, name))
+            if largest > 0 and value > factor * largest:
+                first = i
+                break
+            largest = max(largest, value)
+    return max(first, 1)
+
+
+def _probeable(G, limit=PROBE_LIMIT):
     roles = [a.get("role") for _, a in G.nodes(data=True)]
-    return roles.count("input") == 2 and "output" in roles and G.number_of_edges() <= PROBE_LIMIT
+    return roles.count("input") == 2 and "output" in roles and G.number_of_edges() <= limit
 
 
 def _extent(data):

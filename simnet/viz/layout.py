@@ -12,12 +12,25 @@ graph that has new neurons places only those: each goes between its
 neighbours' columns and at their mean height, and the neurons already placed
 keep their column and their order.  An animation lays out every frame's graph
 in turn, so no neuron moves while the network grows.
+
+:func:`geometry` turns the number of neurons in each column into pixel
+sizes, and refuses a picture too large to draw; it needs no positions, so a
+scenario can be refused before its network exists.
 """
 import math
+from dataclasses import dataclass
 
 import networkx as nx
 
+from ..errors import SimnetError
+
 SWEEPS = 8  # barycentre passes (alternately left-to-right and right-to-left)
+TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 92, 250
+MIN_WIDTH_PX = 600
+RING = 3  # pixels of node colour around a heatmap tile
+# a frame is drawn, copied and coded a few times over: beyond this a picture costs gigabytes (matplotlib's own
+# limit is 65,536 pixels a side)
+MAX_SIDE_PX, MAX_PIXELS = 30_000, 40_000_000
 
 
 class Layout:
@@ -224,3 +237,57 @@ def _by_barycentre(names, neighbours, heights):
         own = heights[name]
         return (-(sum(around) / len(around)) if around else -own, i)
     return [name for _, name in sorted(enumerate(names), key=key)]
+
+
+# ---- pixels ------------------------------------------------------------------
+
+@dataclass
+class Geometry:
+    """Pixel sizes derived from the layout: how tall a row is, how wide a column, how big a node."""
+    row_px: float
+    column_px: float
+    node_px: float
+    font_pt: float
+    labels: bool
+    heat: bool
+    width_px: int = 0
+    height_px: int = 0
+    net_w: int = 0  # the network panel's width
+
+
+def column_sizes(positions):
+    """How many neurons each column of `positions` ({name: (x, y)}) holds, columns left to right."""
+    per_column = {}
+    for x, _ in positions.values():
+        per_column[x] = per_column.get(x, 0) + 1
+    return [per_column[x] for x in sorted(per_column)]
+
+
+def geometry(columns, *, heat_possible=False, surface=False, bars=2):
+    """Choose sizes so that names stay legible and nodes never overlap, within a bounded figure.
+
+    columns: the number of neurons in each column; surface: whether the
+    decision-surface panel is drawn; bars: how many colour bars.  Raises
+    SimnetError for a picture larger than MAX_SIDE_PX a side or MAX_PIXELS.
+    """
+    rows = max(columns, default=1)
+    row_px = min(max(560 / max(rows, 1), 9.0), 48.0)
+    gaps = len(columns) - 1
+    column_px = min(max(900 / max(gaps, 1), 40.0), 170.0) if gaps > 0 else 170.0
+    heat = heat_possible and row_px >= 30 and column_px >= 90
+    # a heatmap tile has a coloured ring and an outline around it, and a gap to its neighbours
+    node_px = min(0.78 * row_px - (2 * (RING + 2) if heat else 0), 0.3 * column_px, 40.0 if heat else 22.0)
+    labels = row_px >= 14
+    font_pt = min(max(row_px * 0.3, 7.0), 9.0)
+    net_w = int(max(gaps, 0) * column_px + 150)  # room left of the inputs and for the labels right of the outputs
+    net_h = rows * row_px + 16
+    width = int(net_w + (SURFACE_PX + 40 if surface else 0) + BAR_PX * bars)
+    if width < MIN_WIDTH_PX:  # room for the title and the legend: the network spreads out
+        net_w, width = net_w + MIN_WIDTH_PX - width, MIN_WIDTH_PX
+    height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface else 0, 260) + BOTTOM_PX)
+    width, height = width + width % 2, height + height % 2
+    if max(width, height) > MAX_SIDE_PX or width * height > MAX_PIXELS:
+        raise SimnetError(f"too large to draw: a picture of {rows:,} neurons in a column and {len(columns):,} "
+                          f"columns would be {width:,} x {height:,} pixels (at most {MAX_SIDE_PX:,} a side and "
+                          f"{MAX_PIXELS // 1_000_000} million in all)")
+    return Geometry(row_px, column_px, node_px, font_pt, labels, heat, width, height, net_w)

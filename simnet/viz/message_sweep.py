@@ -6,10 +6,13 @@ then the loss; then the backward wave, each neuron sending dL/dz times the
 weight back along its incoming connections; then the weight updates.
 
 The numbers come from the step's recorded ``fire`` and ``message`` events
-when the trace kept them (``detail="messages"``).  Without them, a step that
-has a snapshot is rebuilt from it: its batch means give every value (the
-mean of a message a·w is mean(a)·w, exactly), and the firing order follows
-from the topology the way the actor engine's scheduler derives it.
+when the trace kept them (``detail="messages"``).  Without them, any step
+is computed again from the network before it and its batch, drawn again
+from the seed (:func:`recompute`), when the trace gives its data set; failing
+that, it is rebuilt from the step's snapshot: its batch means give every
+value (the mean of a message a·w is mean(a)·w, up to rounding), and the
+firing order follows from the topology the way the actor engine's scheduler
+derives it.
 """
 import math
 from collections import deque
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import TraceError
+from ..errors import SimnetError, TraceError
 from .frames import CHANGES, GRADIENTS, UNKNOWN, VALUES, _max_abs, _nice, _number, _square_root, _symmetric
 from .layout import Layout
 from .picture import Bar, Look, Picture
@@ -40,21 +43,81 @@ class Sweep:
     delta: dict = field(default_factory=dict)  # (source, target) -> weight change
     loss: float = math.nan
     accuracy: float = math.nan
-    origin: str = "messages"  # or "snapshot": where the numbers come from
+    origin: str = "messages"  # or "recomputed", or "snapshot": where the numbers come from
 
 
 def read_sweep(trace, step):
-    """The Sweep of `step` from `trace` (anything with events, snapshot and steps); TraceError if it cannot."""
-    if step < 1:
-        raise TraceError(f"step {step}: the sweep GIF shows a training step, and steps count from 1")
+    """The Sweep of `step` from `trace` (anything with events, snapshot and steps); TraceError if it cannot.
+
+    The step's recorded messages if the trace kept them; otherwise the step
+    computed again from the network before it and its batch (see
+    :func:`recompute`); otherwise rebuilt from the step's snapshot.
+    """
+    if step < 1 or step == getattr(trace, "first_step", None):
+        raise TraceError(f"step {step}: the state the run starts from has no sweep; the sweep GIF shows a "
+                         f"training step, from step {max(1, (getattr(trace, 'first_step', 0) or 0) + 1)} on")
     events = list(trace.events(step=step))
     if any(e["kind"] == "fire" for e in events) and any(e["kind"] == "message" for e in events):
         return _from_events(step, events, _topology(trace, step))
-    if step in set(trace.steps):
-        return from_snapshot(trace.snapshot(step))
-    every = sorted(trace.steps)[:3]
-    raise TraceError(f"step {step}: the trace keeps neither its messages nor a snapshot of it; record with "
-                     f"detail=\"messages\" to draw any step, or pick a recorded step ({', '.join(map(str, every))}, ...)")
+    if step not in set(trace.steps) and not hasattr(trace, "network_at"):  # a live run keeps some steps only
+        kept = [s for s in sorted(trace.steps) if s >= 1][:3]
+        raise TraceError(f"step {step}: neither its messages nor a snapshot of it were kept; record with "
+                         f"detail=\"messages\" to draw any step, or pick a kept step ({', '.join(map(str, kept))}, ...)")
+    G = trace.snapshot(step)
+    return recompute(trace, step, G) or from_snapshot(G)
+
+
+def recompute(trace, step, G):
+    """The Sweep of `step` computed again, message by message, or None where the trace cannot give it exactly.
+
+    The network after the step before (``trace.network_at``) takes the
+    step's batch, drawn again from the run's seed as training drew it from
+    the data set the trace gives (:func:`simnet.runinfo.training_data`), and
+    runs it through the actor engine.  The weight changes and the loss come
+    from the trace itself (an optimiser may keep state the trace does not).
+    Refused (None) for a step with scripted actions, a step of an earlier
+    run than the last, or when the activations computed differ from the
+    batch means `G` (the step's snapshot) recorded.
+    """
+    import tempfile
+    from ..scenario.runinfo import training_data
+    from ..core.trainer import _batches
+    from ..trace import Recorder, open_trace
+    meta = getattr(trace, "metadata", None) or {}
+    config, runs = meta.get("config") or {}, meta.get("runs") or []
+    data = training_data(trace)
+    if data is None or not runs or not runs[-1][0] < step or not hasattr(trace, "network_at") \
+            or any(a["step"] == step for a in trace.actions()):
+        return None
+    X, Y = data
+    start, samples, batch_size, seed = runs[-1][0], config.get("samples"), config.get("batch_size"), config.get("seed")
+    if samples != len(X) or not isinstance(batch_size, int) or not isinstance(seed, int) or \
+            not isinstance(config.get("loss"), str):
+        return None
+    batches = _batches(samples, batch_size, np.random.default_rng([seed, start]))
+    for _ in range(step - start - 1):
+        next(batches)
+    index = next(batches)
+    net = trace.network_at(step - 1)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            recorder = Recorder(scratch, detail="messages", samples=False)
+            try:
+                # the learning rate moves only the weights, whose changes come from the trace
+                net.train(X[index], Y[index], steps=1, lr=1.0, loss=config["loss"], recorder=recorder)
+            finally:
+                recorder.close()
+            with open_trace(scratch) as again:
+                sweep = _from_events(step, list(again.events(step=step)), G)
+    except SimnetError:
+        return None
+    recorded = {n: _number(G.nodes[n].get("activation")) for n in G.nodes}
+    if not all(math.isclose(a, recorded.get(n, math.nan), rel_tol=1e-9, abs_tol=1e-12) for n, a in sweep.forward):
+        return None
+    sweep.delta = {(s, t): a["delta"] for s, t, a in G.edges(data=True)}
+    sweep.loss, sweep.accuracy = _number(G.graph.get("loss")), _number(G.graph.get("accuracy"))
+    sweep.origin = "recomputed"
+    return sweep
 
 
 def _topology(trace, step):
@@ -126,8 +189,8 @@ def firing_order(G):
 class SweepFilm:
     """The frames of one Sweep on one Picture."""
 
-    def __init__(self, sweep):
-        self.sweep = sweep
+    def __init__(self, sweep, penalty=""):
+        self.sweep, self.penalty = sweep, penalty  # penalty: the L1/L2 penalty in the step's loss, in words
         G = sweep.graph
         self.nodes = list(G.nodes)
         self.edges = list(G.edges)
@@ -154,8 +217,10 @@ class SweepFilm:
 
         A sweep rebuilt from a snapshot says so at the bottom of every frame.
         """
-        caption = ("rebuilt from the step's snapshot (batch means); record with detail=\"messages\" "
-                   "for the recorded messages") if self.sweep.origin == "snapshot" else ""
+        caption = {"snapshot": "rebuilt from the step's snapshot (batch means); record with detail=\"messages\" "
+                               "for the recorded messages",
+                   "recomputed": "computed again from the network before the step and its batch (drawn again "
+                                 "from the seed); not recorded"}.get(self.sweep.origin, "")
         for look in self._frames():
             look.caption = caption
             yield look
@@ -167,7 +232,8 @@ class SweepFilm:
         for last in self._wave(s.forward, s.sent, VALUES, self.norms["forward"],
                                lambda k, names, plural: f"{head}   ·   forward {k}: {names} fire{'' if plural else 's'}"):
             yield last
-        loss = f"loss {s.loss:.4g}" + ("" if math.isnan(s.accuracy) else f", accuracy {s.accuracy:.1%}")
+        loss = f"batch loss {s.loss:.4g}" + (f" ({self.penalty})" if self.penalty else "") \
+            + ("" if math.isnan(s.accuracy) else f", accuracy {s.accuracy:.1%}")
         outputs = np.array([s.graph.nodes[n].get("role") == "output" for n in self.nodes])
         yield Look(f"{head}   ·   {loss}: the outputs send dL/da back", last.node_color, last.node_shown,
                    last.edge_color, np.minimum(last.edge_width, 1.2), node_text=last.node_text, node_mark=outputs)
@@ -205,8 +271,8 @@ class SweepFilm:
 
 def sweep_gif(trace, step, path, *, progress=None):
     """Write the sweep GIF of `step` to `path`; returns the path."""
-    from .render import Counter, write_looks
-    film = SweepFilm(read_sweep(trace, step))
+    from .render import Counter, loss_penalty, write_looks
+    film = SweepFilm(read_sweep(trace, step), loss_penalty(trace))
     looks = list(film.looks())
     return write_looks(film.picture(), looks, path, Counter(progress, len(looks)), FRAME_MS, LAST_FRAME_MS)
 

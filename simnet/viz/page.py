@@ -23,7 +23,7 @@ from ..errors import TraceError
 from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
                      Film, _classes, _number)
-from .render import training_data
+from ..scenario.runinfo import training_data
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message

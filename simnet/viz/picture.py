@@ -21,17 +21,16 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from .layout import BAR_PX, BOTTOM_PX, RING, SURFACE_PX, TITLE_PX, column_sizes, geometry
+
 DPI = 100
 MARKERS = {"input": "s", "hidden": "o", "output": "D"}
 OUTLINE = "#303030"
 OUTLINE_RGB = np.array([0x30, 0x30, 0x30], np.uint8)  # the same, for painting pixels
 EDGE_TEXT_LIMIT = 40  # value texts on connections per frame, at most
 HEAT_SIDE = 16  # heatmap tiles are 16 x 16 probe points
-RING = 3  # pixels of node colour around a heatmap tile
 TEXT_SPOTS = (0.5, 0.38, 0.62, 0.28, 0.72, 0.2, 0.8)  # where along an edge its text may go
-TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 92, 250
 TITLE_PT, TITLE_BASELINE = 12, 28
-MIN_WIDTH_PX = 600
 
 
 @dataclass
@@ -50,6 +49,7 @@ class Surface:
     title: str
     points: tuple = None  # (X (n, 2), colours (n, 4)) or None
     axis_names: tuple = ("x0", "x1")
+    note: str = ""  # said on the panel, over the surface (why it has no points)
 
 
 @dataclass
@@ -73,20 +73,6 @@ class Look:
     node_text: list = None
     node_mark: np.ndarray = None
     caption: str = ""
-
-
-@dataclass
-class Geometry:
-    """Pixel sizes derived from the layout: how tall a row is, how wide a column, how big a node."""
-    row_px: float
-    column_px: float
-    node_px: float
-    font_pt: float
-    labels: bool
-    heat: bool
-    width_px: int = 0
-    height_px: int = 0
-    net_w: int = 0  # the network panel's width
 
 
 class Stamp:
@@ -156,31 +142,6 @@ def _overlaps(box, boxes):
     return bool(np.any((boxes[:, 0] < box[2]) & (box[0] < boxes[:, 2]) & (boxes[:, 1] < box[3]) & (box[1] < boxes[:, 3])))
 
 
-def geometry(positions, *, heat_possible, surface, bars):
-    """Choose sizes so that names stay legible and nodes never overlap, within a bounded figure."""
-    xs = sorted({x for x, _ in positions.values()})
-    per_column = {}
-    for x, _ in positions.values():
-        per_column[x] = per_column.get(x, 0) + 1
-    rows = max(per_column.values(), default=1)
-    row_px = float(np.clip(560 / max(rows, 1), 9, 48))
-    gaps = len(xs) - 1
-    column_px = float(np.clip(900 / max(gaps, 1), 40, 170)) if gaps else 170.0
-    heat = heat_possible and row_px >= 30 and column_px >= 90
-    # a heatmap tile has a coloured ring and an outline around it, and a gap to its neighbours
-    node_px = min(0.78 * row_px - (2 * (RING + 2) if heat else 0), 0.3 * column_px, 40.0 if heat else 22.0)
-    labels = row_px >= 14
-    font_pt = float(np.clip(row_px * 0.3, 7, 9))
-    net_w = int(gaps * column_px + 150)  # room left of the inputs and for the labels right of the outputs
-    net_h = rows * row_px + 16
-    width = int(net_w + (SURFACE_PX + 40 if surface is not None else 0) + BAR_PX * len(bars))
-    if width < MIN_WIDTH_PX:  # room for the title and the legend: the network spreads out
-        net_w, width = net_w + MIN_WIDTH_PX - width, MIN_WIDTH_PX
-    height = int(TITLE_PX + max(net_h, SURFACE_PX + 60 if surface is not None else 0, 260) + BOTTOM_PX)
-    return Geometry(row_px, column_px, node_px, font_pt, labels, heat, width + width % 2, height + height % 2,
-                    net_w)
-
-
 class Picture:
     """A network figure over fixed nodes and edges; `draw(look)` returns one frame as (H, W, 3) uint8.
 
@@ -190,6 +151,7 @@ class Picture:
     bars: colour bars to show; legend: [(label, Line2D kwargs)] for the edges;
     surface: a :class:`Surface` for two-input networks, or None;
     heat_possible: the caller can supply per-node heatmaps (drawn if they fit, explained by heat_caption);
+    note: said at the top right where heat_caption would be (what the picture leaves out, and why);
     edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks).
 
     Drawing order per frame: the saved background, edges, nodes (markers, or
@@ -199,10 +161,11 @@ class Picture:
     """
 
     def __init__(self, positions, nodes, roles, edges, *, bars, legend, surface=None,
-                 heat_possible=False, heat_caption="", edge_text=False, node_text=False):
+                 heat_possible=False, heat_caption="", note="", edge_text=False, node_text=False):
         self.nodes, self.edges = list(nodes), list(edges)
         self.roles = [roles[n] for n in self.nodes]
-        self.geo = g = geometry(positions, heat_possible=heat_possible, surface=surface, bars=bars)
+        self.geo = g = geometry(column_sizes(positions), heat_possible=heat_possible,
+                                   surface=surface is not None, bars=len(bars))
         self.bars = list(bars) + ([surface.bar] if surface is not None else [])
         self.fig = Figure(figsize=(g.width_px / DPI, g.height_px / DPI), dpi=DPI, facecolor="white")
         self.canvas = FigureCanvasAgg(self.fig)
@@ -219,8 +182,8 @@ class Picture:
         self.surface_axes = self._surface(surface) if surface is not None else None
         self._labels(positions, edge_text, node_text)
         self._bars(bars)
-        self._legend(legend, heat_caption if g.heat else "")
-        self.title = Stamp(TITLE_PT)
+        self._legend(legend, heat_caption if g.heat else note)
+        self.title, self.small_title = Stamp(TITLE_PT), Stamp(TITLE_PT - 3)  # the small one for long titles
         self.caption = self.fig.text(0.5, 4 / g.height_px, "", ha="center", va="bottom", fontsize=8,
                                      color="#444444", animated=True)
         self.over.append(self.caption)
@@ -297,14 +260,12 @@ class Picture:
                            for _ in range(EDGE_TEXT_LIMIT if edge_text else 0)]
         self.node_texts = []
         if node_text and g.labels:
-            _, dy = self._px(0, g.node_px / 2 + 2)
             for x, y in self.xy:
-                self.node_texts.append(self.ax.text(x, y - dy, "", fontsize=self.small_pt, ha="center",
-                                                    va="top", zorder=6, animated=True, fontweight="bold",
-                                                    bbox=dict(boxstyle="round,pad=0.05", fc="white", ec="none",
-                                                              alpha=0.85)))
+                self.node_texts.append(self.ax.text(x, y, "", fontsize=self.small_pt, zorder=6, animated=True,
+                                                    fontweight="bold", bbox=dict(boxstyle="round,pad=0.05",
+                                                                                 fc="white", ec="none", alpha=0.85)))
         self.over += self.edge_texts + self.node_texts
-        if edge_text:
+        if edge_text or self.node_texts:
             self._text_room(positions)
 
     def _text_room(self, positions):
@@ -318,8 +279,7 @@ class Picture:
         boxes += [(x + half + 2, y - em / 2 - 2, x + half + 6 + 0.62 * em * len(name), y + em / 2 + 2)
                   for (x, y), name in zip(centres, self.nodes)] if self.labels else []
         self.node_room = np.array(boxes, float).reshape(-1, 4)
-        self.value_room = np.array([(x - 3 * em, y - half - 3 - em, x + 3 * em, y - half - 1) for x, y in centres],
-                                   float).reshape(-1, 4)
+        self.value_room = np.zeros((0, 4))  # where the values of the frame being drawn went
 
     def _surface(self, surface):
         """The decision-surface panel; its image is written straight into the pixels of the axes' inside."""
@@ -341,6 +301,10 @@ class Picture:
             # the points lie on top of the changing surface: they go into the top layer with the names
             self.top.append(ax.scatter(X[:, 0], X[:, 1], s=12, c=colours, edgecolors="white", linewidths=0.5,
                                        zorder=2, animated=True))
+        if surface.note:
+            self.top.append(ax.text(0.5, 0.97, surface.note, transform=ax.transAxes, ha="center", va="top",
+                                    fontsize=7, zorder=3, animated=True,
+                                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85}))
         cax = self.fig.add_axes([left / W, (bottom - 34) / H, SURFACE_PX / W, 8 / H])
         self._bar(surface.bar, cax, "horizontal")
         return ax
@@ -364,6 +328,13 @@ class Picture:
             cb.ax.xaxis.set_major_locator(MaxNLocator(5))
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
         cb.outline.set_linewidth(0.5)
+        if orientation == "vertical" and self._beyond_right(cax):
+            # long tick labels push the title out of the picture: it goes on the bar's other side
+            cb.ax.yaxis.set_label_position("left")
+
+    def _beyond_right(self, artist):
+        """Whether `artist`, as laid out now, reaches past the figure's right edge."""
+        return artist.get_tightbbox(self.canvas.get_renderer()).x1 > self.geo.width_px
 
     def _legend(self, legend, caption):
         handles = []
@@ -373,9 +344,12 @@ class Picture:
                                markeredgecolor=OUTLINE, label=r) for r in MARKERS if r in present]
         handles += [Line2D([], [], label=label, **style) for label, style in legend]
         if handles:
-            self.fig.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 14 / self.geo.height_px),
-                            ncol=len(handles), fontsize=8, frameon=False, handlelength=1.6, columnspacing=1.2,
-                            borderaxespad=0.2)
+            keys = dict(handles=handles, loc="lower left", fontsize=8, frameon=False, handlelength=1.6,
+                        columnspacing=1.2, borderaxespad=0.2)
+            shown = self.fig.legend(bbox_to_anchor=(0.0, 14 / self.geo.height_px), ncol=len(handles), **keys)
+            if self._beyond_right(shown):  # too long for one row: two, above the caption
+                shown.remove()
+                self.fig.legend(bbox_to_anchor=(0.0, 16 / self.geo.height_px), ncol=-(-len(handles) // 2), **keys)
         if caption:
             self.fig.text(0.995, 1 - 30 / self.geo.height_px, caption, ha="right", va="top", fontsize=7,
                           color="#555555")
@@ -390,11 +364,10 @@ class Picture:
         self.caption.set_visible(bool(look.caption))
         self.lines.set_color(look.edge_color)
         self.lines.set_linewidths(look.edge_width)
+        if self.node_texts:
+            self._place_node_texts(look)
         if self.edge_texts:
             self._place_edge_texts(look)
-        for text, value in zip(self.node_texts, look.node_text or ()):
-            text.set_text(value or "")
-            text.set_visible(bool(value))
         for artist in self.under:
             self.fig.draw_artist(artist)
         pixels = np.asarray(self.canvas.buffer_rgba())
@@ -406,13 +379,43 @@ class Picture:
             self._paint_surface(pixels, look.surface)
         for artist in self.over:
             self.fig.draw_artist(artist)
-        self.title.draw(pixels, look.title, (self.geo.width_px - self.title.width(look.title)) / 2, TITLE_BASELINE)
+        stamp = self.title if self.title.width(look.title) <= self.geo.width_px - 16 else self.small_title
+        stamp.draw(pixels, look.title, (self.geo.width_px - stamp.width(look.title)) / 2, TITLE_BASELINE)
         frame = pixels.copy()  # a contiguous copy is far cheaper than gathering three of four channels
         if overlay is not None:
             where, premultiplied, keep = overlay
             flat = frame.reshape(-1, 4)
             flat[where, :3] = (flat[where, :3] * keep + premultiplied + 127) // 255
         return frame[..., :3]
+
+    def _place_node_texts(self, look):
+        """Put each neuron's value below it or, where that covers a node, a name or another value, left of it.
+
+        A value with no free spot is left out rather than drawn over a name; its colour still shows it.
+        """
+        em = self.small_pt * DPI / 72
+        half = self.geo.node_px / 2 + 2
+        inverse = self.ax.transData.inverted()
+        placed = []
+        for i, (text, value) in enumerate(zip(self.node_texts, look.node_text or [None] * len(self.nodes))):
+            text.set_visible(False)
+            if not value:
+                continue
+            w, h = 0.62 * em * len(value) + 4, em + 4
+            x, y = self.centres[i]
+            spots = (((x - w / 2, y - half - h, x + w / 2, y - half), (x, y - half), "center", "top"),
+                     ((x - half - w, y - h / 2, x - half, y + h / 2), (x - half, y), "right", "center"))
+            for box, anchor, ha, va in spots:
+                box = np.array(box)
+                if not any(_overlaps(box, room) for room in (self.node_room, np.array(placed).reshape(-1, 4))):
+                    placed.append(box)
+                    text.set_position(inverse.transform(anchor))
+                    text.set_ha(ha)
+                    text.set_va(va)
+                    text.set_text(value)
+                    text.set_visible(True)
+                    break
+        self.value_room = np.array(placed, float).reshape(-1, 4)
 
     def _place_edge_texts(self, look):
         """Put each edge's text at the first spot along it (middle first) that covers no node, name or text.
@@ -421,9 +424,7 @@ class Picture:
         """
         texts = look.edge_text or ()
         wanted = sorted((j for j, t in enumerate(texts) if t), key=lambda j: -look.edge_width[j])
-        taken = [self.node_room]
-        if look.node_text:
-            taken.append(self.value_room[[bool(t) for t in look.node_text]])
+        taken = [self.node_room, self.value_room]
         em = self.small_pt * DPI / 72
         placed = []
         for j in wanted:

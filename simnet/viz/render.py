@@ -19,6 +19,7 @@ import numpy as np
 from ..errors import SimnetError, TraceError
 from ..files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
+from ..scenario.runinfo import penalty, trace_data
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
 FRAME_MS, LAST_FRAME_MS = 100, 2000
@@ -40,7 +41,8 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     run_dir = Path(run_dir)
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
-        film = Film(_snapshots(trace), data=data if data is not None else training_data(trace))
+        data, note = (data, "") if data is not None else trace_data(trace)
+        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
         counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
@@ -58,17 +60,19 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
         return sweep_gif(trace, step, path, progress=progress)
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
-    return write_gif(_snapshots(trace), kind, path, progress=progress,
-                     data=data if data is not None else training_data(trace))
+    data, note = (data, "") if data is not None else trace_data(trace)
+    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+    return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
-def write_gif(snapshots, kind, path, *, progress=None, data=None):
+def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty=""):
     """Write the `kind` GIF (activations or weights) of a sequence of snapshots in step order; returns the path.
 
     This is the one path every training GIF takes, from a trace or from a
-    live SnapshotBuilder's graphs.
+    live SnapshotBuilder's graphs.  penalty: the L1/L2 penalty the run's
+    losses hold, in words ("with the L2 penalty"), for the titles.
     """
-    film = Film(list(snapshots), data=data)
+    film = Film(list(snapshots), data=data, penalty=penalty)
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
@@ -81,29 +85,38 @@ def film_gif(film, kind, path, counter=None):
 def write_looks(picture, looks, path, counter=None, frame_ms=FRAME_MS, last_frame_ms=LAST_FRAME_MS):
     """Draw each Look of `looks` with `picture` (closed afterwards) into a GIF at `path`; returns the path.
 
-    Frames show `frame_ms` each, the last `last_frame_ms`; `counter` (a Counter) ticks once a frame.
+    Frames show `frame_ms` each, the last `last_frame_ms`; `counter` (a Counter) ticks once a frame.  Each
+    frame goes to the file as it is drawn, and the file takes its name only when it is whole.
     """
-    writer = GifWriter(path, picture.colour_maps())
-    frames = 0
-    for look in looks:
-        writer.add(picture.draw(look))
-        frames += 1
-        if counter is not None:
-            counter.tick()
-    picture.close()
-    return writer.close([frame_ms] * (frames - 1) + [last_frame_ms])
+    path = Path(path)
+    try:
+        with written_whole(path) as temp, open(temp, "wb") as file:
+            writer = GifWriter(file, picture.colour_maps(), frame_ms, last_frame_ms)
+            for look in looks:
+                writer.add(picture.draw(look))
+                if counter is not None:
+                    counter.tick()
+            try:
+                writer.finish()
+            except SimnetError as e:
+                raise SimnetError(f"{path}: {e}") from None
+    finally:
+        picture.close()
+    return path
 
 
 def plot_loss(trace, path):
     """Write the loss plot of `trace` (see :func:`loss_figure`) to `path` as a PNG; returns the path."""
-    return _save_figure(loss_figure(trace.history(), trace.actions()), path)
+    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace)), path)
 
 
-def loss_figure(history, actions):
-    """Loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
+def loss_figure(history, actions, penalty=""):
+    """Batch loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
 
     history: {"step", "loss", "accuracy"} arrays (accuracy NaN for regression);
-    actions: [{"step", "label"}].  Returns a matplotlib Figure (Agg canvas).
+    actions: [{"step", "label"}]; penalty: the penalty the losses hold, in
+    words (see :func:`simnet.runinfo.penalty`), "" for none.  Returns a
+    matplotlib Figure (Agg canvas).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -119,7 +132,7 @@ def loss_figure(history, actions):
         # matplotlib's log ticks overflow near 1e300; a diverging loss leaves the chart at the top instead
         ax.set_ylim(top=min(ax.get_ylim()[1], 1e250))
     ax.set_xlabel("step")
-    ax.set_ylabel("loss", color="#b2182b")
+    ax.set_ylabel("batch loss" + (f" ({penalty})" if penalty else ""), color="#b2182b")
     ax.grid(alpha=0.3)
     top = ax  # the axes drawn last: labels there are not crossed by a curve
     if np.isfinite(accuracy).any():
@@ -136,7 +149,8 @@ def loss_figure(history, actions):
         top.text(step, 0.98, f" {label}", transform=top.get_xaxis_transform(), rotation=90, fontsize=8,
                 ha=side, va="top", color="#333333", clip_on=True,
                 bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
-    summary = f"final loss {loss[-1]:.4g}" if loss.size else "no steps recorded"
+    summary = f"last batch loss {loss[-1]:.4g}" + (f" ({penalty})" if penalty else "") if loss.size \
+        else "no steps recorded"
     if accuracy.size and np.isfinite(accuracy[-1]):
         summary += f", accuracy {accuracy[-1]:.1%}"
     fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
@@ -174,13 +188,14 @@ def trace_png(trace):
     steps = list(trace.steps)
     if not steps:
         raise TraceError("the trace has no recorded step to draw")
-    return snapshot_png(trace.snapshot(steps[-1]), data=training_data(trace))
+    data, note = trace_data(trace)
+    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note)
 
 
-def snapshot_png(snapshot, data=None):
-    """PNG bytes of one snapshot drawn as a frame of the activations GIF."""
+def snapshot_png(snapshot, data=None, data_note=""):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note: see :class:`Film`)."""
     import io
-    film = Film([snapshot], data=data)
+    film = Film([snapshot], data=data, data_note=data_note)
     picture = film.picture("activations")
     out = io.BytesIO()
     picture.png(film.look(0, "activations", picture), out)
@@ -188,14 +203,9 @@ def snapshot_png(snapshot, data=None):
     return out.getvalue()
 
 
-def training_data(trace):
-    """(X, Y) of the scenario a trace recorded, or None (no scenario, or its data cannot be rebuilt)."""
-    from ..scenario.loader import recorded
-    try:
-        scenario = recorded(getattr(trace, "metadata", None))
-        return scenario.dataset() if scenario is not None else None
-    except SimnetError:
-        return None
+def loss_penalty(trace):
+    """The L1/L2 penalty in `trace`'s recorded losses, in words ("" for none; see :func:`simnet.runinfo.penalty`)."""
+    return penalty((getattr(trace, "metadata", None) or {}).get("config"))
 
 
 def _snapshots(trace):
@@ -230,51 +240,82 @@ def _save_figure(fig, path):
 # ---- GIF encoding ---------------------------------------------------------
 
 class GifWriter:
-    """Collects RGB frames and writes them as one looping GIF with a single palette.
+    """Writes RGB frames to a binary file as one looping GIF with a single palette, each frame as it comes.
 
     The palette is fixed at the first frame: samples of the colour maps in
     `cmaps` (so colours that appear later are there), greys, and the first
     frame's own colours.  Every frame maps each pixel to its nearest palette
     colour through a lookup table, without dithering (dither noise would
     change from frame to frame and defeat the compression).
+
+    Frames after the first mark unchanged pixels transparent and store only
+    the box where they differ from the frame before, so they cost next to
+    nothing; the GIF keeps each frame on screen (disposal 1).  A frame equal
+    to the one before lengthens it instead.  The palette is written once, as
+    the global colour table.  Only the frame before and the frame waiting for
+    its duration are held, however long the animation; the bytes are those
+    Pillow's ``save_all`` writes for the same frames (which holds them all).
     """
 
-    def __init__(self, path, cmaps=()):
-        self.path = Path(path)
+    def __init__(self, file, cmaps=(), frame_ms=FRAME_MS, last_frame_ms=LAST_FRAME_MS):
+        self.file = file
         self.cmaps = list(cmaps)
-        self.frames = []
-        self.palette = self.lookup = None
+        self.frame_ms, self.last_frame_ms = frame_ms, last_frame_ms
+        self.lookup = self.palette = None
+        self.previous = self.coded = None  # the last frame's palette indices, and as written (unchanged: TRANSPARENT)
+        self.waiting = None  # [indices, offset, duration] of the frame whose duration is not known yet
+        self.written = 0
 
     def add(self, rgb):
+        """Take the next frame, (H, W, 3) uint8."""
         if self.lookup is None:
-            self.palette = build_palette(rgb, self.cmaps)
-            self.lookup = nearest_lookup(self.palette)
-        self.frames.append(quantize(rgb, self.lookup))
+            colours = build_palette(rgb, self.cmaps)
+            self.lookup, self.palette = nearest_lookup(colours), distinct_palette(colours).tobytes()
+        frame = quantize(rgb, self.lookup)
+        if self.previous is None:
+            self.waiting, coded = [frame, (0, 0), self.frame_ms], frame
+        else:
+            coded = np.where(frame == self.previous, np.uint8(TRANSPARENT), frame)
+            differs = coded != self.coded
+            if differs.any():
+                rows, cols = np.flatnonzero(differs.any(axis=1)), np.flatnonzero(differs.any(axis=0))
+                self._write_waiting()
+                self.waiting = [coded[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], (int(cols[0]), int(rows[0])),
+                                self.frame_ms]
+            else:
+                self.waiting[2] += self.frame_ms
+        self.previous, self.coded = frame, coded
 
-    def close(self, durations):
-        """Write the file (atomically: a half-written GIF never has the final name); returns its path.
+    def finish(self):
+        """Write the last frame (shown `last_frame_ms`) and the GIF's end; SimnetError if no frame came."""
+        if self.waiting is None:
+            raise SimnetError("no frames to write")
+        self.waiting[2] += self.last_frame_ms - self.frame_ms
+        if self.written:
+            self._write_waiting()
+            self.file.write(b";")
+        else:  # one frame in all: a still picture, as Pillow writes one
+            self._image(self.waiting[0]).save(self.file, format="GIF", **self._info(self.waiting[2]))
+        self.waiting = self.previous = self.coded = None
 
-        Frames after the first mark unchanged pixels transparent, so they
-        cost next to nothing; the GIF keeps each frame on screen (disposal 1).
-        The palette is written once, as the global colour table, not with
-        every frame.
-        """
+    def _image(self, indices):
         from PIL import Image
-        if not self.frames:
-            raise SimnetError(f"{self.path}: no frames to write")
-        palette = distinct_palette(self.palette).tobytes()
-        images, previous = [], None
-        for frame in self.frames:
-            coded = frame if previous is None else np.where(frame == previous, np.uint8(TRANSPARENT), frame)
-            previous = frame
-            image = Image.fromarray(coded)
-            image.putpalette(palette)
-            images.append(image)
-        with written_whole(self.path) as temp:
-            images[0].save(temp, format="GIF", save_all=True, append_images=images[1:], duration=list(durations),
-                           loop=0, transparency=TRANSPARENT, disposal=1, optimize=False, palette=palette)
-        self.frames = []
-        return self.path
+        image = Image.fromarray(indices)
+        image.putpalette(self.palette)
+        return image
+
+    def _info(self, duration):
+        return {"duration": duration, "loop": 0, "transparency": TRANSPARENT, "disposal": 1, "optimize": False,
+                "palette": self.palette}
+
+    def _write_waiting(self):
+        from PIL import GifImagePlugin
+        indices, offset, duration = self.waiting
+        image, info = self._image(indices), self._info(duration)
+        if not self.written:
+            self.file.write(b"".join(GifImagePlugin.getheader(image, self.palette, info)[0]))
+        self.file.write(b"".join(GifImagePlugin.getdata(image, offset, **info)))
+        self.written += 1
 
 
 def build_palette(rgb, cmaps, size=TRANSPARENT):
