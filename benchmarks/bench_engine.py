@@ -31,7 +31,7 @@ import simnet as sn  # noqa: E402
 from simnet.scenario.datasets import moons  # noqa: E402
 from simnet.core.events import Event, EventBatch  # noqa: E402
 from simnet.trace.snapshot import mean_rows  # noqa: E402
-from simnet.trace.store import kinds_for  # noqa: E402
+from simnet.trace.schema import kinds_for  # noqa: E402
 
 LR, L2 = 0.1, 1e-4
 MOONS = [2, 16, 16, 1]

@@ -23,7 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import simnet as sn  # noqa: E402
 from simnet.core.events import EventBatch  # noqa: E402
 from simnet.trace.export import export  # noqa: E402
-from simnet.trace.store import FLUSH_BYTES, kinds_for  # noqa: E402
+from simnet.trace.recorder import FLUSH_BYTES  # noqa: E402
+from simnet.trace.schema import kinds_for  # noqa: E402
 from bench_engine import Capture, feed, per_step, simnet_run  # noqa: E402
 
 EVENTS_PER_SECOND_TARGET = 500_000
@@ -95,7 +96,7 @@ MEMORY_RUN = textwrap.dedent("""
     import resource, sys, tempfile, tracemalloc
     import numpy as np
     import simnet as sn
-    import simnet.engines.fast, simnet.trace.store  # modules load before the measurement starts
+    import simnet.engines.fast, simnet.trace.recorder  # modules load before the measurement starts
     steps, recorded, batch = int(sys.argv[1]), sys.argv[2] == "recorded", int(sys.argv[4])
     sizes = [int(size) for size in sys.argv[3].split(",")]
     rng = np.random.default_rng(0)

@@ -52,7 +52,7 @@ def test_run_writes_trace_plot_and_summary(tmp_path, capsys):
 
 
 def test_the_summary_accuracy_is_measured_on_the_whole_data_set(tmp_path, capsys):
-    from simnet.scenario.loader import evaluate, load
+    from simnet.scenario import evaluate, load
     out = tmp_path / "run"
     assert run(capsys, "run", XOR, "-o", out, "--steps", 25, "--no-gif", "-q")[0] == 0
     summary = json.loads((out / "summary.json").read_text())
@@ -114,7 +114,7 @@ def test_overrides_change_the_run(tmp_path, capsys):
     trace = sn.open_trace(out)
     assert trace.metadata["overrides"] == {"steps": 8, "seed": 99, "engine": "actor"}
     # what replay draws under the decision surface: the data of the run, not of the file's seed
-    from simnet.scenario.loader import load, recorded
+    from simnet.scenario import load, recorded
     again = recorded(trace.metadata)
     assert (again.seed, again.training.steps) == (99, 8)
     assert np.array_equal(again.dataset()[0], load(XOR).with_overrides(seed=99).dataset()[0])
@@ -154,7 +154,7 @@ def test_a_bad_source_date_epoch_is_one_line_and_leaves_no_run(tmp_path, capsys,
 
 @pytest.mark.parametrize("name,steps", [("growing", 303), ("symmetry_broken", 202)])
 def test_a_replayed_scripted_run_equals_the_live_one_bit_for_bit(tmp_path, capsys, name, steps):
-    from simnet.scenario.loader import execute, load
+    from simnet.scenario import execute, load
     out = tmp_path / name
     assert run(capsys, "run", SCENARIOS / f"{name}.toml", "-o", out, "--steps", steps, "--no-gif", "-q")[0] == 0
     live = execute(load(SCENARIOS / f"{name}.toml").with_overrides(steps=steps)).network
@@ -176,6 +176,7 @@ def test_the_fast_engine_and_the_message_detail_come_from_the_scenario_or_the_co
 
 
 def test_a_run_that_fails_while_drawing_keeps_its_finished_trace_and_says_so(tmp_path, capsys, monkeypatch):
+    from simnet import runner
     from simnet.viz import render
     out = tmp_path / "xor"
     assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "-q")[0] == 0
@@ -183,7 +184,7 @@ def test_a_run_that_fails_while_drawing_keeps_its_finished_trace_and_says_so(tmp
     def broken(trace, run_dir, **kwargs):
         render.plot_loss(trace, run_dir / "loss.png")
         raise OSError(28, "No space left on device", str(run_dir / "activations.gif"))
-    monkeypatch.setattr(render, "render_run", broken)
+    monkeypatch.setattr(runner, "render_run", broken)
     code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 9, "-q")
     assert code == 1 and stderr == f"simnet: xor: failed while drawing: {out / 'activations.gif'}: No space left " \
         f"on device; the trace (complete, 9 steps) is in {out}{os.sep}\n"

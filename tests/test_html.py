@@ -10,7 +10,7 @@ import pytest
 import simnet as sn
 from simnet.core.engine import probe
 from simnet.viz.page import EDGE_FIELDS, NODE_FIELDS, SWEEP_KINDS, render_page, write_page
-from simnet.scenario.loader import execute, loads
+from simnet.scenario import execute, loads
 
 SCENARIO = """
 name = "page_test"

@@ -4,7 +4,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 import simnet as sn
 from simnet.viz.frames import Film

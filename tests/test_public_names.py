@@ -1,5 +1,6 @@
 """The public names the README and the product's contract use are where they say, and stay there."""
 import importlib
+import inspect
 import re
 from pathlib import Path
 
@@ -58,3 +59,44 @@ def test_every_sn_name_in_the_readme_exists():
     used = set(re.findall(r"\bsn\.([A-Za-z_]\w*)", README))
     assert used, "the README shows the API as sn.<name>"
     assert not [name for name in used if not hasattr(sn, name)]
+
+
+def _annotatable(name, value):
+    """The functions to check among a class body's `name: value` pairs: public methods and __init__.
+
+    Class and static methods count by the function they wrap; properties and other attributes do not
+    (they are not called with arguments).
+    """
+    if name.startswith("_") and name != "__init__":
+        return None
+    if isinstance(value, (classmethod, staticmethod)):
+        value = value.__func__
+    return value if inspect.isfunction(value) else None
+
+
+def _missing_annotations(qualname, function):
+    """What `function`'s signature leaves unannotated: parameters other than self/cls, and the return."""
+    signature = inspect.signature(function)
+    missing = [f"{qualname}({p.name})" for p in signature.parameters.values()
+               if p.name not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+    if signature.return_annotation is inspect.Signature.empty:
+        missing.append(f"{qualname} -> (return)")
+    return missing
+
+
+def test_the_public_api_is_annotated():
+    # every function, and every public method (and __init__) an exported class defines in its own body
+    missing, checked = [], 0
+    for name in sn.__all__:
+        value = getattr(sn, name)
+        if inspect.isfunction(value):
+            missing += _missing_annotations(name, value)
+            checked += 1
+        elif inspect.isclass(value) and not issubclass(value, BaseException):
+            for attr, member in vars(value).items():
+                function = _annotatable(attr, member)
+                if function is not None:
+                    missing += _missing_annotations(f"{name}.{attr}", function)
+                    checked += 1
+    assert checked > 50, f"only {checked} functions checked: the walk misses the API"
+    assert not missing, "not annotated:\n" + "\n".join(missing)

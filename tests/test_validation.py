@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet import memory, scenario as S
+import simnet.scenario as S
+from simnet.core import memory
 from simnet.errors import ScenarioError, SimnetError, TopologyError
 from simnet.core.functions import SimnetWarning
 from simnet.scenario.reading import read_bounded

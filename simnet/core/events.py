@@ -49,7 +49,15 @@ two ``train`` calls) carry phase ``script`` too: they happen before the next
 step.  Forward events come in firing order, backward events in the order the
 backward sweep fires, so a recorded run can be replayed message by message.
 """
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
 from itertools import repeat
+from typing import Any, TypeVar
+
+from numpy.typing import ArrayLike
+
+__all__ = ["KINDS", "PHASES", "Event", "EventBatch", "EventBus", "EventLog"]
 
 PHASES = ("init", "script", "step", "forward", "loss", "backward", "update", "end")
 KINDS = (
@@ -58,6 +66,9 @@ KINDS = (
     "step_begin", "fire", "message", "loss", "weight_update", "bias_update", "step_end", "run_end",
 )
 
+# a subscriber: called with each Event; `subscribe` hands back the very object it was given
+_Subscriber = TypeVar("_Subscriber", bound=Callable[["Event"], object])
+
 
 class Event:
     """One thing that happened; also readable as a mapping of its fields."""
@@ -65,7 +76,8 @@ class Event:
     __slots__ = ("seq", "step", "phase", "kind", "neuron", "source", "target", "data")
     FIELDS = __slots__
 
-    def __init__(self, seq, step, phase, kind, neuron=None, source=None, target=None, data=None):
+    def __init__(self, seq: int, step: int, phase: str, kind: str, neuron: str | None = None,
+                 source: str | None = None, target: str | None = None, data: dict[str, Any] | None = None) -> None:
         self.seq, self.step, self.phase, self.kind = seq, step, phase, kind
         self.neuron, self.source, self.target = neuron, source, target
         self.data = data if data is not None else {}
@@ -75,13 +87,13 @@ class Event:
             return getattr(self, key)
         return self.data[key]
 
-    def get(self, key, default=None):
+    def get(self, key: str, default: Any = None) -> Any:
         try:
             return self[key]
         except KeyError:
             return default
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         """The event flattened into one dict: the fields, then the data."""
         out = {f: getattr(self, f) for f in self.FIELDS[:-1]}
         out.update(self.data)
@@ -158,13 +170,13 @@ class EventBus:
     building events nobody hears.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.subscribers = []  # (subscriber, kinds or None for all)
         self.seq = 0
         self._wanted = frozenset()
         self._everything = False
 
-    def subscribe(self, subscriber, kinds=None):
+    def subscribe(self, subscriber: _Subscriber, kinds: Iterable[str] | None = None) -> _Subscriber:
         """Add `subscriber` for `kinds` (all kinds if None); returns it, for `unsubscribe`.
 
         `subscriber` is called with each :class:`Event` of those kinds as it is
@@ -189,7 +201,7 @@ class EventBus:
         self._refresh()
         return subscriber
 
-    def unsubscribe(self, subscriber):
+    def unsubscribe(self, subscriber: Callable[[Event], object]) -> None:
         self.subscribers = [(s, k) for s, k in self.subscribers if s is not subscriber]
         self._refresh()
 
@@ -200,11 +212,12 @@ class EventBus:
     def __bool__(self):
         return bool(self.subscribers)
 
-    def wants(self, kind):
+    def wants(self, kind: str) -> bool:
         """True if some subscriber listens to events of `kind`."""
         return self._everything or kind in self._wanted
 
-    def emit(self, step, phase, kind, neuron=None, source=None, target=None, data=None):
+    def emit(self, step: int, phase: str, kind: str, neuron: str | None = None, source: str | None = None,
+             target: str | None = None, data: dict[str, Any] | None = None) -> Event:
         """Build the event and hand it to every subscriber of its kind; returns it."""
         event = Event(self.seq, step, phase, kind, neuron, source, target, data)
         self.seq += 1
@@ -213,7 +226,9 @@ class EventBus:
                 subscriber(event)
         return event
 
-    def emit_batch(self, step, phase, kind, neurons=None, sources=None, targets=None, data=None):
+    def emit_batch(self, step: int, phase: str, kind: str, neurons: Sequence[str] | None = None,
+                   sources: Sequence[str] | None = None, targets: Sequence[str] | None = None,
+                   data: dict[str, ArrayLike | Callable[[], ArrayLike]] | None = None) -> EventBatch:
         """Emit many events of one kind at once (see :class:`EventBatch`); returns the batch."""
         batch = EventBatch(self.seq, step, phase, kind, neurons, sources, targets, data)
         self.seq += len(batch)
@@ -236,14 +251,14 @@ class EventLog:
     of messages, computed then), so keeping a run costs little until it is read.
     """
 
-    def __init__(self):
+    def __init__(self) -> None:
         self._events = []
         self._unread = []  # events and batches that came after the last reading
 
     def __call__(self, event):
         self._unread.append(event)
 
-    def on_batch(self, batch):
+    def on_batch(self, batch: EventBatch) -> None:
         self._unread.append(batch)
 
     @property
@@ -257,5 +272,5 @@ class EventLog:
         self._unread = []
         return self._events
 
-    def of_kind(self, kind):
+    def of_kind(self, kind: str) -> list[Event]:
         return [e for e in self.events if e.kind == kind]

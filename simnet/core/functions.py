@@ -12,6 +12,9 @@ import numpy as np
 
 from ..errors import SimnetError
 
+__all__ = ["ACTIVATIONS", "CLASSIFICATION", "EPS", "LEAKY_SLOPE", "LOSSES", "Activation", "SimnetWarning", "accuracy",
+           "activation", "activation_names", "hinge_sign", "label_problem", "loss_fit", "loss_function"]
+
 LEAKY_SLOPE = 0.01
 
 

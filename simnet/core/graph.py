@@ -7,17 +7,31 @@ of backpropagation for one neuron.  Delivering the messages is the engine's
 job (``simnet.engines.actor``); the network only keeps the graph valid and says
 what changed on its event bus.
 """
+from __future__ import annotations
+
 import math
 import numbers
 import unicodedata
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import SimnetError, TopologyError, excerpt
-from .events import EventBus
-from .engine import make_engine
-from .functions import activation as lookup_activation
+from .events import Event, EventBus
+from .engine import Engine, make_engine
+from .functions import Activation, activation as lookup_activation
 from .memory import budget, bytes_text, layered_size, network_bytes
+from .optim import SGD
+from .validation import validate_grad_outputs, validate_inputs
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from .trainer import History
+
+__all__ = ["INIT_RULES", "MAX_SEED", "ROLES", "Connection", "Network", "Neuron"]
 
 ROLES = ("input", "hidden", "output")
 INIT_RULES = ("he", "xavier", "uniform")
@@ -29,7 +43,7 @@ class Neuron:
     __slots__ = ("name", "role", "bias", "bias_grad", "value", "z", "dL_da", "dL_dz",
                  "incoming", "outgoing", "inbox", "received", "received_along", "_activation")
 
-    def __init__(self, name, role, activation, bias):
+    def __init__(self, name: str, role: str, activation: str | Activation, bias: float) -> None:
         self.name, self.role, self.bias = name, role, bias
         self.activation = activation
         self.bias_grad = 0.0
@@ -45,7 +59,7 @@ class Neuron:
     def activation(self, name):
         self._activation = lookup_activation(name)
 
-    def fire_forward(self, batch_size):
+    def fire_forward(self, batch_size: int) -> np.ndarray:
         """z = Σ w·x over the inbox + b, a = f(z); returns a, to be sent along every outgoing connection.
 
         The inbox holds one message (w, x, connection) per incoming connection: the
@@ -62,7 +76,7 @@ class Neuron:
         self.z, self.value = z, a
         return a
 
-    def fire_backward(self, batch_size):
+    def fire_backward(self, batch_size: int) -> np.ndarray:
         """dL/da = Σ w·δ over the inbox, dL/dz = dL/da · f'(z); returns dL/dz, to be sent back along
         every incoming connection.
 
@@ -97,7 +111,7 @@ class Connection:
 
     __slots__ = ("source", "target", "weight", "grad", "frozen")
 
-    def __init__(self, source, target, weight, frozen=False):
+    def __init__(self, source: Neuron, target: Neuron, weight: float, frozen: bool = False) -> None:
         self.source, self.target = source, target
         self.weight, self.grad, self.frozen = weight, 0.0, frozen
 
@@ -126,7 +140,7 @@ class Network:
            [6.5]])
     """
 
-    def __init__(self, seed=None, init="he"):
+    def __init__(self, seed: int | None = None, init: str = "he") -> None:
         if init not in INIT_RULES:
             raise SimnetError(f"unknown init rule {init!r}; expected one of {', '.join(INIT_RULES)}")
         self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else _seed(seed)
@@ -159,7 +173,7 @@ class Network:
             self.catch_up()
         return self._connections
 
-    def defer_to(self, engine):
+    def defer_to(self, engine: Engine) -> None:
         """Let the objects lag behind `engine` until the graph is next read or changed through the network.
 
         An engine that keeps weights in arrays (the fast engine) says so after a
@@ -168,7 +182,7 @@ class Network:
         """
         self._ahead = engine
 
-    def catch_up(self):
+    def catch_up(self) -> None:
         """Have the engine the objects lag behind, if any, write its numbers back to them."""
         engine, self._ahead = self._ahead, None
         if engine is not None:
@@ -182,7 +196,7 @@ class Network:
     def outputs(self):
         return [n for n in self.neurons.values() if n.role == "output"]
 
-    def neuron(self, ref):
+    def neuron(self, ref: str | Neuron) -> Neuron:
         """The Neuron named `ref` (or `ref` itself if it is one of ours); TopologyError otherwise."""
         if isinstance(ref, Neuron):
             if self.neurons.get(ref.name) is not ref:
@@ -193,7 +207,7 @@ class Network:
         except (KeyError, TypeError):
             raise TopologyError(f"unknown neuron {ref!r}") from None
 
-    def connection(self, source, target):
+    def connection(self, source: str | Neuron, target: str | Neuron) -> Connection:
         """The Connection source -> target; TopologyError if there is none."""
         s, t = self.neuron(source), self.neuron(target)
         try:
@@ -212,7 +226,7 @@ class Network:
         from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
         return network_png(self)
 
-    def parameters(self):
+    def parameters(self) -> int:
         """Number of trainable numbers: weights plus biases of non-input neurons."""
         return len(self.connections) + sum(n.role != "input" for n in self.neurons.values())
 
@@ -223,7 +237,8 @@ class Network:
         data = fields.pop("data", None)
         self.bus.emit(self.step + 1, "script", kind, data=data, **fields)
 
-    def add_neuron(self, name, *, role="hidden", activation="relu", bias=None):
+    def add_neuron(self, name: str, *, role: str = "hidden", activation: str | Activation = "relu",
+                   bias: float | None = None) -> Neuron:
         """Add a neuron and return it; inputs are always linear with bias 0.
 
         `name`: unique in the network; `role`: "input", "hidden" or "output";
@@ -260,7 +275,7 @@ class Network:
                        data={"role": role, "activation": neuron.activation, "bias": bias})
         return neuron
 
-    def init_weight(self, fan_in, fan_out):
+    def init_weight(self, fan_in: int, fan_out: int) -> float:
         """One weight drawn by the network's init rule from its own generator."""
         if self.init == "he":
             return float(self.rng.normal(0.0, math.sqrt(2.0 / max(fan_in, 1))))
@@ -268,7 +283,8 @@ class Network:
             return float(self.rng.normal(0.0, math.sqrt(2.0 / max(fan_in + fan_out, 1))))
         return float(self.rng.uniform(-1.0, 1.0))
 
-    def connect(self, source, target, *, weight=None, frozen=False):
+    def connect(self, source: str | Neuron, target: str | Neuron, *, weight: float | None = None,
+                frozen: bool = False) -> Connection:
         """Add the connection source -> target and return it.
 
         `source`, `target`: names or Neuron objects of this network.  With
@@ -310,7 +326,7 @@ class Network:
                        data={"weight": weight, "frozen": c.frozen})
         return c
 
-    def disconnect(self, source, target):
+    def disconnect(self, source: str | Neuron, target: str | Neuron) -> None:
         """Remove the connection source -> target."""
         c = self.connection(source, target)
         self.connections.remove(c)
@@ -322,7 +338,7 @@ class Network:
             self._emit("connection_removed", source=c.source.name, target=c.target.name,
                        data={"weight": c.weight})
 
-    def remove_neuron(self, name):
+    def remove_neuron(self, name: str | Neuron) -> None:
         """Remove a neuron together with all its connections."""
         n = self.neuron(name)
         if n.role != "hidden" and self.ends_fixed:
@@ -335,27 +351,27 @@ class Network:
         if self.bus:
             self._emit("neuron_removed", neuron=n.name)
 
-    def set_weight(self, source, target, weight):
+    def set_weight(self, source: str | Neuron, target: str | Neuron, weight: float) -> None:
         c = self.connection(source, target)
         old, c.weight = c.weight, _finite(weight, f"weight of {c.source.name!r} -> {c.target.name!r}")
         if self.bus:
             self._emit("weight_set", source=c.source.name, target=c.target.name,
                        data={"old": old, "new": c.weight})
 
-    def set_bias(self, name, bias):
+    def set_bias(self, name: str | Neuron, bias: float) -> None:
         n = self.neuron(name)
         old, n.bias = n.bias, _finite(bias, f"bias of neuron {n.name!r}")
         if self.bus:
             self._emit("bias_set", neuron=n.name, data={"old": old, "new": n.bias})
 
-    def set_frozen(self, source, target, frozen=True):
+    def set_frozen(self, source: str | Neuron, target: str | Neuron, frozen: bool = True) -> None:
         """Freeze (or unfreeze) a connection: the optimizer leaves a frozen weight alone."""
         c = self.connection(source, target)
         c.frozen = bool(frozen)
         if self.bus:
             self._emit("frozen" if frozen else "unfrozen", source=c.source.name, target=c.target.name)
 
-    def set_learning_rate(self, value):
+    def set_learning_rate(self, value: float) -> None:
         """Change the learning rate from the next step on (during or between `train` calls)."""
         new = _finite(value, "learning rate")
         if new <= 0:
@@ -382,7 +398,7 @@ class Network:
                     stack.append(c.target)
         return []
 
-    def check(self):
+    def check(self) -> list[str]:
         """Warnings about hidden neurons that no input reaches or that reach no output."""
         reached = _reachable(self.inputs, lambda n: (c.target for c in n.outgoing))
         reaching = _reachable(self.outputs, lambda n: (c.source for c in n.incoming))
@@ -398,22 +414,25 @@ class Network:
 
     # ---- running -----------------------------------------------------------
 
-    def forward(self, X):
+    def forward(self, X: ArrayLike) -> np.ndarray:
         """Outputs for inputs X (batch, n_inputs) -> (batch, n_outputs); neurons keep their values."""
         return make_engine("actor").forward(self, validate_inputs(self, X))
 
-    def backward(self, grad_outputs):
+    def backward(self, grad_outputs: ArrayLike) -> None:
         """Backward sweep from dL/d(outputs) (batch, n_outputs); accumulates .grad and .bias_grad."""
         return make_engine("actor").backward(self, validate_grad_outputs(self, grad_outputs))
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for c in self.connections:
             c.grad = 0.0
         for n in self.neurons.values():
             n.bias_grad = 0.0
 
-    def train(self, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
-              recorder=None, engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
+    def train(self, X: ArrayLike, Y: ArrayLike, *, steps: int, lr: float, loss: str = "mse",
+              optimizer: str | SGD = "sgd", batch_size: int | None = None,
+              recorder: Callable[[Event], object] | None = None, engine: str | Engine = "actor",
+              l1: float = 0.0, l2: float = 0.0, before_step: Callable[[Network, int], object] | None = None,
+              progress: Callable[[int, float], object] | None = None) -> History:
         """Train for `steps` weight updates; returns a :class:`simnet.core.trainer.History`.
 
         `X` (samples, inputs) and `Y` (samples, outputs) follow the order of
@@ -440,7 +459,8 @@ class Network:
     # ---- building and converting ------------------------------------------
 
     @classmethod
-    def layered(cls, sizes, *, hidden="relu", output="linear", seed=None, init="he"):
+    def layered(cls, sizes: Iterable[int], *, hidden: str | Activation = "relu",
+                output: str | Activation = "linear", seed: int | None = None, init: str = "he") -> Self:
         """Fully connected layers: inputs x0.., hidden h{layer}_{i}, outputs y0.."""
         sizes = list(sizes)
         if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1 for s in sizes):
@@ -468,7 +488,7 @@ class Network:
                     net.connect(source, target, weight=net.init_weight(len(prev), len(layer)))
         return net
 
-    def to_networkx(self):
+    def to_networkx(self) -> nx.DiGraph:
         """A DiGraph named as a trace's snapshots are: nodes carry role, fn (the activation function), bias
         and order; edges weight, frozen and order; the graph seed, init, step and lr (the learning rate)."""
         import networkx as nx
@@ -480,7 +500,7 @@ class Network:
         return G
 
     @classmethod
-    def from_networkx(cls, G, seed=None):
+    def from_networkx(cls, G: nx.DiGraph, seed: int | None = None) -> Self:
         """A Network from a DiGraph named like :meth:`to_networkx`'s, such as ``trace.snapshot(k)``
         or a GraphML export read back (missing attributes take defaults).
 
@@ -503,7 +523,7 @@ class Network:
         net.step, net.learning_rate = G.graph.get("step", 0), G.graph.get("lr")
         return net
 
-    def copy(self):
+    def copy(self) -> Network:
         """An independent network with the same topology, weights, biases, step and learning rate (no subscribers)."""
         return Network.from_networkx(self.to_networkx())
 
@@ -553,49 +573,3 @@ def _reachable(starts, neighbours):
                 seen.add(m.name)
                 stack.append(m)
     return seen
-
-
-def validate_inputs(net, X):
-    """X as a float64 (batch, n_inputs) array; SimnetError saying what is wrong otherwise."""
-    if not net.inputs or not net.outputs:
-        raise SimnetError(f"the network needs at least one input and one output neuron "
-                          f"(it has {len(net.inputs)} inputs, {len(net.outputs)} outputs)")
-    return _matrix(X, "X", len(net.inputs), "inputs")
-
-
-def validate_grad_outputs(net, G):
-    """G as a float64 (batch, n_outputs) array for a backward sweep after a forward one over the same batch."""
-    G = _matrix(G, "grad_outputs", len(net.outputs), "outputs")
-    for n in net.neurons.values():
-        if n.value is None:
-            raise SimnetError(f"backward needs a forward sweep first: neuron {n.name!r} has no value yet "
-                              "(call forward(X) after the last change to the network)")
-        if len(n.value) != G.shape[0]:
-            raise SimnetError(f"grad_outputs has {G.shape[0]} rows, but the last forward sweep was over a batch "
-                              f"of {len(n.value)}; expected one row per sample of that batch")
-    return G
-
-
-def _matrix(A, what, columns, per):
-    try:
-        A = np.asarray(A)
-    except ValueError:
-        # numpy refuses rows of different lengths outright
-        raise SimnetError(f"{what} is ragged (rows of different lengths); expected (batch, {columns}) numbers, "
-                          f"one column per {per[:-1]}") from None
-    if A.dtype.kind == "c":
-        raise SimnetError(f"{what} holds complex numbers; expected real numbers")
-    if A.dtype.kind not in "biufO":
-        raise SimnetError(f"{what} must be numeric, got {A.dtype.name} values")
-    try:
-        # objects: Python ints too large for int64 are numbers; complex ones or None are not
-        A = A.astype(np.float64, copy=False)
-    except (TypeError, ValueError, OverflowError):
-        raise SimnetError(f"{what} must hold real numbers only") from None
-    if A.ndim != 2 or A.shape[1] != columns or A.shape[0] == 0:
-        raise SimnetError(f"{what} has shape {A.shape}; expected (batch, {columns}), one column per {per[:-1]}"
-                          f" ({columns} {per}) and at least one row")
-    if not np.all(np.isfinite(A)):
-        bad = np.argwhere(~np.isfinite(A))[0]
-        raise SimnetError(f"{what} contains {A[tuple(bad)]} at row {bad[0]}, column {bad[1]}; expected finite numbers")
-    return A

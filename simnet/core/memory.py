@@ -1,6 +1,9 @@
 """How much memory a network needs, worked out from its sizes before anything is built."""
 import os
 
+__all__ = ["CONNECTION_BYTES", "NEURON_BYTES", "available_memory", "budget", "bytes_text", "layered_size",
+           "network_bytes"]
+
 # Rough bytes per object while training with the actor engine (Python objects, lists, dict entries).
 NEURON_BYTES = 600
 CONNECTION_BYTES = 400

@@ -10,6 +10,9 @@ Wherever an optimizer is accepted, a name ("adam") and an object
 (``Adam(beta1=0.5)``) both do; an object is a setting, so each run starts
 from a fresh copy of it with no state carried over from an earlier run.
 """
+from collections.abc import Hashable, Sequence
+from typing import Self
+
 import numpy as np
 
 from ..errors import SimnetError
@@ -28,25 +31,25 @@ class SGD:
     name = "sgd"
     state_size = 0  # arrays of state per parameter array
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.t = 0  # steps taken
         self.state = {}  # parameter object -> tuple of `state_size` floats
 
-    def settings(self):
+    def settings(self) -> dict[str, float]:
         """The keyword arguments that make this optimizer: what a fresh copy is built from."""
         return {}
 
-    def fresh(self):
+    def fresh(self) -> Self:
         """A new optimizer of this kind with these settings and no state."""
         return type(self)(**self.settings())
 
     def __repr__(self):
         return f"{type(self).__name__}({', '.join(f'{k}={v!r}' for k, v in self.settings().items())})"
 
-    def next_step(self):
+    def next_step(self) -> None:
         self.t += 1
 
-    def update(self, params, values, grads, lr):
+    def update(self, params: Sequence[Hashable], values: np.ndarray, grads: np.ndarray, lr: float) -> np.ndarray:
         """New values (array) for `params`, a list of objects whose values and gradients are arrays."""
         if not self.state_size:
             return self.rule(values, grads, lr, ())[0]
@@ -56,7 +59,8 @@ class SGD:
         self.state.update(zip(params, zip(*(s.tolist() for s in state))))
         return new
 
-    def rule(self, value, grad, lr, state):
+    def rule(self, value: np.ndarray, grad: np.ndarray, lr: float,
+             state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """(new value, new state) for arrays of values and gradients, state a tuple of `state_size` arrays."""
         return value - lr * grad, ()
 
@@ -70,14 +74,15 @@ class Momentum(SGD):
     name = "momentum"
     state_size = 1
 
-    def __init__(self, mu=0.9):
+    def __init__(self, mu: float = 0.9) -> None:
         super().__init__()
         self.mu = _fraction(mu, "mu")
 
-    def settings(self):
+    def settings(self) -> dict[str, float]:
         return {"mu": self.mu}
 
-    def rule(self, value, grad, lr, state):
+    def rule(self, value: np.ndarray, grad: np.ndarray, lr: float,
+             state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         velocity, = state
         v = self.mu * velocity + grad
         return value - lr * v, (v,)
@@ -96,15 +101,16 @@ class Adam(SGD):
     name = "adam"
     state_size = 2
 
-    def __init__(self, beta1=0.9, beta2=0.999, eps=1e-8):
+    def __init__(self, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
         super().__init__()
         self.beta1, self.beta2 = _fraction(beta1, "beta1"), _fraction(beta2, "beta2")
         self.eps = _positive(eps, "eps")
 
-    def settings(self):
+    def settings(self) -> dict[str, float]:
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
 
-    def rule(self, value, grad, lr, state):
+    def rule(self, value: np.ndarray, grad: np.ndarray, lr: float,
+             state: tuple[np.ndarray, ...]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         m, v = state
         m = self.beta1 * m + (1.0 - self.beta1) * grad
         v = self.beta2 * v + (1.0 - self.beta2) * grad * grad

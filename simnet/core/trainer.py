@@ -14,8 +14,10 @@ import numpy as np
 from .engine import firing_order, link_names, make_engine
 from ..errors import DivergenceError, SimnetError, TopologyError, positive_int
 from .functions import CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, label_problem, loss_fit, loss_function
-from .graph import _matrix, validate_inputs
+from .validation import matrix, validate_inputs
 from .optim import optimizer as make_optimizer
+
+__all__ = ["History", "batch_indices", "train"]
 
 
 @dataclass
@@ -45,7 +47,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     Returns a History.
     """
     X = validate_inputs(net, X)
-    Y = _matrix(Y, "Y", len(net.outputs), "outputs")
+    Y = matrix(Y, "Y", len(net.outputs), "outputs")
     if Y.shape[0] != X.shape[0]:
         raise SimnetError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; expected one target row per sample")
     steps = positive_int(steps, "steps")
@@ -57,7 +59,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     runner = make_engine(engine)
     samples = X.shape[0]
     batch_size = samples if batch_size is None else min(positive_int(batch_size, "batch_size"), samples)
-    batches = _batches(samples, batch_size, np.random.default_rng([net.seed, net.step]))
+    batches = batch_indices(samples, batch_size, np.random.default_rng([net.seed, net.step]))
     net.learning_rate = lr
     history = History()
     bus = net.bus
@@ -184,7 +186,7 @@ def _announce(net, **config):
                              "frozen": np.array([c.frozen for c in connections], dtype=bool)})
 
 
-def _batches(samples, batch_size, rng):
+def batch_indices(samples, batch_size, rng):
     """Endless index arrays: the full batch each time, or seeded shuffled mini-batches per epoch."""
     if batch_size >= samples:
         everything = slice(None)  # X[everything] is X itself, no copy

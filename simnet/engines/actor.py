@@ -17,6 +17,8 @@ import numpy as np
 
 from ..core.engine import Engine, link_names
 
+__all__ = ["ActorEngine", "emit_updates", "message_values", "regularised"]
+
 
 class ActorEngine(Engine):
     """Runs the forward and backward sweeps by message passing."""

@@ -48,6 +48,8 @@ from ..core.functions import activation_names
 from ..errors import SimnetError
 from .actor import emit_updates, message_values, regularised
 
+__all__ = ["DENSE_FILL", "GATHER_CELLS", "Buffers", "Compiled", "FastEngine", "Wave"]
+
 # A block of the weight matrix at least this full is multiplied as a dense matrix: a BLAS
 # product costs about 1/50 of what gathering one connection's row costs, per cell.
 DENSE_FILL = 0.02

@@ -17,6 +17,9 @@ import numpy as np
 from ..errors import ScenarioError, excerpt
 from .reading import read_bounded
 
+__all__ = ["GENERATORS", "KINDS", "MAX_CSV_BYTES", "SHAPES", "and_", "circle", "gaussians", "generate", "moons", "or_",
+           "read_csv", "sine", "spiral", "xor"]
+
 # The most a CSV file may hold whatever the memory: about 16 million short rows.
 MAX_CSV_BYTES = 2**28
 

@@ -10,7 +10,9 @@ import errno
 import os
 import stat
 
-from ..errors import ScenarioError
+from ..errors import ScenarioError, excerpt
+
+__all__ = ["confined", "read_bounded"]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a device"),
           (stat.S_ISBLK, "a device"), (stat.S_ISSOCK, "a socket"))
@@ -65,3 +67,20 @@ def _too_big(what, limit, size, explain):
         return explain(size)
     found = f"is {size:,} bytes" if size is not None else f"is more than {limit:,} bytes"
     return f"{found}; {what} is at most {limit:,} bytes"
+
+
+def confined(scenario_path, data_path):
+    """ScenarioError unless `data_path`, symlinks followed, lies in the directory of the scenario file.
+
+    A scenario is data someone may hand over; it reads its own directory's files, not the reader's others.
+    """
+    home = scenario_path.parent.resolve()
+    try:
+        target = data_path.resolve()
+    except (OSError, RuntimeError) as e:  # a symlink loop
+        raise ScenarioError(scenario_path, "data.path", f"cannot be followed: {e}") from None
+    if not target.is_relative_to(home):
+        given = os.path.relpath(data_path, scenario_path.parent)
+        raise ScenarioError(scenario_path, "data.path", f"{excerpt(given, 80)} leads outside the "
+                            f"scenario's directory (to {excerpt(str(target), 80)}); a scenario reads data from "
+                            "its own directory only: put the CSV file beside it")

@@ -6,6 +6,8 @@ import numpy as np
 
 from ..errors import SimnetError
 
+__all__ = ["data_record", "loss_penalty", "penalty", "trace_data", "training_data"]
+
 
 def training_data(trace):
     """(X, Y) of the data set a trace's pictures draw, or None; see :func:`trace_data`."""
@@ -71,3 +73,8 @@ def penalty(config):
 
 def _positive(value):
     return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def loss_penalty(trace):
+    """The L1/L2 penalty in `trace`'s recorded losses, in words ("" for none; see :func:`penalty`)."""
+    return penalty((getattr(trace, "metadata", None) or {}).get("config"))

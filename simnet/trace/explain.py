@@ -10,6 +10,8 @@ from ..errors import SimnetError, TraceError
 from .export import FIELDS, plain, write_csv, write_jsonl
 from ..core.functions import activation as lookup_activation
 
+__all__ = ["DERIVATIVES", "EVENT_FORMATS", "explain", "summary", "write_events", "write_table"]
+
 EVENT_FORMATS = ("table", "jsonl", "csv")
 
 DERIVATIVES = {
@@ -79,7 +81,7 @@ def _final_loss(trace, history, config, net):
     trace gives the data set, the loss over all of it after the last step without the penalty (what the
     run's closing line and summary.json report)."""
     from ..scenario.runinfo import penalty, training_data
-    from ..scenario.loader import evaluate
+    from ..scenario.running import evaluate
     last, accuracy = int(history["step"][-1]), history["accuracy"][-1]
     words = penalty(config)
     line = (f"final loss {_n(float(history['loss'][-1]))} on the batch of step {last}" + (f" ({words})" if words else "")

@@ -25,7 +25,11 @@ import numpy as np
 
 from ..errors import TraceError
 from ..core.events import Event
-from .store import LAYOUT
+from .schema import LAYOUT
+
+__all__ = ["EDGE_DYNAMIC", "FIELDS", "FORMATS", "GEXF_ATTRIBUTES", "GEXF_IDS", "NODE_DYNAMIC", "NODE_STATIC",
+           "NOT_XML", "RENAMED", "STEP_FORMATS", "VALUES", "export", "plain", "record", "write_csv", "write_gexf",
+           "write_graphml", "write_jsonl", "write_perfetto"]
 
 FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 STEP_FORMATS = ("jsonl", "csv", "perfetto", "graphml")  # the formats that can hold a single step

@@ -15,6 +15,8 @@ import numpy as np
 from ..core.functions import activation_names
 from ..errors import TraceError, positive_int
 
+__all__ = ["SNAPSHOT_KINDS", "NetworkState", "SnapshotBuilder", "StepData", "batch_means", "mean_rows"]
+
 # what a snapshot needs: everything except the messages, script labels and the loss (step_end repeats it)
 SNAPSHOT_KINDS = frozenset({
     "run_begin", "neuron_added", "neuron_removed", "connection_added", "connection_removed",

@@ -36,6 +36,9 @@ try:
 except ImportError:  # Windows, whose pipes keep their size
     fcntl = None
 
+__all__ = ["CHECKPOINT_WAIT", "ENDED", "LEAVE_WAL_WAIT", "PIPE_SIZE", "QUEUED", "Writer", "WriterError",
+           "WriterProcess", "serve"]
+
 PIPE_SIZE = 1 << 20  # Linux's default limit for a pipe's buffer
 QUEUED = 8  # messages taken in but not yet written, at most: a writer behind the run slows it down
 # how long the end of a run waits for readers: for one reading an older snapshot to let the checkpoint

@@ -32,6 +32,11 @@ from ..errors import SimnetError
 from .layout import Layout
 from .picture import Bar, Look, Picture, Surface
 
+__all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
+           "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID", "UNKNOWN", "VALUES",
+           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "held_levels", "max_abs", "nice_scale",
+           "positive_class", "square_root_norm", "symmetric_norm"]
+
 KINDS = ("activations", "weights")
 LEVELS = 15  # colours per map: odd, so that zero has a colour of its own
 CHANGE_LEVELS = 9  # fewer for weight changes: every connection's colour may move every frame
@@ -123,18 +128,18 @@ class Film:
 
         def on_nodes(attr):
             out = np.full(N, np.nan)
-            out[node] = [_number(a.get(attr)) for _, a in G.nodes(data=True)]
+            out[node] = [as_number(a.get(attr)) for _, a in G.nodes(data=True)]
             return out
 
         def on_edges(attr):
             out = np.full(E, np.nan)
-            out[edge] = [_number(a.get(attr)) for _, _, a in G.edges(data=True)]
+            out[edge] = [as_number(a.get(attr)) for _, _, a in G.edges(data=True)]
             return out
 
         node_shown, edge_shown = np.zeros(N, bool), np.zeros(E, bool)
         node_shown[node], edge_shown[edge] = True, True
-        frame = Frame(int(G.graph.get("step", len(self.frames))), _number(G.graph.get("loss")),
-                      _number(G.graph.get("accuracy")), node_shown, edge_shown,
+        frame = Frame(int(G.graph.get("step", len(self.frames))), as_number(G.graph.get("loss")),
+                      as_number(G.graph.get("accuracy")), node_shown, edge_shown,
                       on_nodes("activation"), on_nodes("gradient"), on_edges("weight"))
         if self.probing:
             frame.outputs = self._probe(G, node)
@@ -203,15 +208,15 @@ class Film:
         """The fixed colour scales, fitted to the frames before any blows up (see :func:`blow_up`)."""
         fitted = self.frames[:self.cut]
         stack = lambda name: np.concatenate([getattr(f, name) for f in fitted])
-        activation = _nice(_max_abs(stack("activation")))
+        activation = nice_scale(max_abs(stack("activation")))
         if self.probing:
             hidden = [i for i, n in enumerate(self.nodes) if self.roles[n] != "input"]
             heat = np.concatenate([self._tiles(f)[hidden].ravel() for f in fitted])
             heat = np.abs(heat[np.isfinite(heat)])
             if heat.size:  # large values far from the data should not wash out the rest
-                activation = max(activation, _nice(float(np.percentile(heat, SATURATE))))
-        return {"activation": activation, "weight": _nice(_max_abs(stack("weight"))),
-                "change": _nice(_max_abs(stack("change"))), "gradient": _nice(_max_abs(stack("gradient")))}
+                activation = max(activation, nice_scale(float(np.percentile(heat, SATURATE))))
+        return {"activation": activation, "weight": nice_scale(max_abs(stack("weight"))),
+                "change": nice_scale(max_abs(stack("change"))), "gradient": nice_scale(max_abs(stack("gradient")))}
 
     # ---- drawing ---------------------------------------------------------
 
@@ -220,7 +225,7 @@ class Film:
         positions = self.layout.positions()
         s = self.scales
         if kind == "activations":
-            bars = [Bar("activation (batch mean)", VALUES, _symmetric(s["activation"]))]
+            bars = [Bar("activation (batch mean)", VALUES, symmetric_norm(s["activation"]))]
             legend = [("weight > 0", {"color": POSITIVE, "linewidth": 2.5}),
                       ("weight < 0", {"color": NEGATIVE, "linewidth": 2.5}),
                       (f"width ~ |weight|, max {s['weight']:g}", {"color": "#777777", "linewidth": 4})]
@@ -228,8 +233,8 @@ class Film:
             heat = self.probing
             caption = "squares: each neuron's output over the input plane; frame: its batch-mean activation"
         elif kind == "weights":
-            bars = [Bar("weight change since previous frame", CHANGES, _square_root(s["change"])),
-                    Bar("gradient dL/dz (batch mean)", GRADIENTS, _square_root(s["gradient"]))]
+            bars = [Bar("weight change since previous frame", CHANGES, square_root_norm(s["change"])),
+                    Bar("gradient dL/dz (batch mean)", GRADIENTS, square_root_norm(s["gradient"]))]
             legend = [(f"width ~ |change| band, max {s['change']:g}", {"color": "#777777", "linewidth": 4})]
             surface, heat, caption = None, False, ""
         else:
@@ -245,7 +250,7 @@ class Film:
         points = None
         if self.data is not None:
             X, Y = self.data
-            points = (np.asarray(X, float), np.array([to_rgba(POSITIVE if c else NEGATIVE) for c in _classes(Y)]))
+            points = (np.asarray(X, float), np.array([to_rgba(POSITIVE if c else NEGATIVE) for c in positive_class(Y)]))
         return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]),
                        note="" if points is not None else self.data_note)
 
@@ -256,7 +261,7 @@ class Film:
         if fn == "tanh":
             return TwoSlopeNorm(0.0, -1.0, 1.0)
         values = np.abs(np.concatenate([self._surface_values(f).ravel() for f in self.frames[:self.cut]]))
-        return _symmetric(_nice(float(np.percentile(values[np.isfinite(values)], SATURATE))))
+        return symmetric_norm(nice_scale(float(np.percentile(values[np.isfinite(values)], SATURATE))))
 
     def surface_output(self):
         """The output the decision surface shows: the first."""
@@ -271,7 +276,7 @@ class Film:
         f = self.frames[i]
         s = self.scales
         if kind == "activations":
-            node_color = _colours(VALUES, _symmetric(s["activation"])(np.nan_to_num(f.activation)), f.activation)
+            node_color = _colours(VALUES, symmetric_norm(s["activation"])(np.nan_to_num(f.activation)), f.activation)
             edge_color = np.array([to_rgba(POSITIVE, 0.85), to_rgba(NEGATIVE, 0.85)])[(f.weight < 0).astype(int)]
             edge_width = _widths(f.weight, s["weight"], f.edge_shown, self.thickest)
         else:
@@ -282,7 +287,7 @@ class Film:
             edge_width = _widths(change - middle, middle, f.edge_shown, self.thickest)
         look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width, caption=self.clipped())
         if kind == "activations" and f.outputs is not None:
-            norm = _symmetric(s["activation"])
+            norm = symmetric_norm(s["activation"])
             if picture.geo.heat:
                 look.heat = VALUES(norm(self._tiles(f)), bytes=True)
             if picture.surface_axes is not None:
@@ -304,7 +309,7 @@ class Film:
         Returns {"change": (frames, E), "gradient": (frames, N)} level numbers
         of CHANGES and GRADIENTS on their fixed square-root scales.
         """
-        change, gradient = _square_root(self.scales["change"]), _square_root(self.scales["gradient"])
+        change, gradient = square_root_norm(self.scales["change"]), square_root_norm(self.scales["gradient"])
         return {"change": held_levels(np.array([change(f.change) for f in self.frames], float), CHANGE_LEVELS),
                 "gradient": held_levels(np.array([gradient(np.nan_to_num(f.gradient)) for f in self.frames], float),
                                         LEVELS)}
@@ -334,7 +339,7 @@ def blow_up(frames, factor=BLOW_UP):
     for name in ("activation", "gradient", "weight", "change"):
         largest = 0.0
         for i, f in enumerate(frames[:first]):
-            value = _max_abs(getattr(f, name))
+            value = max_abs(getattr(f, name))
             if largest > 0 and value > factor * largest:
                 first = i
                 break
@@ -357,13 +362,13 @@ def _extent(data):
     return (lo[0] - pad[0], hi[0] + pad[0], lo[1] - pad[1], hi[1] + pad[1])
 
 
-def _classes(Y):
+def positive_class(Y):
     """True where the first target column is positive: above 0.5 for 0/1 labels, above 0 for ±1 (or values)."""
     y = np.asarray(Y, float).reshape(len(Y), -1)[:, 0]
     return y > (0.5 if y.min() >= 0 else 0.0)
 
 
-def _number(x):
+def as_number(x):
     """A snapshot value as a float: NaN for None; vectors (a whole batch) by their mean."""
     if x is None:
         return math.nan
@@ -376,13 +381,14 @@ def _pad(a, n, fill):
     return a if len(a) == n else np.concatenate([a, np.full(n - len(a), fill, dtype=a.dtype)])
 
 
-def _max_abs(a):
+def max_abs(a):
+    """The largest finite magnitude in `a`, 0.0 if it has none."""
     a = np.abs(np.asarray(a, float))
     a = a[np.isfinite(a)]
     return float(a.max()) if a.size else 0.0
 
 
-def _nice(x):
+def nice_scale(x):
     """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least x (1 for nothing to scale)."""
     if not x > 0 or not math.isfinite(x):
         return 1.0
@@ -393,11 +399,12 @@ def _nice(x):
     return 10 * power
 
 
-def _symmetric(m):
+def symmetric_norm(m):
+    """A linear norm on [-m, m], clipped."""
     return Normalize(-m, m, clip=True)
 
 
-def _square_root(m):
+def square_root_norm(m):
     """A symmetric norm on [-m, m] that spreads small magnitudes (where most changes and gradients are)."""
     return FuncNorm((lambda x: np.sign(x) * np.sqrt(np.abs(x)), lambda y: np.sign(y) * y * y), vmin=-m, vmax=m,
                     clip=True)

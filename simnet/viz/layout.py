@@ -24,6 +24,9 @@ import networkx as nx
 
 from ..errors import SimnetError
 
+__all__ = ["BAR_PX", "BOTTOM_PX", "MAX_PIXELS", "MAX_SIDE_PX", "MIN_WIDTH_PX", "RING", "SURFACE_PX", "SWEEPS",
+           "TITLE_PX", "Geometry", "Layout", "column_sizes", "crossings", "depth_columns", "geometry"]
+
 SWEEPS = 8  # barycentre passes (alternately left-to-right and right-to-left)
 TITLE_PX, BOTTOM_PX, BAR_PX, SURFACE_PX = 44, 46, 92, 250
 MIN_WIDTH_PX = 600

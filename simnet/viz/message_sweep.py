@@ -20,10 +20,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..core.trainer import batch_indices
 from ..errors import SimnetError, TraceError
-from .frames import CHANGES, GRADIENTS, UNKNOWN, VALUES, _max_abs, _nice, _number, _square_root, _symmetric
+from ..scenario.runinfo import loss_penalty, training_data
+from ..trace import Recorder, open_trace
+from .frames import (CHANGES, GRADIENTS, UNKNOWN, VALUES, as_number, max_abs, nice_scale, square_root_norm,
+                     symmetric_norm)
+from .gif import Counter, write_looks
 from .layout import Layout
 from .picture import Bar, Look, Picture
+
+__all__ = ["FRAME_MS", "IDLE_EDGE", "LAST_FRAME_MS", "TEXTS_PER_FRAME", "WAVE_FRAMES", "Sweep", "SweepFilm",
+           "firing_order", "from_snapshot", "read_sweep", "recompute", "sweep_gif"]
 
 WAVE_FRAMES = 24  # at most this many frames per wave; bigger networks fire several neurons per frame
 FRAME_MS, LAST_FRAME_MS = 700, 3000
@@ -72,7 +80,7 @@ def recompute(trace, step, G):
 
     The network after the step before (``trace.network_at``) takes the
     step's batch, drawn again from the run's seed as training drew it from
-    the data set the trace gives (:func:`simnet.runinfo.training_data`), and
+    the data set the trace gives (:func:`simnet.scenario.runinfo.training_data`), and
     runs it through the actor engine.  The weight changes and the loss come
     from the trace itself (an optimiser may keep state the trace does not).
     Refused (None) for a step with scripted actions, a step of an earlier
@@ -80,9 +88,6 @@ def recompute(trace, step, G):
     batch means `G` (the step's snapshot) recorded.
     """
     import tempfile
-    from ..scenario.runinfo import training_data
-    from ..core.trainer import _batches
-    from ..trace import Recorder, open_trace
     meta = getattr(trace, "metadata", None) or {}
     config, runs = meta.get("config") or {}, meta.get("runs") or []
     data = training_data(trace)
@@ -94,7 +99,7 @@ def recompute(trace, step, G):
     if samples != len(X) or not isinstance(batch_size, int) or not isinstance(seed, int) or \
             not isinstance(config.get("loss"), str):
         return None
-    batches = _batches(samples, batch_size, np.random.default_rng([seed, start]))
+    batches = batch_indices(samples, batch_size, np.random.default_rng([seed, start]))
     for _ in range(step - start - 1):
         next(batches)
     index = next(batches)
@@ -111,11 +116,11 @@ def recompute(trace, step, G):
                 sweep = _from_events(step, list(again.events(step=step)), G)
     except SimnetError:
         return None
-    recorded = {n: _number(G.nodes[n].get("activation")) for n in G.nodes}
+    recorded = {n: as_number(G.nodes[n].get("activation")) for n in G.nodes}
     if not all(math.isclose(a, recorded.get(n, math.nan), rel_tol=1e-9, abs_tol=1e-12) for n, a in sweep.forward):
         return None
     sweep.delta = {(s, t): a["delta"] for s, t, a in G.edges(data=True)}
-    sweep.loss, sweep.accuracy = _number(G.graph.get("loss")), _number(G.graph.get("accuracy"))
+    sweep.loss, sweep.accuracy = as_number(G.graph.get("loss")), as_number(G.graph.get("accuracy"))
     sweep.origin = "recomputed"
     return sweep
 
@@ -134,30 +139,30 @@ def _from_events(step, events, graph):
         if kind == "fire":
             current = e["neuron"]
             if phase == "forward":
-                sweep.forward.append((current, _number(e["a"])))
+                sweep.forward.append((current, as_number(e["a"])))
             else:
-                sweep.backward.append((current, _number(e["dL_dz"])))
+                sweep.backward.append((current, as_number(e["dL_dz"])))
         elif kind == "message":
             into = sweep.sent if phase == "forward" else sweep.sent_back
-            into.setdefault(current, []).append(((e["source"], e["target"]), _number(e["value"])))
+            into.setdefault(current, []).append(((e["source"], e["target"]), as_number(e["value"])))
         elif kind == "loss":
-            sweep.loss, sweep.accuracy = _number(e.get("loss")), _number(e.get("accuracy"))
+            sweep.loss, sweep.accuracy = as_number(e.get("loss")), as_number(e.get("accuracy"))
         elif kind == "weight_update":
-            sweep.delta[e["source"], e["target"]] = _number(e["delta"])
+            sweep.delta[e["source"], e["target"]] = as_number(e["delta"])
     return sweep
 
 
 def from_snapshot(G):
     """A Sweep rebuilt from a snapshot's batch means, in the scheduler's firing order."""
-    sweep = Sweep(G.graph["step"], G, [], [], loss=_number(G.graph.get("loss")),
-                  accuracy=_number(G.graph.get("accuracy")), origin="snapshot")
+    sweep = Sweep(G.graph["step"], G, [], [], loss=as_number(G.graph.get("loss")),
+                  accuracy=as_number(G.graph.get("accuracy")), origin="snapshot")
     nodes = G.nodes
     for name in firing_order(G):
-        sweep.forward.append((name, _number(nodes[name].get("activation"))))
+        sweep.forward.append((name, as_number(nodes[name].get("activation"))))
         if G.out_degree(name):
-            sweep.sent[name] = [((name, t), _number(G.edges[name, t].get("message"))) for t in G.successors(name)]
+            sweep.sent[name] = [((name, t), as_number(G.edges[name, t].get("message"))) for t in G.successors(name)]
     for name in firing_order(G.reverse(copy=False)):
-        gradient = _number(nodes[name].get("gradient"))
+        gradient = as_number(nodes[name].get("gradient"))
         sweep.backward.append((name, gradient))
         if G.in_degree(name):
             sweep.sent_back[name] = [((s, name), gradient * (G.edges[s, name]["weight"] - G.edges[s, name]["delta"]))
@@ -198,9 +203,9 @@ class SweepFilm:
         self.edge_index = {k: i for i, k in enumerate(self.edges)}
         forward = [v for _, v in sweep.forward] + [v for m in sweep.sent.values() for _, v in m]
         backward = [v for _, v in sweep.backward] + [v for m in sweep.sent_back.values() for _, v in m]
-        self.norms = {"forward": _symmetric(_nice(_max_abs(forward))),
-                      "backward": _square_root(_nice(_max_abs(backward))),
-                      "update": _square_root(_nice(_max_abs(list(sweep.delta.values()))))}
+        self.norms = {"forward": symmetric_norm(nice_scale(max_abs(forward))),
+                      "backward": square_root_norm(nice_scale(max_abs(backward))),
+                      "update": square_root_norm(nice_scale(max_abs(list(sweep.delta.values()))))}
 
     def picture(self):
         roles = {n: self.sweep.graph.nodes[n].get("role", "hidden") for n in self.nodes}
@@ -271,7 +276,6 @@ class SweepFilm:
 
 def sweep_gif(trace, step, path, *, progress=None):
     """Write the sweep GIF of `step` to `path`; returns the path."""
-    from .render import Counter, loss_penalty, write_looks
     film = SweepFilm(read_sweep(trace, step), loss_penalty(trace))
     looks = list(film.looks())
     return write_looks(film.picture(), looks, path, Counter(progress, len(looks)), FRAME_MS, LAST_FRAME_MS)

@@ -22,8 +22,11 @@ from matplotlib.colors import to_hex
 from ..errors import TraceError
 from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
-                     Film, _classes, _number)
+                     Film, positive_class, as_number)
 from ..scenario.runinfo import training_data
+
+__all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "STEP_FIELDS", "SWEEP_KINDS",
+           "SWEEP_SHARE", "SWEEP_VALUES", "page_data", "render_page", "write_page"]
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message
@@ -98,13 +101,13 @@ def page_data(trace, steps, reader, *, progress=None):
     frozen = {}
     for k, G in enumerate(graphs):
         for name, attrs in G.nodes(data=True):
-            node_values[k, node_index[name]] = [_number(attrs.get(f)) for f in NODE_FIELDS]
+            node_values[k, node_index[name]] = [as_number(attrs.get(f)) for f in NODE_FIELDS]
         for source, target, attrs in G.edges(data=True):
             j = edge_index[source, target]
-            edge_values[k, j] = [_number(attrs.get(f)) for f in EDGE_FIELDS]
+            edge_values[k, j] = [as_number(attrs.get(f)) for f in EDGE_FIELDS]
             if attrs.get("frozen"):
                 frozen.setdefault(str(k), []).append(j)
-        step_values[k] = [_number(G.graph.get(f)) for f in STEP_FIELDS]
+        step_values[k] = [as_number(G.graph.get(f)) for f in STEP_FIELDS]
     recorded = list(trace.steps)
     history = trace.history()
     positions = film.layout.positions()
@@ -262,7 +265,7 @@ def _recorded_sweeps(steps, reader, data, budget):
             codes.append(code)
             subjects.append(node_index[e["neuron"]] if e["kind"] in ("fire", "bias_update")
                             else edge_index[e["source"], e["target"]])
-            values.append([np.nan if name is None else _number(e[name])
+            values.append([np.nan if name is None else as_number(e[name])
                            for name in SWEEP_VALUES[code]])
         if codes:
             sweeps[str(s)] = {"codes": _pack_ints(codes, "u1"), "subjects": _pack_ints(subjects, "<u4"),
@@ -295,7 +298,7 @@ def _surfaces(film, steps, data):
                "what": film.surface_output()}
     if data is not None:
         X, Y = data
-        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], _classes(Y))]
+        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], positive_class(Y))]
     return surface
 
 

@@ -23,6 +23,9 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from .layout import BAR_PX, BOTTOM_PX, RING, SURFACE_PX, TITLE_PX, column_sizes, geometry
 
+__all__ = ["DPI", "EDGE_TEXT_LIMIT", "HEAT_SIDE", "MARKERS", "OUTLINE", "OUTLINE_RGB", "TEXT_SPOTS", "TITLE_BASELINE",
+           "TITLE_PT", "Bar", "Look", "Picture", "Stamp", "Surface"]
+
 DPI = 100
 MARKERS = {"input": "s", "hidden": "o", "output": "D"}
 OUTLINE = "#303030"
