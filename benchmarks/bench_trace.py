@@ -230,6 +230,7 @@ def section(quick=False):
     # long enough that the writer, which sets the pace of such a run, has fallen behind in both
     timed_steps = (20, 80) if quick else (40, 160)
     net, X, Y = network(large, batch=100)
+    Y = (Y > 0).astype(float)  # simnet_run trains with the hinge loss, which takes 0/1 labels
     (step_bare, start_bare), (step_recorded, start_recorded) = (
         per_step(simnet_run(lambda: net, "fast", X, Y, recorder, lr=0.01), *timed_steps, 2 if quick else 3)
         for recorder in (None, sn.Recorder))
