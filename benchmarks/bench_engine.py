@@ -28,10 +28,10 @@ for _variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import simnet as sn  # noqa: E402
-from simnet.datasets import moons  # noqa: E402
-from simnet.events import Event, EventBatch  # noqa: E402
-from simnet.snapshot import mean_rows  # noqa: E402
-from simnet.trace import kinds_for  # noqa: E402
+from simnet.scenario.datasets import moons  # noqa: E402
+from simnet.core.events import Event, EventBatch  # noqa: E402
+from simnet.trace.snapshot import mean_rows  # noqa: E402
+from simnet.trace.schema import kinds_for  # noqa: E402
 
 LR, L2 = 0.1, 1e-4
 MOONS = [2, 16, 16, 1]

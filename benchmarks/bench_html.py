@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 import simnet as sn  # noqa: E402
 from simnet.cli import main as simnet  # noqa: E402
-from simnet.html import write_page  # noqa: E402
+from simnet.viz.page import write_page  # noqa: E402
 
 STEPS = 2000
 BUDGET = 5_000_000

@@ -18,10 +18,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import simnet as sn  # noqa: E402
-from simnet import datasets  # noqa: E402
-from simnet.frames import Film  # noqa: E402
-from simnet.render import film_gif  # noqa: E402
-from simnet.snapshot import SnapshotBuilder  # noqa: E402
+from simnet.scenario import datasets  # noqa: E402
+from simnet.viz.frames import Film  # noqa: E402
+from simnet.viz.render import film_gif  # noqa: E402
+from simnet.trace.snapshot import SnapshotBuilder  # noqa: E402
 
 SPEEDUP_TARGET = 8.0
 LARGE_FPS_TARGET = 5.0

@@ -21,9 +21,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import simnet as sn  # noqa: E402
-from simnet.events import EventBatch  # noqa: E402
-from simnet.export import export  # noqa: E402
-from simnet.trace import FLUSH_BYTES, kinds_for  # noqa: E402
+from simnet.core.events import EventBatch  # noqa: E402
+from simnet.trace.export import export  # noqa: E402
+from simnet.trace.recorder import FLUSH_BYTES  # noqa: E402
+from simnet.trace.schema import kinds_for  # noqa: E402
 from bench_engine import Capture, feed, per_step, simnet_run  # noqa: E402
 
 EVENTS_PER_SECOND_TARGET = 500_000
@@ -95,7 +96,7 @@ MEMORY_RUN = textwrap.dedent("""
     import resource, sys, tempfile, tracemalloc
     import numpy as np
     import simnet as sn
-    import simnet.fast, simnet.trace  # modules load before the measurement starts
+    import simnet.engines.fast, simnet.trace.recorder  # modules load before the measurement starts
     steps, recorded, batch = int(sys.argv[1]), sys.argv[2] == "recorded", int(sys.argv[4])
     sizes = [int(size) for size in sys.argv[3].split(",")]
     rng = np.random.default_rng(0)
@@ -229,6 +230,7 @@ def section(quick=False):
     # long enough that the writer, which sets the pace of such a run, has fallen behind in both
     timed_steps = (20, 80) if quick else (40, 160)
     net, X, Y = network(large, batch=100)
+    Y = (Y > 0).astype(float)  # simnet_run trains with the hinge loss, which takes 0/1 labels
     (step_bare, start_bare), (step_recorded, start_recorded) = (
         per_step(simnet_run(lambda: net, "fast", X, Y, recorder, lr=0.01), *timed_steps, 2 if quick else 3)
         for recorder in (None, sn.Recorder))

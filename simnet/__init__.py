@@ -4,16 +4,20 @@
     net = sn.Network.layered([2, 8, 1], output="sigmoid", seed=0)
     history = net.train(X, Y, steps=500, lr=0.5, loss="bce")
 """
-from .errors import DivergenceError, ScenarioError, SimnetError, TopologyError, TraceError
-from .events import Event, EventBus, EventLog
-from .graph import Connection, Network, Neuron
-from .train import History
+from .errors import DivergenceError, InputError, ScenarioError, SimnetError, TopologyError, TraceError
+from .core.events import Event, EventBus, EventLog
+from .core.functions import Activation
+from .core.optim import SGD, Adam, Momentum
+from .core.graph import Connection, Network, Neuron
+from .core.trainer import History
+from . import engines  # noqa: F401  (registers the actor and fast engines by name)
 
-__version__ = "0.1.0"
+from .version import __version__
 
 __all__ = [
     "Network", "Neuron", "Connection", "History", "Event", "EventBus", "EventLog",
-    "SimnetError", "TopologyError", "ScenarioError", "TraceError", "DivergenceError",
+    "Activation", "SGD", "Momentum", "Adam",
+    "SimnetError", "TopologyError", "InputError", "ScenarioError", "TraceError", "DivergenceError",
     "Recorder", "open_trace", "Trace", "__version__",
 ]
 

@@ -1,3 +1,5 @@
 from .cli import main
 
+__all__ = []
+
 raise SystemExit(main())

@@ -14,36 +14,26 @@ reported as one line ``simnet: error: <file>: <where>: <why>``; 130 interrupted
 ``-o -`` writes a text format (exports, the replay page) to standard output.
 """
 import argparse
-import json
-import math
 import os
-import re
-import secrets
 import shutil
 import signal
-import stat
 import sys
 import tempfile
 import threading
-import time
 import warnings
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
-from . import __version__
-from .errors import ScenarioError, SimnetError, TraceError
-from .events import KINDS
-from .files import directory_locked, remove_regular, written_whole
+from .core.events import KINDS
+from .errors import InputError, SimnetError, TraceError
+from .files import partial_name, written_whole
+from .progress import bar, frame_progress
+from .version import __version__
+
+__all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_export", "cmd_inspect", "cmd_list", "cmd_replay", "cmd_run",
+           "main"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
-
-
-class BadInput(SimnetError):
-    """Bad input found by the command line itself: `file`, `where` and `why` as in the one-line error."""
-
-    def __init__(self, file, where, why):
-        self.file, self.where, self.why = str(file), where, why
-        super().__init__(f"{file}: {where}: {why}")
 
 
 def main(argv=None):
@@ -82,7 +72,7 @@ def _error_line(error, subject):
     Errors that carry no file are about the path their message starts with,
     or else about `subject` (what was given on the command line).
     """
-    if isinstance(error, (ScenarioError, BadInput)):
+    if isinstance(error, InputError):
         file, where, why = error.file, error.where, error.why
     else:
         file, where, why = subject, "trace" if isinstance(error, TraceError) else "input", str(error)
@@ -176,210 +166,24 @@ _non_negative_int = _int_at_least(0, "a non-negative integer")
 
 # ---- run -------------------------------------------------------------------
 
-# what simnet writes in a run directory: all a later run there replaces, and nothing else
-RUN_FILES = ("trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm", "trace.sqlite-journal", "summary.json",
-             "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html")
-TRACE_FILES = RUN_FILES[:4]  # the Recorder replaces these itself, once it holds the directory
-# the temporary names those files are written under: NAME.part (written_whole), .STEM.partial-XXXXXXXX.SUFFIX (_fresh)
-_TEMPORARY = re.compile("|".join(rf"{re.escape(name)}\.part|\.{re.escape(Path(name).stem)}\.partial-[0-9a-f]{{8}}"
-                                 rf"{re.escape(Path(name).suffix)}" for name in RUN_FILES))
-
-
-def _ours(name):
-    return name in RUN_FILES or _TEMPORARY.fullmatch(name) is not None
-
-
 def cmd_run(args):
-    from .runinfo import data_record
-    from .scenario import execute, load
-    from .trace import Recorder
-
-    started = time.perf_counter()
-    scenario = load(args.scenario).with_overrides(steps=args.steps, seed=args.seed, engine=args.engine)
-    data = scenario.dataset()
-    target = Path(args.output) if args.output else Path("output") / scenario.name
-    _check_run_target(target)
-    checked = args.steps is None and args.seed is None
-    show = not args.quiet and sys.stderr.isatty()
-    # from here on the run is at `target`: whatever happens, its trace and summary stay there
-    recorder = Recorder(target, every=scenario.record.every, detail=scenario.record.detail,
-                        scenario_text=scenario.text,
-                        # the file's name only: the same run makes the same trace wherever the file lives
-                        metadata={"scenario": scenario.name, "description": scenario.description,
-                                  "scenario_path": Path(args.scenario).name, **data_record(scenario, data),
-                                  "overrides": {"steps": args.steps, "seed": args.seed, "engine": args.engine}})
-    outcome, phase = None, "starting"
-    try:
-        try:
-            for name in os.listdir(target):
-                if _ours(name) and name not in TRACE_FILES:
-                    remove_regular(target / name)  # the previous run's: the new one never mixes with it
-            _write_json(target / "summary.json", _summary(scenario, None, checked, time.perf_counter() - started))
-            phase = "training"
-            with _bar(show, scenario.training.steps, scenario.name, "step") as bar:
-                outcome = execute(scenario, data=data, recorder=recorder, progress=_steps(bar))
-        except BaseException as error:
-            with _signals_held(), suppress(SimnetError):
-                recorder.close("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
-            raise
-        recorder.close()
-        phase = "drawing"
-        with _trace(target) as trace:
-            _render(trace, target, () if args.no_gif else scenario.record.gifs, data, show)
-        phase = "finishing"
-        with _signals_held():
-            _write_json(target / "summary.json", _summary(scenario, outcome, checked, time.perf_counter() - started))
-    except BaseException as error:
-        return _run_stopped(error, phase, scenario, outcome, target, checked, time.perf_counter() - started)
-    return _report_run(outcome, target, checked, args.quiet)
+    """`simnet run`: run a scenario into its directory (see :func:`simnet.runner.run`); returns the exit code."""
+    from .runner import run
+    result = run(args.scenario, args.output, steps=args.steps, seed=args.seed, engine=args.engine,
+                 gifs=not args.no_gif, show_progress=not args.quiet and sys.stderr.isatty())
+    if result.stopped:
+        print(f"simnet: {result.scenario.name}: {result.end_reason}"
+              f"{'' if result.error is None else ': ' + result.error}; "
+              f"the trace ({result.trace_state()}) is in {result.directory}{os.sep}", file=sys.stderr)
+        return 130 if result.status == "interrupted" else 1
+    return _report_run(result, args.quiet)
 
 
-def _check_run_target(target):
-    """Refuse, before anything is written, a `target` that is not empty and not a finished run simnet wrote."""
-    if not target.resolve().name:
-        raise BadInput(target, "-o", "is a root directory; expected a directory for the run")
-    if target.is_symlink():
-        raise BadInput(target, "-o", "is a symbolic link; expected a directory for the run")
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise BadInput(target, "-o", "exists and is not a directory; expected a directory for the run")
-    try:
-        names = os.listdir(target)
-    except OSError as e:
-        raise BadInput(target, "-o", f"cannot read the directory: {e.strerror or e}") from None
-    if names and not _is_run_dir(target):
-        raise BadInput(target, "-o", "exists and is not a simnet run directory; refusing to replace it "
-                       "(choose another directory or remove it)")
-    if directory_locked(target):
-        raise BadInput(target, "-o", "holds a run that is still running; wait for it or choose another directory")
-    for name in filter(_ours, names):
-        if not stat.S_ISREG(os.lstat(target / name).st_mode):
-            raise BadInput(target / name, "-o", "is not a plain file, so not one simnet wrote; refusing to replace "
-                           "the run (remove it or choose another directory)")
-
-
-def _is_run_dir(path):
-    """True if `path` holds a run simnet wrote: a simnet trace or a simnet summary, as plain files."""
-    from .trace import APPLICATION_ID
-    header = _start_of(path / "trace.sqlite", 100)
-    if header.startswith(b"SQLite format 3\x00") and int.from_bytes(header[68:72], "big") == APPLICATION_ID:
-        return True
-    try:
-        summary = json.loads(_start_of(path / "summary.json", 1 << 20))
-    except ValueError:
-        return False
-    return isinstance(summary, dict) and "simnet" in summary
-
-
-def _start_of(path, size):
-    """The first `size` bytes of `path` if it is a plain file (never a FIFO, which would block), else b""."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return b""
-        with open(path, "rb") as f:
-            return f.read(size)
-    except OSError:
-        return b""
-
-
-def _render(trace, run_dir, gifs, data, show):
-    from .render import render_run
-    with _bar(show, None, "drawing", "frame") as bar:
-        render_run(trace, run_dir, gifs=gifs, data=data, progress=_frames(bar))
-
-
-def _run_stopped(error, phase, scenario, outcome, target, checked, wall_time):
-    """Mark the run in `target` stopped by `error` while `phase`, say so in one line; returns the exit code.
-
-    Its trace and finished pictures stay.  Bad input found on the way is
-    reported by main as such (after the summary says the run failed);
-    errors that are nobody's input (a bug) go on with their traceback.
-    """
-    interrupted = isinstance(error, KeyboardInterrupt)
-    status = "interrupted" if interrupted else "failed"
-    if interrupted:
-        why = None
-    elif isinstance(error, MemoryError):
-        why = "out of memory"
-    elif isinstance(error, OSError) and error.filename and error.strerror:
-        why = f"{error.filename}: {error.strerror}"
-    else:
-        why = " ".join(str(error).split())
-    end_reason = f"{status} while {phase}"
-    final = _summary(scenario, outcome, checked, wall_time, status=status, end_reason=end_reason, error=why)
-    with _signals_held():
-        try:
-            _write_json(target / "summary.json", final)
-        except OSError:
-            # a full disk has no room for a new file, but the running summary's blocks have room for this one
-            with suppress(OSError), open(target / "summary.json", "r+") as f:
-                f.write(_json_text(final))
-                f.truncate()
-    if not interrupted and not isinstance(error, (SimnetError, OSError, MemoryError)):
-        raise error
-    if isinstance(error, SimnetError) and not isinstance(error, TraceError):
-        raise error
-    print(f"simnet: {scenario.name}: {end_reason}{'' if why is None else ': ' + why}; "
-          f"the trace ({_trace_state(target)}) is in {target}{os.sep}", file=sys.stderr)
-    return 130 if interrupted else 1
-
-
-def _trace_state(run_dir):
-    """The status of the trace in `run_dir`, in a few words."""
-    from .trace import open_trace
-    try:
-        with open_trace(run_dir) as trace:
-            return f"complete, {trace.last_step} steps" if trace.end_reason == "complete" else trace.status
-    except (SimnetError, OSError) as e:
-        return f"unreadable: {' '.join(str(e).split())}"
-
-
-def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None, error=None):
-    """summary.json: `status` running while `outcome` is None unless given, then what the outcome says."""
-    sc = scenario if outcome is None else outcome.scenario
-    diverged = None if outcome is None else outcome.diverged
-    if status is None and outcome is not None:
-        status = "diverged" if diverged is not None else "interrupted" if outcome.history.interrupted else "complete"
-        end_reason = f"diverged at step {diverged.step}" if diverged is not None else \
-            f"interrupted while training after step {outcome.steps}" if status == "interrupted" else "complete"
-    summary = {
-        "scenario": sc.name,
-        "description": sc.description,
-        "status": status or "running",
-        "end_reason": end_reason,
-        "error": error,
-        "steps": None if outcome is None else outcome.steps,
-        "seed": sc.seed,
-        "engine": sc.training.engine,
-        "loss": None if outcome is None else _finite_or_none(outcome.loss),
-        "accuracy": None if outcome is None else outcome.accuracy,
-        "wall_time": round(wall_time, 3),
-        "train_time": None if outcome is None else round(outcome.wall_time, 3),
-        "interrupted": status == "interrupted",
-        "diverged": None if diverged is None else {"step": diverged.step, "where": diverged.where,
-                                                   "quantity": diverged.quantity},
-        "expectations": {"checked": False, "reason": "--steps or --seed changes the scenario"},
-        "simnet": __version__,
-    }
-    if checked:
-        summary["expectations"] = {
-            "checked": True,
-            "passed": None if outcome is None else outcome.passed,
-            "results": [] if outcome is None else
-            [{"where": r.where, "ok": r.ok, "message": r.message} for r in outcome.results],
-        }
-    return summary
-
-
-def _finite_or_none(x):
-    return x if x is not None and math.isfinite(x) else None
-
-
-def _report_run(outcome, target, checked, quiet):
-    """The closing line, divergence and failed expectations; returns the exit code."""
+def _report_run(result, quiet):
+    """The closing line, divergence and failed expectations of a run that ended; returns the exit code."""
+    outcome, checked = result.outcome, result.checked
     sc = outcome.scenario
-    where = f"{target}{os.sep}"
+    where = f"{result.directory}{os.sep}"
     if outcome.diverged is not None:
         d = outcome.diverged
         print(f"simnet: {sc.name}: diverged at step {d.step}: {d.quantity} of {d.where} is not finite; "
@@ -430,46 +234,17 @@ def _terminate_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
-@contextmanager
-def _signals_held():
-    """Within the block, Ctrl-C and SIGTERM wait: what it writes to say how the run ended gets written."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    # the run is already ending: a Ctrl-C meanwhile could only ask for what is happening anyway
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
 # ---- writing results so that nothing half-written looks finished ----------
-
-def _write_json(path, value):
-    with written_whole(path) as temp:
-        temp.write_text(_json_text(value))
-
-
-def _json_text(value):
-    return json.dumps(value, indent=2, allow_nan=False) + "\n"
-
-
-def _fresh(path, what):
-    """An unused hidden name next to `path`: .<name>.<what>-<random><suffix>."""
-    return path.parent / f".{path.stem}.{what}-{secrets.token_hex(4)}{path.suffix}"
-
 
 def _check_output(path, inputs):
     """Refuse an output `path` that is a link, a directory, or one of the command's `inputs`."""
     if path.is_symlink():
-        raise BadInput(path, "-o", "is a symbolic link; refusing to write through it (give the file itself)")
+        raise InputError(path, "-o", "is a symbolic link; refusing to write through it (give the file itself)")
     if path.is_dir():
-        raise BadInput(path, "-o", "is a directory; expected a file name")
+        raise InputError(path, "-o", "is a directory; expected a file name")
     for source in inputs:
         if path.resolve() == source.resolve() or (path.exists() and source.exists() and os.path.samefile(path, source)):
-            raise BadInput(path, "-o", f"is {source}, which this command reads; choose another file")
+            raise InputError(path, "-o", f"is {source}, which this command reads; choose another file")
 
 
 @contextmanager
@@ -480,7 +255,7 @@ def _output_file(out, inputs, picture=None):
     and a GIF never to standard output."""
     if out == "-":
         if picture is not None and picture[0] != ".html":
-            raise BadInput("-", "-o", "a picture is not text; give a file name")
+            raise InputError("-", "-o", "a picture is not text; give a file name")
         with tempfile.TemporaryDirectory() as directory:
             temp = Path(directory) / "output"
             yield temp
@@ -491,14 +266,14 @@ def _output_file(out, inputs, picture=None):
     path = Path(out)
     _check_output(path, inputs)
     if picture is not None and path.suffix.lower() != picture[0]:
-        raise BadInput(path, "-o", f"{picture[1]} is written to a {picture[0]} file; the name says "
+        raise InputError(path, "-o", f"{picture[1]} is written to a {picture[0]} file; the name says "
                        f"{path.suffix or 'no format'}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        temp = _fresh(path, "partial")
+        temp = partial_name(path, "partial")
         temp.touch(exist_ok=False)
     except OSError as e:
-        raise BadInput(path, "-o", f"cannot write here: {e.strerror or e}") from None
+        raise InputError(path, "-o", f"cannot write here: {e.strerror or e}") from None
     with written_whole(path, temp):
         yield temp
         _check_output(path, inputs)  # what appeared there meanwhile is not ours to replace
@@ -507,46 +282,6 @@ def _output_file(out, inputs, picture=None):
 def _trace_inputs(trace):
     """The files a command reading `trace` reads: the trace and its SQLite companions."""
     return [trace.path] + [Path(f"{trace.path}{suffix}") for suffix in ("-wal", "-shm", "-journal")]
-
-
-# ---- progress --------------------------------------------------------------
-
-@contextmanager
-def _bar(show, total, description, unit):
-    """A tqdm bar on stderr when `show`, else None."""
-    if not show:
-        yield None
-        return
-    from tqdm import tqdm
-    bar = tqdm(total=total, desc=description, unit=unit, leave=False, dynamic_ncols=True)
-    try:
-        yield bar
-    finally:
-        bar.close()
-
-
-def _steps(bar):
-    """A progress(step, loss) callback moving `bar` one step at a time, or None without a bar."""
-    if bar is None:
-        return None
-
-    def progress(step, loss):
-        bar.update(1)
-        if step % 25 == 0:
-            bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-    return progress
-
-
-def _frames(bar):
-    """A progress(done, total) callback moving `bar`, or None without a bar."""
-    if bar is None:
-        return None
-
-    def progress(done, total):
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
-    return progress
 
 
 # ---- list and check --------------------------------------------------------
@@ -558,7 +293,7 @@ def _scenario_files(paths):
         if path.is_dir():
             found = sorted(path.glob("*.toml"))
             if not found:
-                raise BadInput(path, "directory", "holds no .toml scenario files")
+                raise InputError(path, "directory", "holds no .toml scenario files")
             files += found
         else:
             files.append(path)
@@ -566,10 +301,11 @@ def _scenario_files(paths):
 
 
 def cmd_list(args):
+    """`simnet list`: the name and description of each scenario in a directory; returns the exit code."""
     from .scenario import load
     directory = Path(args.directory)
     if not directory.is_dir():
-        raise BadInput(directory, "directory", "does not exist" if not directory.exists() else "is not a directory")
+        raise InputError(directory, "directory", "does not exist" if not directory.exists() else "is not a directory")
     rows, status = [], 0
     for path in _scenario_files([directory]):
         try:
@@ -586,12 +322,13 @@ def cmd_list(args):
 
 
 def cmd_check(args):
-    from .scenario import execute, load
+    """`simnet check`: train scenarios without recording and report their expectations; returns the exit code."""
+    from .runner import check
     status = 0
     for path in _scenario_files(args.scenarios):
         try:
-            scenario = load(path).with_overrides(engine=args.engine)
-            outcome = execute(scenario)
+            outcome = check(path, engine=args.engine)
+            scenario = outcome.scenario
         except SimnetError as e:
             print(f"simnet: error: {_error_line(e, path)}", file=sys.stderr)
             status = 2
@@ -623,11 +360,11 @@ def _trace(run_dir):
 
 
 def _check_step(trace, run_dir, step):
-    """`step` if the trace covers it (None stays None); BadInput naming the range otherwise."""
+    """`step` if the trace covers it (None stays None); InputError naming the range otherwise."""
     if step is not None and trace.last_step is None:
-        raise BadInput(run_dir, f"--step {step}", "no steps recorded")
+        raise InputError(run_dir, f"--step {step}", "no steps recorded")
     if step is not None and step > trace.last_step:
-        raise BadInput(run_dir, f"--step {step}", f"the run has steps 0 to {trace.last_step}")
+        raise InputError(run_dir, f"--step {step}", f"the run has steps 0 to {trace.last_step}")
     return step
 
 
@@ -637,41 +374,43 @@ def _check_neuron(trace, run_dir, neuron, step):
     at = trace.last_step if step is None else step
     names = list(trace.snapshot(at))  # the snapshot inspect explains next: one replay serves both
     if neuron not in names:
-        raise BadInput(run_dir, f"--neuron {neuron}", f"no such neuron at step {at}; "
+        raise InputError(run_dir, f"--neuron {neuron}", f"no such neuron at step {at}; "
                        f"there are {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}")
 
 
 def cmd_replay(args):
+    """`simnet replay`: draw a GIF or the replay page from a trace; returns the exit code."""
     show = not args.quiet and sys.stderr.isatty()
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)
         if step is not None and (args.html or args.gif != "sweep"):
-            raise BadInput(run_dir, f"--step {step}", "only the sweep GIF shows one step; the other GIFs and "
+            raise InputError(run_dir, f"--step {step}", "only the sweep GIF shows one step; the other GIFs and "
                            "the replay page cover the whole run")
         if args.html:
-            from .html import write_page
+            from .viz.page import write_page
             out = args.output or trace.path.parent / "replay.html"
-            with _bar(show, None, "page", "step") as bar, \
+            with bar(show, None, "page", "step") as progress_bar, \
                     _output_file(out, _trace_inputs(trace), picture=(".html", "the replay page")) as temp:
-                write_page(trace, temp, progress=_frames(bar))
+                write_page(trace, temp, progress=frame_progress(progress_bar))
         else:
-            from .render import render_gif
+            from .viz.render import render_gif
             kind = args.gif
             if kind == "sweep" and step is None:
                 step = trace.last_step
             out = args.output or trace.path.parent / f"{kind}.gif"
-            with _bar(show, None, kind, "frame") as bar, \
+            with bar(show, None, kind, "frame") as progress_bar, \
                     _output_file(out, _trace_inputs(trace), picture=(".gif", "a GIF")) as temp:
-                render_gif(trace, kind, temp, step=step, progress=_frames(bar))
+                render_gif(trace, kind, temp, step=step, progress=frame_progress(progress_bar))
     if not args.quiet and out != "-":
         print(f"wrote {out}")
     return 0
 
 
 def cmd_inspect(args):
-    from . import inspect
-    from .trace import kinds_for
+    """`simnet inspect`: summarise a trace, explain a neuron at a step, or list events; returns the exit code."""
+    from .trace import explain
+    from .trace.schema import kinds_for
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = args.step
@@ -681,32 +420,33 @@ def cmd_inspect(args):
         blew_up = (trace.end_reason == "diverged" and step is not None and trace.last_step is not None
                    and step == trace.last_step + 1)
         if blew_up and explaining:
-            raise BadInput(run_dir, f"--step {step}", "the run diverged in this step, which never finished; "
+            raise InputError(run_dir, f"--step {step}", "the run diverged in this step, which never finished; "
                            f"`--step {step}` without --neuron lists its events")
         if not blew_up:
             step = _check_step(trace, run_dir, step)
         _check_neuron(trace, run_dir, args.neuron, trace.last_step if blew_up else step)
         recorded = kinds_for(trace.detail)
         if args.kind is not None and recorded is not None and args.kind not in recorded:
-            raise BadInput(run_dir, f"--kind {args.kind}", f"this trace does not record {args.kind} events "
+            raise InputError(run_dir, f"--kind {args.kind}", f"this trace does not record {args.kind} events "
                            f"(detail \"{trace.detail}\"); record with detail = \"messages\" to keep them")
         if explaining:
-            print(inspect.explain(trace, step, args.neuron))
+            print(explain.explain(trace, step, args.neuron))
         elif summarising:
-            print(inspect.summary(trace))
+            print(explain.summary(trace))
         else:
-            inspect.write_events(trace, sys.stdout, step=step, neuron=args.neuron, kind=args.kind,
+            explain.write_events(trace, sys.stdout, step=step, neuron=args.neuron, kind=args.kind,
                                  fmt=args.fmt or "table")
     return 0
 
 
 def cmd_export(args):
-    from .export import STEP_FORMATS, export
+    """`simnet export`: write a trace in another format; returns the exit code."""
+    from .trace.export import STEP_FORMATS, export
     run_dir = Path(args.run_dir)
     with _trace(run_dir) as trace:
         step = _check_step(trace, run_dir, args.step)
         if step is not None and args.fmt not in STEP_FORMATS:
-            raise BadInput(run_dir, f"--step {step}", f"a {args.fmt} export holds the whole run and takes "
+            raise InputError(run_dir, f"--step {step}", f"a {args.fmt} export holds the whole run and takes "
                            "no step; write one step as graphml")
         with _output_file(args.output, _trace_inputs(trace)) as temp:
             export(trace, args.fmt, temp, step=step)

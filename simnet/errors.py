@@ -6,6 +6,9 @@ exit code 2.
 """
 import numbers
 
+__all__ = ["DivergenceError", "InputError", "ScenarioError", "SimnetError", "TopologyError", "TraceError", "excerpt",
+           "positive_int"]
+
 
 class SimnetError(Exception):
     """Base of every error simnet raises on purpose."""
@@ -15,12 +18,16 @@ class TopologyError(SimnetError):
     """The network's graph would become invalid (cycle, duplicate, unknown name...)."""
 
 
-class ScenarioError(SimnetError):
-    """A scenario file is malformed: names the file, the key path and what was wrong."""
+class InputError(SimnetError):
+    """Bad input: names the file (or command-line value), the key or option, and what was wrong."""
 
     def __init__(self, file, where, why):
         self.file, self.where, self.why = str(file), where, why
         super().__init__(f"{self.file}: {where}: {why}" if where else f"{self.file}: {why}")
+
+
+class ScenarioError(InputError):
+    """A scenario file is malformed: names the file, the key path and what was wrong."""
 
 
 class TraceError(SimnetError):

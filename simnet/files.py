@@ -1,6 +1,7 @@
 """Files simnet writes: whole or not at all (written beside their name, then renamed), removed only
 when they are plain files, and the lock of a directory a run is being recorded into."""
 import os
+import secrets
 import stat
 import time
 from contextlib import contextmanager
@@ -10,6 +11,8 @@ try:
     import fcntl
 except ImportError:  # Windows: no locks, and a run in progress looks like one that stopped
     fcntl = None
+
+__all__ = ["directory_locked", "lock_directory", "partial_name", "remove_regular", "written_whole"]
 
 
 @contextmanager
@@ -85,3 +88,13 @@ def directory_locked(directory):
     finally:
         os.close(fd)
     return False
+
+
+def partial_name(path: str | os.PathLike, what: str) -> Path:
+    """An unused hidden name next to `path`: .<stem>.<what>-<random><suffix>, as a later run recognises.
+
+    >>> partial_name(Path("run/loss.png"), "partial").name.startswith(".loss.partial-")
+    True
+    """
+    path = Path(path)
+    return path.parent / f".{path.stem}.{what}-{secrets.token_hex(4)}{path.suffix}"

@@ -176,14 +176,15 @@ def test_the_fast_engine_and_the_message_detail_come_from_the_scenario_or_the_co
 
 
 def test_a_run_that_fails_while_drawing_keeps_its_finished_trace_and_says_so(tmp_path, capsys, monkeypatch):
-    from simnet import render
+    from simnet import runner
+    from simnet.viz import render
     out = tmp_path / "xor"
     assert run(capsys, "run", XOR, "-o", out, "--steps", 5, "-q")[0] == 0
 
     def broken(trace, run_dir, **kwargs):
         render.plot_loss(trace, run_dir / "loss.png")
         raise OSError(28, "No space left on device", str(run_dir / "activations.gif"))
-    monkeypatch.setattr(render, "render_run", broken)
+    monkeypatch.setattr(runner, "render_run", broken)
     code, _, stderr = run(capsys, "run", XOR, "-o", out, "--steps", 9, "-q")
     assert code == 1 and stderr == f"simnet: xor: failed while drawing: {out / 'activations.gif'}: No space left " \
         f"on device; the trace (complete, 9 steps) is in {out}{os.sep}\n"

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from simnet import datasets
+from simnet.scenario import datasets
 from simnet.errors import ScenarioError
 
 CLASSIFICATION = ["xor", "and", "or", "circle", "gaussians", "spiral", "moons"]

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.events import EventBatch, EventLog
+from simnet.core.events import EventBatch, EventLog
 
 
 def test_a_deferred_column_is_computed_once_when_first_read_and_gives_the_same_events():

@@ -12,7 +12,7 @@ import pytest
 
 import simnet as sn
 from simnet.cli import main
-from simnet.export import export, record
+from simnet.trace.export import export, record
 from test_trace import grow_and_prune, parameters, recorded_run
 
 

@@ -15,15 +15,15 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import simnet as sn
-from simnet import fast
-from simnet.engine import ActorEngine
-from simnet.events import KINDS, EventLog
-from simnet.fast import FastEngine
-from simnet.functions import ACTIVATIONS, LOSSES
-from simnet.optim import OPTIMIZERS, optimizer
+from simnet.engines import fast
+from simnet.engines.actor import ActorEngine
+from simnet.core.events import KINDS, EventLog
+from simnet.engines.fast import FastEngine
+from simnet.core.functions import ACTIVATIONS, LOSSES
+from simnet.core.optim import OPTIMIZERS, optimizer
 
 # the random networks pair losses with any output activation, odd pairings included, on purpose
-pytestmark = pytest.mark.filterwarnings("ignore::simnet.functions.SimnetWarning")
+pytestmark = pytest.mark.filterwarnings("ignore::simnet.core.functions.SimnetWarning")
 RTOL = 1e-12
 
 

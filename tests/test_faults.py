@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 import simnet as sn
-from simnet.cli import RUN_FILES, main
+from simnet.cli import main
+from simnet.runner import RUN_FILES
 from test_cli import XOR, leftovers
 
 TIMEOUT = 60
@@ -221,11 +222,11 @@ def test_a_killed_writer_fails_the_run_in_one_line_and_keeps_what_it_committed(t
 # ---- failures after training -------------------------------------------------------
 
 def test_running_out_of_memory_while_drawing_keeps_the_trace(tmp_path, capsys, monkeypatch):
-    from simnet import render
+    from simnet import runner
 
     def exhausted(trace, run_dir, **kwargs):
         raise MemoryError
-    monkeypatch.setattr(render, "render_run", exhausted)
+    monkeypatch.setattr(runner, "render_run", exhausted)
     out = tmp_path / "run"
     code, _, stderr = cli(capsys, "run", XOR, "-o", out, "--steps", 20)
     assert code == 1 and stderr == f"simnet: xor: failed while drawing: out of memory; the trace (complete, 20 " \

@@ -3,7 +3,7 @@ import numpy as np
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import simnet as sn
-from simnet.functions import ACTIVATIONS, LOSSES, hinge_sign, loss_function
+from simnet.core.functions import ACTIVATIONS, LOSSES, hinge_sign, loss_function
 
 ACTIVATION_NAMES = sorted(ACTIVATIONS)
 KINK = 1e-4  # keep finite differences away from the corners of relu, hinge and the bce clip

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.engine import probe
-from simnet.html import EDGE_FIELDS, NODE_FIELDS, SWEEP_KINDS, render_page, write_page
+from simnet.core.engine import probe
+from simnet.viz.page import EDGE_FIELDS, NODE_FIELDS, SWEEP_KINDS, render_page, write_page
 from simnet.scenario import execute, loads
 
 SCENARIO = """

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simnet.html import render_page, write_page
+from simnet.viz.page import render_page, write_page
 from test_html import record_run
 
 CHROMIUM = os.environ.get("SIMNET_CHROMIUM", "/usr/bin/chromium")  # another browser binary, or none

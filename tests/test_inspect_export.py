@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet import inspect
+from simnet.trace import explain as inspect
 from simnet.cli import main
-from simnet.export import export
+from simnet.trace.export import export
 from test_trace import recorded_run, xor_data
 
 

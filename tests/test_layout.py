@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 import simnet as sn
-from simnet.layout import Layout, crossings
+from simnet.viz.layout import Layout, crossings
 
 
 def random_dag(seed, n_inputs=3, n_hidden=12, n_outputs=2, p=0.3):

@@ -4,12 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 
 import simnet as sn
-from simnet.frames import Film
-from simnet.inspect import summary
-from simnet.render import loss_figure
+from simnet.viz.frames import Film
+from simnet.trace.explain import summary
+from simnet.viz.render import loss_figure
 
 XOR = Path(__file__).resolve().parent.parent / "scenarios" / "xor.toml"
 

@@ -1,5 +1,6 @@
 """The README's examples run, and CI runs the README's test command."""
 import re
+import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -14,6 +15,7 @@ def test_python_examples_run_in_order(capsys, tmp_path, monkeypatch):
     from simnet.cli import main
 
     monkeypatch.chdir(tmp_path)  # examples that record a run write there, not into the checkout
+    shutil.copytree(ROOT / "scenarios", tmp_path / "scenarios")  # as in a checkout, which the examples run in
     # the examples read the runs that the quick start's commands leave in output/
     for name in ("xor", "moons"):
         assert main(["run", str(ROOT / "scenarios" / f"{name}.toml"), "--no-gif", "-q", "--steps", "60"]) == 0

@@ -9,13 +9,13 @@ from hypothesis import given, settings, strategies as st
 from PIL import Image, ImageSequence
 
 import simnet as sn
-from simnet.events import EventLog
-from simnet.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, _square_root,
+from simnet.core.events import EventLog
+from simnet.viz.frames import (CHANGE_LEVELS, CHANGES, GRADIENTS, HOLD, LEVELS, VALUES, Film, square_root_norm,
                            held_levels)
-from simnet.render import (GifWriter, build_palette, distinct_palette, film_gif, loss_figure, nearest_lookup, quantize,
-                           render_gif, render_run, write_gif, write_looks)
-from simnet.snapshot import SnapshotBuilder
-from simnet.sweep import SweepFilm, from_snapshot, read_sweep
+from simnet.viz.gif import GifWriter, build_palette, distinct_palette, nearest_lookup, quantize, write_looks
+from simnet.viz.render import film_gif, loss_figure, render_gif, render_run, write_gif
+from simnet.trace.snapshot import SnapshotBuilder
+from simnet.viz.message_sweep import SweepFilm, from_snapshot, read_sweep
 
 
 def xor_data(samples=24, seed=0):
@@ -112,7 +112,7 @@ def test_weights_picture_holds_a_level_while_a_value_wobbles_at_its_edge():
     for name in base.nodes:
         base.nodes[name]["gradient"] = 0.0
     big, wobbly, node = ("h1_0", "h2_0"), ("h1_2", "h2_1"), "h2_3"
-    norm = _square_root(1.0)  # both scales: the largest change and gradient below are 1.0
+    norm = square_root_norm(1.0)  # both scales: the largest change and gradient below are 1.0
 
     def around(boundary, levels, offset):
         """A value `offset` levels beyond the boundary between levels `boundary` - 1 and `boundary`."""
@@ -537,7 +537,7 @@ def test_sweep_gif_from_a_trace(tmp_path, detail):
 
 def test_a_picture_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypatch):
     from matplotlib.figure import Figure
-    from simnet.render import plot_loss
+    from simnet.viz.render import plot_loss
 
     def broken(self, target, **kwargs):
         Path(target).write_bytes(b"half a png")
@@ -554,8 +554,8 @@ def test_a_picture_that_fails_half_way_leaves_nothing_behind(tmp_path, monkeypat
 # ---- size bounds ---------------------------------------------------------------
 
 def test_a_picture_too_large_to_draw_is_refused_before_any_figure():
-    from simnet.layout import MAX_SIDE_PX, geometry
-    from simnet.picture import Picture
+    from simnet.viz.layout import MAX_SIDE_PX, geometry
+    from simnet.viz.picture import Picture
     fits = geometry([2, 3000, 1])
     assert fits.height_px <= MAX_SIDE_PX
     column = [f"h{i}" for i in range(5000)]
@@ -564,19 +564,23 @@ def test_a_picture_too_large_to_draw_is_refused_before_any_figure():
         Picture(positions, column, dict.fromkeys(column, "hidden"), [], bars=[], legend=[])
 
 
-def test_a_scenario_whose_gifs_cannot_be_drawn_is_refused_at_load():
+def test_a_scenario_whose_gifs_cannot_be_drawn_is_refused_before_it_runs(tmp_path):
+    from simnet.runner import prepare, run
     from simnet.scenario import loads
     text = ('name = "big"\n[network]\nlayers = [2, 100000, 1]\n[data]\nkind = "xor"\nsamples = 20\n'
             '[training]\nsteps = 2\nlearning_rate = 0.1\n')
+    big = loads(text, "big.toml")
     with pytest.raises(sn.ScenarioError, match=r"big.toml: network.layers: too large to draw: .* 900,106 pixels"):
-        loads(text, "big.toml")
-    assert loads(text + '[record]\ngifs = []\n', "big.toml").network.layers == (2, 100000, 1)
+        run(big, tmp_path / "big")
+    assert not (tmp_path / "big").exists()  # refused before anything was written
+    assert prepare(big, gifs=False) == big
+    assert prepare(loads(text + '[record]\ngifs = []\n', "big.toml")).network.layers == (2, 100000, 1)
 
 
 # ---- honest at the edges -------------------------------------------------------
 
 def test_a_run_that_blows_up_keeps_its_colour_scales_for_the_frames_before(tmp_path):
-    from simnet.frames import BLOW_UP, _max_abs, _nice
+    from simnet.viz.frames import BLOW_UP, max_abs, nice_scale
     from simnet.scenario import execute, load
     scenario = load(Path(__file__).resolve().parent.parent / "scenarios" / "lr_too_high.toml")
     recorder = sn.Recorder(tmp_path, every=1)
@@ -586,10 +590,10 @@ def test_a_run_that_blows_up_keeps_its_colour_scales_for_the_frames_before(tmp_p
         film = Film([G for _, G in trace.snapshots()])
     assert 1 < film.cut < len(film)
     before, after = film.frames[:film.cut], film.frames[film.cut:]
-    largest = lambda frames, name: max(_max_abs(getattr(f, name)) for f in frames)
+    largest = lambda frames, name: max(max_abs(getattr(f, name)) for f in frames)
     # the scales fit the frames before the blow-up, whose colours therefore still tell values apart
-    assert film.scales["weight"] == _nice(largest(before, "weight"))
-    assert film.scales["gradient"] == _nice(largest(before, "gradient"))
+    assert film.scales["weight"] == nice_scale(largest(before, "weight"))
+    assert film.scales["gradient"] == nice_scale(largest(before, "gradient"))
     assert any(largest(after, name) > BLOW_UP * largest(before, name)
                for name in ("activation", "gradient", "weight", "change"))
     picture = film.picture("activations")
@@ -639,7 +643,7 @@ def test_a_long_title_is_written_smaller_rather_than_cut():
 
 
 def test_a_two_input_network_too_large_to_probe_says_its_surface_is_left_out():
-    from simnet.frames import PROBE_LIMIT
+    from simnet.viz.frames import PROBE_LIMIT
     _, builder, _, data = recorded_run(sizes=(2, 50, 50, 1), steps=1, every=1)
     film = Film(snapshots(builder), data=data)
     assert film.surface_norm is None

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 
 import simnet as sn
-from simnet.html import render_page
-from simnet.render import trace_data, trace_png
+from simnet.viz.page import render_page
+from simnet.viz.render import trace_data, trace_png
 
 MARK = 0.7345678  # a value nothing else in a run or a page holds
 

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet import scenario as S
-from simnet.engine import probe
+import simnet.scenario as S
+from simnet.scenario.loader import MAX_FILE_BYTES
+from simnet.core.engine import probe
 from simnet.errors import ScenarioError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,11 +139,11 @@ def test_a_scenario_name_can_only_be_one_plain_path_component(name):
 def test_a_scenario_file_too_big_to_be_one_is_refused_unread(tmp_path):
     huge = tmp_path / "huge.toml"
     with open(huge, "wb") as f:
-        f.truncate(S.MAX_FILE_BYTES + 1)
+        f.truncate(MAX_FILE_BYTES + 1)
     with pytest.raises(ScenarioError) as caught:
         S.load(huge)
-    assert (caught.value.where, caught.value.why) == ("file", f"is {S.MAX_FILE_BYTES + 1:,} bytes; a scenario "
-                                                               f"file is at most {S.MAX_FILE_BYTES:,} bytes")
+    assert (caught.value.where, caught.value.why) == ("file", f"is {MAX_FILE_BYTES + 1:,} bytes; a scenario "
+                                                               f"file is at most {MAX_FILE_BYTES:,} bytes")
 
 
 def test_a_missing_name_comes_from_the_file_name_if_that_is_a_valid_name():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.events import EventBatch, EventLog
-from simnet.snapshot import NetworkState, SnapshotBuilder, batch_means
+from simnet.core.events import EventBatch, EventLog
+from simnet.trace.snapshot import NetworkState, SnapshotBuilder, batch_means
 
 
 def xor_data(samples=16, seed=0):

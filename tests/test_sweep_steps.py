@@ -5,7 +5,7 @@ import pytest
 
 import simnet as sn
 from simnet.scenario import execute, loads
-from simnet.sweep import read_sweep
+from simnet.viz.message_sweep import read_sweep
 
 XOR = Path(__file__).resolve().parent.parent / "scenarios" / "xor.toml"
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.events import EventBatch, EventLog
-from simnet.snapshot import SnapshotBuilder
+from simnet.core.events import EventBatch, EventLog
+from simnet.trace.snapshot import SnapshotBuilder
 from test_snapshot import as_batches, mutate, xor_data
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.events import EventLog
+from simnet.core.events import EventLog
 from test_trace import content
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import simnet as sn
 from simnet.cli import main
-from simnet.trace import LAYOUT
+from simnet.trace.schema import LAYOUT
 from test_trace import parameters
 
 CODE = {(phase, kind): code for code, (phase, kind, _, _) in enumerate(LAYOUT, start=1)}
@@ -51,7 +51,7 @@ MUTATIONS = {
     "payload samples of wrong length": "UPDATE payloads SET samples = x'01020304' WHERE samples IS NOT NULL",
     "kind changed its subject": f"UPDATE kinds SET subject = 'planet' WHERE code = {WEIGHT_UPDATE}",
     "neuron name is a number": "UPDATE neurons SET name = 42 WHERE id = 3",
-    "neuron with an unknown activation": "UPDATE neurons SET activation = 'wobbly' WHERE role = 'hidden'",
+    "neuron whose activation is not a name": "UPDATE neurons SET activation = 'wob bly!' WHERE role = 'hidden'",
     "connection to a neuron that does not exist": "UPDATE connections SET target = 'ghost' WHERE id = 1",
     "missing steps table": "DROP TABLE steps",
     "missing keyframes table": "DROP TABLE keyframe_connections",

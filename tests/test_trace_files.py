@@ -12,7 +12,8 @@ import time
 import pytest
 
 import simnet as sn
-import simnet.trace
+import simnet.trace.recorder
+import simnet.trace.schema
 from test_snapshot import xor_data
 from test_trace import parameters, recorded_run
 
@@ -74,14 +75,14 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
 def steps_committed(directory, steps, monkeypatch, flush_bytes=None):
     """Record a run, and return the steps each transaction sent to the writer finished, in order."""
     if flush_bytes is not None:
-        monkeypatch.setattr(simnet.trace, "FLUSH_BYTES", flush_bytes)
+        monkeypatch.setattr(simnet.trace.recorder, "FLUSH_BYTES", flush_bytes)
     X, Y = xor_data()
     net = sn.Network.layered([2, 8, 1], seed=1)
     recorder = sn.Recorder(directory)
     transactions, write = [], recorder._writer.write
 
     def write_and_note(statements):
-        transactions.append([row[0] for statement, rows in statements if statement == simnet.trace.STEP_UPSERT
+        transactions.append([row[0] for statement, rows in statements if statement == simnet.trace.schema.STEP_UPSERT
                              for row in rows if row[0] >= 1])
         write(statements)
 

@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet import memory, scenario as S
+import simnet.scenario as S
+from simnet.core import memory
 from simnet.errors import ScenarioError, SimnetError, TopologyError
-from simnet.functions import SimnetWarning
-from simnet.reading import read_bounded
+from simnet.core.functions import SimnetWarning
+from simnet.scenario.reading import read_bounded
 
 ROOT = Path(__file__).resolve().parent.parent
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float)

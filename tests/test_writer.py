@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.writer import WriterError, WriterProcess, serve
+from simnet.trace.writer import WriterError, WriterProcess, serve
 from test_cli import XOR
 from test_snapshot import xor_data
 

@@ -1,0 +1,196 @@
+"""Pictures of a run: the training GIFs, the sweep of one step, the loss plot, notebook PNGs.
+
+Everything here reads snapshots (``trace.snapshot(step)``, or the graphs of
+a live :class:`simnet.trace.snapshot.SnapshotBuilder`) and never a live network, so
+a run and its replay give the same pictures, byte for byte:
+
+    render_run(trace, "output/xor")                   # activations.gif, weights.gif, loss.png
+    render_gif(trace, "sweep", "sweep.gif", step=40)  # one step, message by message
+    write_gif(builder.snapshots.values(), "activations", "live.gif")
+
+The GIFs are encoded by :mod:`simnet.viz.gif`.
+"""
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SimnetError, TraceError
+from ..files import written_whole
+from .frames import KINDS as FILM_KINDS, Film
+from ..scenario.runinfo import loss_penalty, trace_data
+from .gif import Counter, write_looks
+
+__all__ = ["GIF_KINDS", "LABEL_CHARS", "film_gif", "loss_figure", "network_png", "plot_loss", "render_gif",
+           "render_run", "snapshot_png", "trace_png", "write_gif"]
+
+GIF_KINDS = (*FILM_KINDS, "sweep")
+LABEL_CHARS = 40  # an action's label in loss.png: what fits down the chart at 8 pt
+
+
+def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None, data=None):
+    """Write run_dir/loss.png and the GIFs named in `gifs` (activations, weights); returns their paths.
+
+    progress: None or a callable progress(done, total) counting frames.
+    data: the training set (X, Y) to draw under the decision surface; by
+    default it is rebuilt from the scenario the trace recorded, if any.
+    """
+    unknown = [g for g in gifs if g not in FILM_KINDS]
+    if unknown:
+        raise SimnetError(f"unknown GIF kind {unknown[0]!r}; render_run writes {' and '.join(FILM_KINDS)}")
+    run_dir = Path(run_dir)
+    written = [plot_loss(trace, run_dir / "loss.png")]
+    if gifs:
+        data, note = (data, "") if data is not None else trace_data(trace)
+        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+        counter = Counter(progress, len(film) * len(gifs))
+        for kind in gifs:
+            written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
+    return written
+
+
+def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
+    """Write one GIF of `trace` to `path`: kind activations, weights, or sweep (which needs `step`)."""
+    if kind not in GIF_KINDS:
+        raise SimnetError(f"unknown GIF kind {kind!r}; expected one of {', '.join(GIF_KINDS)}")
+    if kind == "sweep":
+        if step is None:
+            raise SimnetError("the sweep GIF shows one step: give the step to draw")
+        from .message_sweep import sweep_gif
+        return sweep_gif(trace, step, path, progress=progress)
+    if step is not None:
+        raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
+    data, note = (data, "") if data is not None else trace_data(trace)
+    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+    return film_gif(film, kind, path, Counter(progress, len(film)))
+
+
+def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty=""):
+    """Write the `kind` GIF (activations or weights) of a sequence of snapshots in step order; returns the path.
+
+    This is the one path every training GIF takes, from a trace or from a
+    live SnapshotBuilder's graphs.  penalty: the L1/L2 penalty the run's
+    losses hold, in words ("with the L2 penalty"), for the titles.
+    """
+    film = Film(list(snapshots), data=data, penalty=penalty)
+    return film_gif(film, kind, path, Counter(progress, len(film)))
+
+
+def film_gif(film, kind, path, counter=None):
+    """Draw every frame of `film` as `kind` and write the GIF to `path`."""
+    picture = film.picture(kind)
+    return write_looks(picture, (film.look(i, kind, picture) for i in range(len(film))), path, counter)
+
+
+def plot_loss(trace, path):
+    """Write the loss plot of `trace` (see :func:`loss_figure`) to `path` as a PNG; returns the path."""
+    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace)), path)
+
+
+def loss_figure(history, actions, penalty=""):
+    """Batch loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
+
+    history: {"step", "loss", "accuracy"} arrays (accuracy NaN for regression);
+    actions: [{"step", "label"}]; penalty: the penalty the losses hold, in
+    words (see :func:`simnet.scenario.runinfo.penalty`), "" for none.  Returns a
+    matplotlib Figure (Agg canvas).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    steps, loss = np.asarray(history["step"]), np.asarray(history["loss"], dtype=float)
+    accuracy = np.asarray(history.get("accuracy", np.full(len(loss), np.nan)), dtype=float)
+    fig = Figure(figsize=(8, 4), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.09, 0.13, 0.8, 0.78])
+    ax.plot(steps, loss, color="#b2182b", linewidth=1.2)
+    finite = loss[np.isfinite(loss)]
+    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+        ax.set_yscale("log")
+        # matplotlib's log ticks overflow near 1e300; a diverging loss leaves the chart at the top instead
+        ax.set_ylim(top=min(ax.get_ylim()[1], 1e250))
+    ax.set_xlabel("step")
+    ax.set_ylabel("batch loss" + (f" ({penalty})" if penalty else ""), color="#b2182b")
+    ax.grid(alpha=0.3)
+    top = ax  # the axes drawn last: labels there are not crossed by a curve
+    if np.isfinite(accuracy).any():
+        right = top = ax.twinx()
+        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0)
+        right.set_ylim(-0.02, 1.02)
+        right.set_ylabel("accuracy", color="#2166ac")
+    first, last = (min(steps.min(), 0), steps.max()) if steps.size else (0, 1)
+    for step, label in _action_marks(actions):
+        ax.axvline(step, color="#444444", linestyle="--", linewidth=0.8)
+        # written down along its line, inside the chart (on the line's right near the left edge),
+        # so that no label can leave the picture
+        side = "left" if step - first < 0.05 * max(last - first, 1) else "right"
+        top.text(step, 0.98, f" {label}", transform=top.get_xaxis_transform(), rotation=90, fontsize=8,
+                ha=side, va="top", color="#333333", clip_on=True,
+                bbox={"facecolor": "white", "alpha": 0.75, "edgecolor": "none", "pad": 1})
+    summary = f"last batch loss {loss[-1]:.4g}" + (f" ({penalty})" if penalty else "") if loss.size \
+        else "no steps recorded"
+    if accuracy.size and np.isfinite(accuracy[-1]):
+        summary += f", accuracy {accuracy[-1]:.1%}"
+    fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
+    if steps.size:
+        ax.set_xlim(first, last)
+    return fig
+
+
+def _action_marks(actions, most=3, longest=LABEL_CHARS):
+    """(step, label) per step with actions: labels of one step joined, beyond `most` counted, cut to `longest`."""
+    by_step = {}
+    for action in actions:
+        by_step.setdefault(action["step"], []).append(str(action.get("label") or action.get("action")))
+    for step, labels in by_step.items():
+        extra = f" +{len(labels) - most} more" if len(labels) > most else ""
+        text = ", ".join(labels[:most])
+        if len(text + extra) > longest:
+            text = text[:longest - len(extra) - 1].rstrip(", ") + "…"
+        yield step, text + extra
+
+
+def network_png(net):
+    """PNG bytes of a Network as it is now: its topology, weights and biases."""
+    from ..trace.snapshot import NetworkState, SnapshotBuilder, StepData
+    state = NetworkState()
+    for n in net.neurons.values():
+        state.kind[n.name], state.bias[n.name] = (n.role, n.activation), n.bias
+    for c in net.connections:
+        state.weight[c.key], state.frozen[c.key] = c.weight, c.frozen
+    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)))
+
+
+def trace_png(trace):
+    """PNG bytes of a trace's last recorded step, drawn as in the activations GIF."""
+    steps = list(trace.steps)
+    if not steps:
+        raise TraceError("the trace has no recorded step to draw")
+    data, note = trace_data(trace)
+    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note)
+
+
+def snapshot_png(snapshot, data=None, data_note=""):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note: see :class:`Film`)."""
+    import io
+    film = Film([snapshot], data=data, data_note=data_note)
+    picture = film.picture("activations")
+    out = io.BytesIO()
+    picture.png(film.look(0, "activations", picture), out)
+    picture.close()
+    return out.getvalue()
+
+
+def _snapshots(trace):
+    """The trace's snapshots in step order (replaying forward once where the trace can)."""
+    steps = list(trace.steps)
+    if not steps:
+        raise TraceError("the trace has no recorded steps to draw")
+    if hasattr(trace, "snapshots"):
+        return [G for _, G in trace.snapshots(steps)]
+    return [trace.snapshot(s) for s in steps]
+
+
+def _save_figure(fig, path):
+    path = Path(path)
+    with written_whole(path) as temp:
+        fig.savefig(temp, format=path.suffix.lstrip(".") or "png")
+    return path
