@@ -23,7 +23,7 @@ from .errors import InputError, ScenarioError, SimnetError, TraceError
 from .files import directory_locked, remove_regular, written_whole
 from .progress import bar, frame_progress, step_progress
 from .scenario import Outcome, Scenario, execute, load
-from .scenario.runinfo import data_record
+from .scenario.runinfo import data_record, standardization_record
 from .trace import Recorder, open_trace
 from .trace.schema import APPLICATION_ID
 from .version import __version__
@@ -118,7 +118,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
     """
     started = time.perf_counter()
     scenario = prepare(scenario, steps=steps, seed=seed, engine=engine, gifs=gifs)
-    data = scenario.dataset()
+    parts = scenario.parts()
+    data = parts.train
     target = Path(directory) if directory is not None else Path("output") / scenario.name
     check_run_directory(target)
     checked = steps is None and seed is None
@@ -132,6 +133,7 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
                         # the file's name only: the same run makes the same trace wherever the file lives
                         metadata={"scenario": scenario.name, "description": scenario.description,
                                   "scenario_path": Path(scenario.path).name, **data_record(scenario, data),
+                                  **standardization_record(parts),
                                   "overrides": {"steps": steps, "seed": seed, "engine": engine}})
     outcome, phase = None, "starting"
     try:
@@ -142,7 +144,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
             _write_json(target / "summary.json", _summary(scenario, None, checked, elapsed()))
             phase = "training"
             with bar(show_progress, scenario.training.steps, scenario.name, "step") as training_bar:
-                outcome = execute(scenario, data=data, recorder=recorder, progress=step_progress(training_bar))
+                outcome = execute(scenario, data=data, recorder=recorder, progress=step_progress(training_bar),
+                                  test=parts.test, on_evaluation=recorder.held_out)
         except BaseException as error:
             with signals_held(), suppress(SimnetError):
                 recorder.close("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
@@ -223,6 +226,10 @@ def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None
         "engine": sc.training.engine,
         "loss": None if outcome is None else _finite_or_none(outcome.loss),
         "accuracy": None if outcome is None else outcome.accuracy,
+        "test_loss": None if outcome is None else _finite_or_none(outcome.test_loss),
+        "test_accuracy": None if outcome is None else outcome.test_accuracy,
+        "confusion": None if outcome is None else outcome.confusion,
+        "test_confusion": None if outcome is None or outcome.test is None else outcome.test.confusion,
         "wall_time": round(wall_time, 3),
         "train_time": None if outcome is None else round(outcome.wall_time, 3),
         "interrupted": status == "interrupted",

@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import SimnetError
 
-__all__ = ["data_record", "loss_penalty", "penalty", "trace_data", "training_data"]
+__all__ = ["data_record", "loss_penalty", "penalty", "standardization_record", "trace_data", "training_data"]
 
 
 def training_data(trace):
@@ -54,6 +54,17 @@ def data_record(scenario, data):
     if scenario.data.kind != "csv":
         return {}
     return {"data_points": {"X": np.asarray(X, float).tolist(), "Y": np.asarray(Y, float).tolist()}}
+
+
+def standardization_record(parts):
+    """The metadata keeping what a standardised run subtracted from and divided its inputs by ({} without it).
+
+    `parts`: the scenario's :class:`~simnet.scenario.model.DataParts`.  Measured on the training part only;
+    the pictures and the held-out set use the same.
+    """
+    if parts.mean is None:
+        return {}
+    return {"standardize": {"mean": parts.mean.tolist(), "scale": parts.scale.tolist()}}
 
 
 def penalty(config):

@@ -557,6 +557,26 @@ class Trace:
         return {"step": step, "loss": loss, "accuracy": accuracy}
 
     @_guard
+    def held_out(self) -> dict[str, Any]:
+        """The held-out set's loss, accuracy (NaN where none) and confusion matrices after each evaluated step.
+
+        Empty arrays for a run without a held-out set.
+        """
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'held_out'").fetchone()
+        rows = self._db.execute("SELECT step, loss, accuracy, confusion FROM held_out ORDER BY step").fetchall() \
+            if exists else []
+        if not all(_step_number(r[0]) and all(v is None or _number(v) for v in r[1:3]) for r in rows):
+            raise self._damaged("held_out", "a step's loss or accuracy is not a number")
+        try:
+            confusion = [None if r[3] is None else np.array(json.loads(r[3]), dtype=np.int64) for r in rows]
+        except (TypeError, ValueError):
+            raise self._damaged("held_out", "a confusion matrix is not a table of counts") from None
+        return {"step": np.array([r[0] for r in rows], dtype=np.int64),
+                "loss": np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64),
+                "accuracy": np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64),
+                "confusion": confusion}
+
+    @_guard
     def event_counts(self) -> dict[str, int]:
         """How many events of each kind the trace holds: {kind: count}."""
         counts = {}
