@@ -28,14 +28,14 @@ from .trace import Recorder, open_trace
 from .trace.schema import APPLICATION_ID
 from .version import __version__
 from .viz.layout import geometry
-from .viz.render import render_run
+from .viz.render import plot_confusion, render_run
 
 __all__ = ["RUN_FILES", "RunResult", "check", "check_drawable", "check_run_directory", "prepare",
            "run", "signals_held"]
 
 # what simnet writes in a run directory: all a later run there replaces, and nothing else
 RUN_FILES = ("trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm", "trace.sqlite-journal", "summary.json",
-             "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html")
+             "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html", "confusion.png")
 TRACE_FILES = RUN_FILES[:4]  # the Recorder replaces these itself, once it holds the directory
 # the temporary names those files are written under: NAME.part (written_whole), .STEM.partial-XXXXXXXX.SUFFIX
 # (partial_name)
@@ -103,7 +103,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
 
     scenario: a path to a TOML file or a Scenario; steps, seed, engine:
     overrides (expectations are checked only without steps and seed); gifs:
-    False draws only loss.png; show_progress: progress bars on stderr.
+    False draws only loss.png (True: also the scenario's GIFs and, for
+    classification, confusion.png); show_progress: progress bars on stderr.
 
     Bad input raises InputError or ScenarioError before anything is
     written.  From the recorder's first write on, the run stays in
@@ -155,6 +156,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
         with open_trace(target) as trace, bar(show_progress, None, "drawing", "frame") as drawing_bar:
             render_run(trace, target, gifs=scenario.record.gifs if gifs else (), data=data,
                        progress=frame_progress(drawing_bar))
+        if gifs:  # without GIFs a run draws only loss.png
+            _draw_confusion(outcome, target)
         phase = "finishing"
         final = _summary(scenario, outcome, checked, elapsed())
         with signals_held():
@@ -162,6 +165,14 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
     except BaseException as error:
         return _stopped(error, phase, scenario, outcome, target, checked, elapsed())
     return RunResult(scenario, target, outcome, checked, final["status"], final["end_reason"], None, False)
+
+
+def _draw_confusion(outcome, target):
+    """confusion.png of a classification run: on the held-out set if it has one, else on the training data."""
+    if outcome.test is not None and outcome.test.confusion is not None:
+        plot_confusion(outcome.test.confusion, target / "confusion.png", f"held-out set after step {outcome.steps}")
+    elif outcome.confusion is not None:
+        plot_confusion(outcome.confusion, target / "confusion.png", f"training data after step {outcome.steps}")
 
 
 def check(scenario: str | os.PathLike | Scenario, *, engine: str | None = None) -> Outcome:

@@ -26,15 +26,15 @@ from functools import cached_property
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.colors import FuncNorm, LinearSegmentedColormap, Normalize, TwoSlopeNorm, to_rgba
+from matplotlib.colors import FuncNorm, LinearSegmentedColormap, ListedColormap, Normalize, TwoSlopeNorm, to_rgba
 
 from ..errors import SimnetError
 from .layout import Layout
 from .picture import Bar, Look, Picture, Surface
 
-__all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
+__all__ = ["BLOW_UP", "CHANGES", "CLASS_STRENGTH", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
            "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID", "UNKNOWN", "VALUES",
-           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "held_levels", "max_abs", "nice_scale",
+           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades", "class_surface", "held_levels", "max_abs", "nice_scale",
            "positive_class", "square_root_norm", "symmetric_norm"]
 
 KINDS = ("activations", "weights")
@@ -49,6 +49,7 @@ GRADIENTS = colormaps["PuOr"].resampled(LEVELS)
 CHANGES = LinearSegmentedColormap.from_list(
     "change", [VALUES(0.0), VALUES(0.2), "#c4c4c4", VALUES(0.8), VALUES(1.0)], N=CHANGE_LEVELS)
 SURFACE_GRID = 64  # probe points per side for the decision surface
+CLASS_STRENGTH = 0.55  # how far from white a class's colour goes on the surface where the network is sure
 HEAT_STRIDE = 4  # every 4th probe point per side makes a node's 16x16 heatmap
 PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it shows
 MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
@@ -242,9 +243,31 @@ class Film:
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
                        heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "")
 
+    @cached_property
+    def classes(self):
+        """K when the outputs are K classes (one-hot data, or three or more outputs without data), else None."""
+        outputs = sum(self.roles[n] == "output" for n in self.nodes)
+        if self.data is None:
+            return outputs if outputs >= 3 else None
+        Y = np.asarray(self.data[1], float)
+        one_hot = Y.ndim == 2 and Y.shape[1] == outputs >= 2 and np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(1) == 1)
+        return outputs if one_hot else None
+
     def _surface(self):
         outputs = [n for n in self.nodes if self.roles[n] == "output"]
         inputs = [n for n in self.nodes if self.roles[n] == "input"]
+        if self.classes:
+            title = "class picked over the inputs (paler: less sure)"
+            colours = class_colours(self.classes)
+            points = None
+            if self.data is not None:
+                X, Y = self.data
+                points = (np.asarray(X, float), colours[np.asarray(Y).argmax(axis=1)])
+            bar = Bar("class picked (output neuron)", ListedColormap(colours[:, :3]),
+                      Normalize(-0.5, self.classes - 0.5), ticks=tuple(outputs),
+                      shades=ListedColormap(class_shades(self.classes).reshape(-1, 3)))
+            return Surface(self.extent, bar, title, points, tuple(inputs[:2]),
+                           note="" if points is not None else self.data_note)
         title = f"{outputs[0]} over the inputs" + (f" (first of {len(outputs)} outputs)" if len(outputs) > 1 else "")
 
         points = None
@@ -255,6 +278,8 @@ class Film:
                        note="" if points is not None else self.data_note)
 
     def _surface_norm(self):
+        if self.classes:
+            return None  # the class surface has colours of its own (see :func:`class_surface`)
         fn = self.fns.get(self.surface_output())
         if fn == "sigmoid":
             return TwoSlopeNorm(0.5, 0.0, 1.0)
@@ -290,7 +315,10 @@ class Film:
             norm = symmetric_norm(s["activation"])
             if picture.geo.heat:
                 look.heat = VALUES(norm(self._tiles(f)), bytes=True)
-            if picture.surface_axes is not None:
+            if picture.surface_axes is not None and self.classes:
+                outputs = [self._node[n] for n in self.nodes if self.roles[n] == "output"]
+                look.surface = class_surface(f.outputs[outputs].astype(float))
+            elif picture.surface_axes is not None:
                 look.surface = VALUES(self.surface_norm(self._surface_values(f)), bytes=True)
         return look
 
@@ -330,6 +358,44 @@ class Film:
         if kind == "weights" and i > 0:
             parts.append(f"changes since step {self.frames[i - 1].step}")
         return "   ·   ".join(parts)
+
+
+def class_colours(classes):
+    """(classes, 4) RGBA colours, one per class, distinct for up to 20 classes (matplotlib's tab10 and tab20)."""
+    palette = colormaps["tab10"] if classes <= 10 else colormaps["tab20"]
+    return np.array([palette(k % palette.N) for k in range(classes)])
+
+
+def class_shades(classes):
+    """(classes, levels, 3) RGB in 0..1: each class's colour from near white to its strongest on the surface.
+
+    levels × classes stays under 64, so that a GIF's palette, which samples a
+    colour map 64 times, holds every shade (see :func:`simnet.viz.gif.build_palette`).
+    """
+    levels = 63 // classes
+    strength = np.linspace(0.0, CLASS_STRENGTH, levels)[None, :, None]
+    return 1.0 - strength * (1.0 - class_colours(classes)[:, None, :3])
+
+
+def class_surface(outputs):
+    """(g, g, 4) uint8 RGBA of the class picked at each point of the plane, its confidence as the colour's strength.
+
+    outputs: (K, g, g), each output neuron over the plane.  The class is the largest
+    output; its softmax probability p sets how far the colour is from white, in
+    the levels of :func:`class_shades`: white where the network is no surer than
+    a guess (p = 1/K), pale at p = 1, so that the data points drawn over it in
+    full colour stand out (as scikit-learn's classifier comparison draws them).
+    """
+    classes = len(outputs)
+    shades = class_shades(classes)
+    shifted = outputs - np.nanmax(outputs, axis=0)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=0)
+    picked = np.nan_to_num(p, nan=0.0).argmax(axis=0)
+    sure = np.nan_to_num(p.max(axis=0), nan=1.0 / classes)
+    strength = np.clip((sure - 1.0 / classes) / (1.0 - 1.0 / classes), 0.0, 1.0)
+    level = np.round(strength * (shades.shape[1] - 1)).astype(int)
+    rgb = shades[picked, level]
+    return np.concatenate([np.round(rgb * 255), np.full(rgb.shape[:2] + (1,), 255.0)], axis=-1).astype(np.uint8)
 
 
 def blow_up(frames, factor=BLOW_UP):

@@ -42,6 +42,8 @@ class Bar:
     label: str
     cmap: object
     norm: object
+    ticks: tuple = None  # names of the values 0, 1, ... (a bar of classes), or None for numbers
+    shades: object = None  # a colour map of further colours the picture shows for this bar (a GIF's palette holds them)
 
 
 @dataclass
@@ -327,7 +329,9 @@ class Picture:
         cb.set_label(bar.label, fontsize=8, labelpad=2)
         cb.formatter = FuncFormatter(lambda value, _: f"{value:.2g}")  # short labels: "5e-05", not "0.00005"
         cb.update_ticks()
-        if orientation == "horizontal":  # a short bar: fewer ticks, so their labels do not touch
+        if bar.ticks is not None:
+            cb.set_ticks(range(len(bar.ticks)), labels=bar.ticks)
+        elif orientation == "horizontal":  # a short bar: fewer ticks, so their labels do not touch
             cb.ax.xaxis.set_major_locator(MaxNLocator(5))
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
         cb.outline.set_linewidth(0.5)
@@ -503,7 +507,7 @@ class Picture:
 
     def colour_maps(self):
         """The colour maps this picture uses (a GIF palette must hold their colours)."""
-        return [bar.cmap for bar in self.bars]
+        return [cmap for bar in self.bars for cmap in (bar.cmap, bar.shades) if cmap is not None]
 
     def close(self):
         self.fig.clear()

@@ -20,7 +20,7 @@ from .frames import KINDS as FILM_KINDS, Film
 from ..scenario.runinfo import loss_penalty, trace_data
 from .gif import Counter, write_looks
 
-__all__ = ["GIF_KINDS", "LABEL_CHARS", "film_gif", "loss_figure", "network_png", "plot_loss", "render_gif",
+__all__ = ["GIF_KINDS", "LABEL_CHARS", "film_gif", "confusion_figure", "loss_figure", "network_png", "plot_confusion", "plot_loss", "render_gif",
            "render_run", "snapshot_png", "trace_png", "write_gif"]
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
@@ -83,16 +83,20 @@ def film_gif(film, kind, path, counter=None):
 
 def plot_loss(trace, path):
     """Write the loss plot of `trace` (see :func:`loss_figure`) to `path` as a PNG; returns the path."""
-    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace)), path)
+    # anything with a history and actions draws; a Trace also gives its held-out evaluations
+    held_out = trace.held_out() if hasattr(trace, "held_out") else None
+    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace), held_out), path)
 
 
-def loss_figure(history, actions, penalty=""):
+def loss_figure(history, actions, penalty="", held_out=None):
     """Batch loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
 
     history: {"step", "loss", "accuracy"} arrays (accuracy NaN for regression);
     actions: [{"step", "label"}]; penalty: the penalty the losses hold, in
-    words (see :func:`simnet.scenario.runinfo.penalty`), "" for none.  Returns a
-    matplotlib Figure (Agg canvas).
+    words (see :func:`simnet.scenario.runinfo.penalty`), "" for none;
+    held_out: {"step", "loss", "accuracy"} of the held-out set, drawn as
+    dashed lines with dots (see :meth:`simnet.trace.reader.Trace.held_out`).
+    Returns a matplotlib Figure (Agg canvas).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -101,7 +105,11 @@ def loss_figure(history, actions, penalty=""):
     fig = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_axes([0.09, 0.13, 0.8, 0.78])
-    ax.plot(steps, loss, color="#b2182b", linewidth=1.2)
+    ax.plot(steps, loss, color="#b2182b", linewidth=1.2, label="batch loss")
+    tested = held_out is not None and len(held_out["step"]) > 0
+    if tested:
+        ax.plot(held_out["step"], held_out["loss"], color="#b2182b", linestyle="--", marker="o", markersize=3,
+                linewidth=1.2, label="held-out loss")
     finite = loss[np.isfinite(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
         ax.set_yscale("log")
@@ -113,9 +121,15 @@ def loss_figure(history, actions, penalty=""):
     top = ax  # the axes drawn last: labels there are not crossed by a curve
     if np.isfinite(accuracy).any():
         right = top = ax.twinx()
-        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0)
+        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0, label="batch accuracy")
+        if tested and np.isfinite(held_out["accuracy"]).any():
+            right.plot(held_out["step"], held_out["accuracy"], color="#2166ac", linestyle="--", marker="o",
+                       markersize=3, linewidth=1.2, label="held-out accuracy")
         right.set_ylim(-0.02, 1.02)
         right.set_ylabel("accuracy", color="#2166ac")
+    if tested:
+        lines = [line for axes in dict.fromkeys((ax, top)) for line in axes.get_lines() if not line.get_label().startswith("_")]
+        top.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8, framealpha=0.8)
     first, last = (min(steps.min(), 0), steps.max()) if steps.size else (0, 1)
     for step, label in _action_marks(actions):
         ax.axvline(step, color="#444444", linestyle="--", linewidth=0.8)
@@ -129,9 +143,45 @@ def loss_figure(history, actions, penalty=""):
         else "no steps recorded"
     if accuracy.size and np.isfinite(accuracy[-1]):
         summary += f", accuracy {accuracy[-1]:.1%}"
+    if tested:
+        summary += f"; held-out loss {held_out['loss'][-1]:.4g}" + (
+            f", accuracy {held_out['accuracy'][-1]:.1%}" if np.isfinite(held_out["accuracy"][-1]) else "")
     fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
     if steps.size:
         ax.set_xlim(first, last)
+    return fig
+
+
+def plot_confusion(counts, path, title="confusion"):
+    """Write the confusion matrix `counts` (K×K, rows = true class) to `path` as a PNG; returns the path."""
+    return _save_figure(confusion_figure(counts, title), path)
+
+
+def confusion_figure(counts, title="confusion"):
+    """The confusion matrix `counts` (rows the true class, columns the class picked) as a grid of counts.
+
+    Each cell's shade is its share of its row (of the samples of that class); the
+    diagonal is what was right.  Returns a matplotlib Figure (Agg canvas).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    counts = np.asarray(counts, dtype=np.int64)
+    classes = len(counts)
+    side = min(8.0, 2.0 + 0.45 * classes)
+    fig = Figure(figsize=(side + 0.8, side), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.14, 0.12, 0.72, 0.76])
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (row, column), n in np.ndenumerate(counts):
+        ax.text(column, row, str(n), ha="center", va="center", fontsize=9 if classes <= 10 else 6,
+                color="white" if share[row, column] > 0.6 else "#222222")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_xlabel("class picked (largest output)")
+    ax.set_ylabel("true class")
+    right = np.trace(counts)
+    fig.suptitle(f"{title}: {right} of {counts.sum()} right ({right / max(counts.sum(), 1):.1%})", fontsize=10)
     return fig
 
 
