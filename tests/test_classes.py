@@ -1,0 +1,227 @@
+"""Many classes and a held-out set: class indices, K-class data, the split, held-out evaluation, confusion."""
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import simnet as sn
+from simnet.core.functions import class_targets, confusion, loss_function, one_hot
+from simnet.errors import ScenarioError, SimnetError
+from simnet.runner import run
+from simnet.scenario import datasets, execute, load, loads
+from simnet.trace import open_trace
+from simnet.viz.frames import class_colours, class_shades, class_surface
+
+THREE_CLASSES = """
+name = "three"
+seed = 5
+
+[network]
+layers = [2, 8, 3]
+hidden = "tanh"
+
+[data]
+kind = "gaussians"
+classes = 3
+samples = 90
+noise = 0.3
+test_fraction = 0.3
+
+[training]
+steps = 30
+learning_rate = 0.05
+loss = "cross_entropy"
+optimizer = "adam"
+engine = "{engine}"
+
+[record]
+every = 7
+gifs = []
+
+[expect]
+test_accuracy_min = 0.5
+"""
+
+
+# ---- labels -------------------------------------------------------------------
+
+def test_class_indices_become_one_hot_rows_for_cross_entropy_only():
+    assert np.array_equal(class_targets("cross_entropy", [2, 0, 1], 3), np.eye(3)[[2, 0, 1]])
+    assert np.array_equal(class_targets("cross_entropy", [[1.0], [0.0]], 2), [[0, 1], [1, 0]])
+    assert class_targets("bce", [[1.0], [0.0]], 1) == [[1.0], [0.0]]
+    with pytest.raises(SimnetError, match=r"Y row 1: label 3 is not a class index 0\.\.2"):
+        class_targets("cross_entropy", [0, 3], 3)
+    with pytest.raises(SimnetError, match=r"Y row 0: label 0.5 is not a class index"):
+        class_targets("cross_entropy", [0.5, 1], 3)
+
+
+@pytest.mark.parametrize("engine", ["actor", "fast"])
+def test_training_on_class_indices_is_training_on_their_one_hot_rows(engine):
+    X, y = datasets.generate("spiral", 60, 0.05, 3, classes=4)
+    runs = []
+    for Y in (y[:, 0].astype(int), one_hot(y, 4)):
+        net = sn.Network.layered([2, 6, 4], seed=2)
+        history = net.train(X, Y, steps=5, lr=0.05, loss="cross_entropy", engine=engine)
+        runs.append((history.loss, history.accuracy, [c.weight for c in net.connections]))
+    assert runs[0] == runs[1]
+    net = sn.Network.layered([2, 6, 4], seed=2)
+    P = net.forward(X)
+    assert runs[0][1][0] == np.mean(P.argmax(axis=1) == y[:, 0])  # accuracy is the argmax's
+
+
+def test_confusion_counts_every_sample_once_by_true_and_picked_class():
+    rng = np.random.default_rng(0)
+    P, Y = rng.normal(size=(50, 4)), np.eye(4)[rng.integers(0, 4, 50)]
+    counts = confusion("cross_entropy", P, Y)
+    assert counts.sum() == 50 and np.array_equal(counts.sum(axis=1), Y.sum(axis=0))
+    assert np.trace(counts) == np.count_nonzero(P.argmax(1) == Y.argmax(1))
+    binary = confusion("bce", np.array([[0.9], [0.2], [0.7]]), np.array([[1.0], [1.0], [0.0]]))
+    assert binary.tolist() == [[0, 1], [1, 1]]
+    assert confusion("mse", P, Y) is None
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 10), st.integers(1, 6), st.integers(0, 2**32 - 1))
+def test_softmax_cross_entropy_over_k_outputs_matches_central_differences(classes, batch, seed):
+    rng = np.random.default_rng(seed)
+    P, Y = 3 * rng.normal(size=(batch, classes)), one_hot(rng.integers(0, classes, batch), classes)
+    fn = loss_function("cross_entropy")
+    _, grad = fn(P, Y)
+    h = 1e-6
+    for i in np.ndindex(P.shape):
+        up, down = P.copy(), P.copy()
+        up[i] += h
+        down[i] -= h
+        assert abs((fn(up, Y)[0] - fn(down, Y)[0]) / (2 * h) - grad[i]) <= 1e-6
+
+
+# ---- data ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", datasets.MANY_CLASSES)
+@pytest.mark.parametrize("classes", [3, 5])
+def test_many_class_sets_hold_every_class_evenly(kind, classes):
+    X, y = datasets.generate(kind, 101, 0.1, 4, classes=classes)
+    counts = np.bincount(y[:, 0].astype(int))
+    assert X.shape == (101, 2) and len(counts) == classes and counts.max() - counts.min() <= 1
+
+
+def test_k_rings_lie_in_their_own_bands():
+    X, y = datasets.generate("circle", 300, 0.0, 1, classes=3)
+    radius = np.hypot(X[:, 0], X[:, 1])
+    for k in range(3):
+        inside = radius[y[:, 0] == k]
+        assert inside.max() <= (3 - k) / 3 and (k == 2 or inside.min() >= (2 - k) / 3)
+
+
+def test_the_shipped_real_sets_are_whole():
+    X, y = datasets.real("iris")
+    assert X.shape == (150, 4) and np.bincount(y[:, 0].astype(int)).tolist() == [50, 50, 50]
+    X, y = datasets.real("digits")
+    assert X.shape == (1797, 64) and X.min() == 0.0 and X.max() == 1.0 and sorted(set(y[:, 0])) == list(range(10))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 500), st.floats(0.0, 0.9), st.integers(0, 2**63 - 1))
+def test_the_split_is_deterministic_disjoint_and_whole(samples, fraction, seed):
+    train, test = datasets.split(samples, fraction, seed)
+    assert len(np.intersect1d(train, test)) == 0
+    assert np.array_equal(np.sort(np.concatenate([train, test])), np.arange(samples))
+    assert len(test) == round(fraction * samples)
+    again = datasets.split(samples, fraction, seed)
+    assert np.array_equal(train, again[0]) and np.array_equal(test, again[1])
+
+
+def test_standardize_uses_the_training_part_only():
+    sc = loads(THREE_CLASSES.format(engine="actor").replace("test_fraction = 0.3", "test_fraction = 0.3\n"
+                                                                                   "standardize = true"))
+    parts = sc.parts()
+    (X, _), (T, _) = parts.train, parts.test
+    assert np.allclose(X.mean(axis=0), 0) and np.allclose(X.std(axis=0), 1)
+    raw = loads(THREE_CLASSES.format(engine="actor")).parts()
+    assert np.allclose(T * parts.scale + parts.mean, raw.test[0])
+    assert len(X) == 63 and len(T) == 27
+
+
+# ---- scenarios ----------------------------------------------------------------
+
+@pytest.mark.parametrize("change,where", [
+    (('loss = "cross_entropy"', 'loss = "bce"'), "data.classes"),
+    (('kind = "gaussians"', 'kind = "xor"'), "data.classes"),
+    (("layers = [2, 8, 3]", "layers = [2, 8, 2]"), "network.layers"),
+    (("test_fraction = 0.3", "test_fraction = 0.95"), "data.test_fraction"),
+    (("test_fraction = 0.3", ""), "expect.test_accuracy_min"),
+    (('kind = "gaussians"', 'kind = "iris"'), "data.samples"),
+])
+def test_scenarios_that_cannot_work_with_classes_are_refused_at_their_key(change, where):
+    with pytest.raises(ScenarioError) as e:
+        loads(THREE_CLASSES.format(engine="actor").replace(*change))
+    assert e.value.where == where
+
+
+def test_a_csv_label_column_and_test_file(tmp_path):
+    rows = lambda n, seed: "\n".join(f"{x:.3f},{-x:.3f},{k}" for x, k in zip(
+        np.random.default_rng(seed).normal(size=n), np.arange(n) % 3))
+    (tmp_path / "train.csv").write_text("x0,x1,label\n" + rows(30, 1) + "\n")
+    (tmp_path / "test.csv").write_text("x0,x1,label\n" + rows(9, 2) + "\n")
+    text = (THREE_CLASSES.format(engine="actor").replace('kind = "gaussians"\nclasses = 3\nsamples = 90\nnoise = 0.3\n'
+                                                         'test_fraction = 0.3',
+                                                         'kind = "csv"\npath = "train.csv"\ntest_path = "test.csv"'))
+    parts = loads(text, tmp_path / "s.toml").parts()
+    assert parts.train[1].shape == (30, 3) and parts.test[1].shape == (9, 3)
+    assert parts.train[1].argmax(axis=1).tolist() == [i % 3 for i in range(30)]
+    (tmp_path / "test.csv").write_text("x0,x1,label\n1,2,0\n1,2,3\n")
+    with pytest.raises(ScenarioError) as e:
+        loads(text, tmp_path / "s.toml").parts()
+    assert (e.value.where, "is not a class index 0..2" in str(e.value)) == ("line 3, column label", True)
+
+
+@pytest.mark.parametrize("engine", ["actor", "fast"])
+def test_held_out_numbers_are_those_of_the_recorded_network_on_the_test_part(tmp_path, engine):
+    sc = loads(THREE_CLASSES.format(engine=engine))
+    result = run(sc, tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    T, Y = sc.parts().test
+    with open_trace(tmp_path / "run") as trace:
+        held = trace.held_out()
+        assert held["step"].tolist() == [7, 14, 21, 28, 30]
+        for step, loss, accuracy, counts in zip(held["step"], held["loss"], held["accuracy"], held["confusion"]):
+            P = trace.network_at(int(step)).forward(T)
+            # probe and forward sum in different orders: equal to rounding
+            assert loss == pytest.approx(loss_function("cross_entropy")(P, Y)[0], rel=1e-12)
+            assert accuracy == np.mean(P.argmax(axis=1) == Y.argmax(axis=1))
+            assert np.array_equal(counts, confusion("cross_entropy", P, Y)) and counts.sum() == len(T)
+    assert (summary["test_loss"], summary["test_accuracy"]) == (held["loss"][-1], held["accuracy"][-1])
+    assert np.array_equal(summary["test_confusion"], held["confusion"][-1])
+    assert np.sum(summary["confusion"]) == len(sc.parts().train[0])
+    assert result.outcome.passed and summary["expectations"]["results"][0]["where"] == "expect.test_accuracy_min"
+
+
+def test_a_run_without_a_held_out_set_has_no_held_out_table(tmp_path):
+    run("scenarios/xor.toml", tmp_path / "run", steps=3, gifs=False)
+    with sqlite3.connect(tmp_path / "run" / "trace.sqlite") as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'held_out'").fetchone()[0] == 0
+    with open_trace(tmp_path / "run") as trace:
+        assert trace.held_out()["step"].size == 0
+
+
+def test_an_expectation_on_held_out_accuracy_can_fail():
+    sc = loads(THREE_CLASSES.format(engine="fast").replace("test_accuracy_min = 0.5", "test_loss_max = 0.001"))
+    outcome = execute(sc)
+    ok, message = {r.where: (r.ok, r.message) for r in outcome.results}["expect.test_loss_max"]
+    assert not ok and message == f"test loss {outcome.test_loss:.4g} > 0.001"
+
+
+# ---- the class surface --------------------------------------------------------
+
+def test_the_class_surface_shows_the_class_picked_and_fades_where_unsure():
+    outputs = np.zeros((3, 2, 2))
+    outputs[1, 0, 0] = 20.0  # sure of class 1
+    outputs[2, 0, 1] = 0.5  # a little for class 2
+    rgba = class_surface(outputs)
+    shades = np.round(class_shades(3) * 255)
+    assert np.array_equal(rgba[0, 0, :3], shades[1, -1]) and np.array_equal(rgba[1, 1, :3], [255, 255, 255])
+    assert (rgba[0, 1, :3] != 255).any() and np.array_equal(rgba[0, 1, :3], shades[2, np.where(
+        (shades[2] == rgba[0, 1, :3]).all(axis=1))[0][0]])
+    assert len(np.unique(class_colours(10)[:, :3], axis=0)) == 10 and class_shades(10).size // 3 < 64
