@@ -225,3 +225,32 @@ def test_the_class_surface_shows_the_class_picked_and_fades_where_unsure():
     assert (rgba[0, 1, :3] != 255).any() and np.array_equal(rgba[0, 1, :3], shades[2, np.where(
         (shades[2] == rgba[0, 1, :3]).all(axis=1))[0][0]])
     assert len(np.unique(class_colours(10)[:, :3], axis=0)) == 10 and class_shades(10).size // 3 < 64
+
+
+# ---- one sample explained -----------------------------------------------------
+
+def test_inspect_explains_one_digit_with_its_image_and_the_neurons_behind_the_answer(tmp_path, capsys):
+    from simnet.cli import main
+    from simnet.trace.explain import INK
+    sc = load("scenarios/digits.toml").with_overrides(steps=20)
+    run(sc, tmp_path / "run", gifs=False)
+    assert main(["inspect", str(tmp_path / "run"), "--step", "20", "--sample", "3"]) == 0
+    out = capsys.readouterr().out
+    X, Y = sc.parts().train
+    image = out.split("input:\n")[1].splitlines()[:8]
+    assert [len(row) for row in image] == [18] * 8
+    darkest = [(r, c) for r, row in enumerate(image) for c in range(8) if row[2 + 2 * c] == INK[-1]]
+    assert darkest and all(X[3].reshape(8, 8)[r, c] == X[3].max() for r, c in darkest)
+    with open_trace(tmp_path / "run") as trace:
+        net = trace.network_at(20)
+    P = net.forward(X[3:4])[0]
+    picked = int(P.argmax())
+    assert f"picked: class {picked} (y{picked})" in out
+    assert ("; right" in out) == (picked == Y[3].argmax())
+    target = net.neurons[f"y{picked}"]
+    contributions = sorted(((c.source.value[0] * c.weight, c.source.name) for c in target.incoming),
+                           key=lambda part: -abs(part[0]))
+    listed = out.split("(activation × weight):\n")[1].splitlines()
+    assert [line.split()[0] for line in listed[:5]] == [name for _, name in contributions[:5]]
+    assert main(["inspect", str(tmp_path / "run"), "--step", "20", "--sample", str(len(X))]) == 2
+    assert f"--sample {len(X)}: sample {len(X)} is not in the data set" in capsys.readouterr().err

@@ -6,7 +6,8 @@ import numpy as np
 
 from ..errors import SimnetError
 
-__all__ = ["data_record", "loss_penalty", "penalty", "standardization_record", "trace_data", "training_data"]
+__all__ = ["data_record", "loss_penalty", "penalty", "standardization_record", "trace_data", "trace_image",
+           "training_data"]
 
 
 def training_data(trace):
@@ -41,6 +42,16 @@ def trace_data(trace):
         return scenario.dataset(), ""
     except SimnetError:
         return None, "no data points: the trace's scenario does not give them"
+
+
+def trace_image(trace):
+    """(rows, columns) of the image a trace's inputs form (digits, or a csv scenario's `image`), or None."""
+    from .loader import recorded
+    try:
+        scenario = recorded(getattr(trace, "metadata", None) or {})
+    except SimnetError:
+        return None
+    return None if scenario is None else scenario.data.image
 
 
 def data_record(scenario, data):
