@@ -254,3 +254,26 @@ def test_inspect_explains_one_digit_with_its_image_and_the_neurons_behind_the_an
     assert [line.split()[0] for line in listed[:5]] == [name for _, name in contributions[:5]]
     assert main(["inspect", str(tmp_path / "run"), "--step", "20", "--sample", str(len(X))]) == 2
     assert f"--sample {len(X)}: sample {len(X)} is not in the data set" in capsys.readouterr().err
+
+
+# ---- images as inputs ---------------------------------------------------------
+
+def test_digit_frames_show_each_first_layer_neurons_weights_as_an_image(tmp_path):
+    from simnet.viz.frames import VALUES, Film, symmetric_norm
+    run(load("scenarios/digits.toml").with_overrides(steps=3), tmp_path / "run", gifs=False)
+    with open_trace(tmp_path / "run") as trace:
+        snapshots = [trace.snapshot(s) for s in trace.steps]
+        net = trace.network_at(trace.steps[-1])
+    film = Film(snapshots, image=(8, 8))
+    picture = film.picture("activations")
+    look = film.look(len(film) - 1, "activations", picture)
+    grid = look.surface[::-1]  # painted from the bottom row up
+    side = 6  # the input and 32 fields, six to a row
+    norm = symmetric_norm(film._field_scales["weight"])
+    for j in (0, 17, 31):
+        top, left = ((j + 1) // side) * 9, ((j + 1) % side) * 9
+        weights = np.array([net.connection(f"x{p}", f"h1_{j}").weight for p in range(64)]).reshape(8, 8)
+        expected = np.round(VALUES(norm(weights)) * 255).astype(np.uint8)
+        assert np.array_equal(grid[top:top + 8, left:left + 8], expected)
+    assert picture.surface_axes is not None and film.picture("weights").surface_axes is not None
+    picture.close()

@@ -34,7 +34,7 @@ from .picture import Bar, Look, Picture, Surface
 
 __all__ = ["BLOW_UP", "CHANGES", "CLASS_STRENGTH", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
            "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID", "UNKNOWN", "VALUES",
-           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades", "class_surface", "held_levels", "max_abs", "nice_scale",
+           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades", "class_surface", "mosaic", "held_levels", "max_abs", "nice_scale",
            "positive_class", "square_root_norm", "symmetric_norm"]
 
 KINDS = ("activations", "weights")
@@ -84,9 +84,13 @@ class Film:
     drawn over the decision surface and its extent bounds the probed plane.
     data_note: why there are no data points, said on the surface panel.
     penalty: the L1/L2 penalty the recorded losses hold, in words, for the titles.
+    image: (rows, columns) when the inputs are the pixels of an image: the panel beside
+    the network then shows the input (batch mean) and each first-layer neuron's
+    receptive field, its incoming weights laid out as the image (see :meth:`fields`).
     """
 
-    def __init__(self, snapshots, *, data=None, data_note="", penalty=""):
+    def __init__(self, snapshots, *, data=None, data_note="", penalty="", image=None):
+        self.image = None if image is None else tuple(image)
         self.layout = Layout()
         self.nodes, self.edges = [], []
         self._node, self._edge = {}, {}
@@ -230,14 +234,14 @@ class Film:
             legend = [("weight > 0", {"color": POSITIVE, "linewidth": 2.5}),
                       ("weight < 0", {"color": NEGATIVE, "linewidth": 2.5}),
                       (f"width ~ |weight|, max {s['weight']:g}", {"color": "#777777", "linewidth": 4})]
-            surface = self._surface() if self.probing else None
+            surface = self._surface() if self.probing else self._fields_panel(kind)
             heat = self.probing
             caption = "squares: each neuron's output over the input plane; frame: its batch-mean activation"
         elif kind == "weights":
             bars = [Bar("weight change since previous frame", CHANGES, square_root_norm(s["change"])),
                     Bar("gradient dL/dz (batch mean)", GRADIENTS, square_root_norm(s["gradient"]))]
             legend = [(f"width ~ |change| band, max {s['change']:g}", {"color": "#777777", "linewidth": 4})]
-            surface, heat, caption = None, False, ""
+            surface, heat, caption = self._fields_panel(kind), False, ""
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
@@ -277,6 +281,71 @@ class Film:
         return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]),
                        note="" if points is not None else self.data_note)
 
+    @cached_property
+    def fields(self):
+        """(input node indices in pixel order, [(first-layer node index, its edges in pixel order, -1: none)]),
+        or None when the inputs are no image (or the network is small enough for a decision surface)."""
+        inputs = [self._node[n] for n in self.nodes if self.roles[n] == "input"]
+        if self.image is None or self.probing or len(inputs) != self.image[0] * self.image[1]:
+            return None
+        edge = {pair: e for e, pair in enumerate(self.edges)}
+        names = [self.nodes[i] for i in inputs]
+        first = [n for n in self.nodes if self.roles[n] != "input" and any((x, n) in edge for x in names)]
+        return inputs, [(self._node[n], np.array([edge.get((x, n), -1) for x in names])) for n in first]
+
+    def _fields_panel(self, kind):
+        """The Surface that shows the input image and the receptive fields, or None without an image."""
+        if self.fields is None:
+            return None
+        count = len(self.fields[1])
+        if kind == "activations":
+            bar = Bar("weight into the first hidden layer", VALUES, symmetric_norm(self._field_scales["weight"]))
+            title = f"input (batch mean), then {count} receptive fields"
+        else:
+            bar = Bar("weight change into the first hidden layer", CHANGES,
+                      square_root_norm(self._field_scales["change"]))
+            title = f"input (batch mean), then {count} fields' changes"
+        rows, cols = self.image
+        side = math.ceil(math.sqrt(count + 1))
+        shape = (side * (rows + 1) - 1, side * (cols + 1) - 1)
+        return Surface((0, shape[1], 0, shape[0]), bar, title, axis_names=("", ""), ticks=False)
+
+    def _fields_look(self, frame, kind):
+        """(g, g, 4) uint8: the input image in greys, then each receptive field coloured as the panel's bar says."""
+        inputs, fields = self.fields
+        pixels = frame.activation[inputs]
+        low, high = self._input_range
+        grey = 1.0 - np.clip((np.nan_to_num(pixels, nan=low) - low) / max(high - low, 1e-12), 0.0, 1.0)
+        tiles = [np.column_stack([grey, grey, grey, np.ones_like(grey)])]
+        if kind == "activations":
+            values, cmap, norm = frame.weight, VALUES, symmetric_norm(self._field_scales["weight"])
+        else:
+            values, cmap, norm = frame.change, CHANGES, square_root_norm(self._field_scales["change"])
+        for _, edges in fields:
+            v = np.where(edges >= 0, values[np.maximum(edges, 0)], np.nan)
+            colours = cmap(norm(np.nan_to_num(v)))
+            colours[np.isnan(v)] = UNKNOWN
+            tiles.append(colours)
+        return mosaic(tiles, self.image)
+
+    @cached_property
+    def _field_scales(self):
+        """Colour scales of the receptive fields' weights and changes alone: the weights further on
+        (often larger) would leave them pale."""
+        edges = np.concatenate([e[e >= 0] for _, e in self.fields[1]])
+        fitted = self.frames[:self.cut]
+        return {name: nice_scale(float(np.percentile(np.abs(np.concatenate(
+            [np.nan_to_num(getattr(f, name)[edges]) for f in fitted])), 99)) or 1.0)
+            for name in ("weight", "change")}
+
+    @cached_property
+    def _input_range(self):
+        """The smallest and largest input (batch mean) over the film: the input image's greys are fixed by them."""
+        inputs = self.fields[0]
+        values = np.concatenate([f.activation[inputs] for f in self.frames])
+        values = values[np.isfinite(values)]
+        return (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+
     def _surface_norm(self):
         if self.classes:
             return None  # the class surface has colours of its own (see :func:`class_surface`)
@@ -311,6 +380,8 @@ class Film:
             middle = CHANGE_LEVELS // 2
             edge_width = _widths(change - middle, middle, f.edge_shown, self.thickest)
         look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width, caption=self.clipped())
+        if self.fields is not None and picture.surface_axes is not None:
+            look.surface = self._fields_look(f, kind)
         if kind == "activations" and f.outputs is not None:
             norm = symmetric_norm(s["activation"])
             if picture.geo.heat:
@@ -358,6 +429,21 @@ class Film:
         if kind == "weights" and i > 0:
             parts.append(f"changes since step {self.frames[i - 1].step}")
         return "   ·   ".join(parts)
+
+
+def mosaic(tiles, shape, gap=(0.85, 0.85, 0.85, 1.0)):
+    """The RGBA `tiles` (each rows × columns of RGBA in 0..1, pixel by pixel) in a square grid, one pixel apart.
+
+    Returns (height, width, 4) uint8 with its rows from the bottom, as a Surface is painted.
+    """
+    rows, cols = shape
+    side = math.ceil(math.sqrt(len(tiles)))
+    out = np.empty((side * (rows + 1) - 1, side * (cols + 1) - 1, 4))
+    out[:] = gap
+    for k, tile in enumerate(tiles):
+        top, left = (k // side) * (rows + 1), (k % side) * (cols + 1)
+        out[top:top + rows, left:left + cols] = np.asarray(tile).reshape(rows, cols, 4)
+    return np.round(out[::-1] * 255).astype(np.uint8)
 
 
 def class_colours(classes):

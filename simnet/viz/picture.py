@@ -55,6 +55,7 @@ class Surface:
     points: tuple = None  # (X (n, 2), colours (n, 4)) or None
     axis_names: tuple = ("x0", "x1")
     note: str = ""  # said on the panel, over the surface (why it has no points)
+    ticks: bool = True  # False for a panel of pictures (receptive fields) rather than a plane
 
 
 @dataclass
@@ -299,6 +300,9 @@ class Picture:
         ax.set_xlabel(surface.axis_names[0], fontsize=8, labelpad=1)
         ax.set_ylabel(surface.axis_names[1], fontsize=8, labelpad=1)
         ax.tick_params(labelsize=7, length=2, pad=1)
+        if not surface.ticks:
+            ax.set_xticks([])
+            ax.set_yticks([])
         # inside the frame line: rows from the top of the figure, columns from the left
         self.surface_box = (H - bottom - SURFACE_PX + 1, H - bottom - 1, left + 1, left + SURFACE_PX - 1)
         if surface.points is not None:

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SimnetError, TraceError
 from ..files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
-from ..scenario.runinfo import loss_penalty, trace_data
+from ..scenario.runinfo import loss_penalty, trace_data, trace_image
 from .gif import Counter, write_looks
 
 __all__ = ["GIF_KINDS", "LABEL_CHARS", "film_gif", "confusion_figure", "loss_figure", "network_png", "plot_confusion", "plot_loss", "render_gif",
@@ -41,7 +41,8 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
         data, note = (data, "") if data is not None else trace_data(trace)
-        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace),
+                    image=trace_image(trace))
         counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
@@ -60,18 +61,19 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
     data, note = (data, "") if data is not None else trace_data(trace)
-    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace), image=trace_image(trace))
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
-def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty=""):
+def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty="", image=None):
     """Write the `kind` GIF (activations or weights) of a sequence of snapshots in step order; returns the path.
 
     This is the one path every training GIF takes, from a trace or from a
     live SnapshotBuilder's graphs.  penalty: the L1/L2 penalty the run's
-    losses hold, in words ("with the L2 penalty"), for the titles.
+    losses hold, in words ("with the L2 penalty"), for the titles; image:
+    (rows, columns) of the image the inputs form, if they do.
     """
-    film = Film(list(snapshots), data=data, penalty=penalty)
+    film = Film(list(snapshots), data=data, penalty=penalty, image=image)
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
@@ -215,13 +217,13 @@ def trace_png(trace):
     if not steps:
         raise TraceError("the trace has no recorded step to draw")
     data, note = trace_data(trace)
-    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note)
+    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note, image=trace_image(trace))
 
 
-def snapshot_png(snapshot, data=None, data_note=""):
-    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note: see :class:`Film`)."""
+def snapshot_png(snapshot, data=None, data_note="", image=None):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note, image: see :class:`Film`)."""
     import io
-    film = Film([snapshot], data=data, data_note=data_note)
+    film = Film([snapshot], data=data, data_note=data_note, image=image)
     picture = film.picture("activations")
     out = io.BytesIO()
     picture.png(film.look(0, "activations", picture), out)
