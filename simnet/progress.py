@@ -1,7 +1,13 @@
-"""Progress bars for long work: a tqdm bar on a terminal, nothing otherwise."""
+"""Progress bars for long work: a tqdm bar on a terminal, nothing otherwise; a live picture in a notebook."""
+import time
 from contextlib import contextmanager
 
-__all__ = ["bar", "frame_progress", "step_progress"]
+from .errors import SimnetError
+
+__all__ = ["DRAWING_SHARE", "LiveView", "bar", "frame_progress", "live_view", "step_progress"]
+
+# the most of a run's time a live picture may take: it is redrawn only as often as this allows
+DRAWING_SHARE = 0.1
 
 
 @contextmanager
@@ -45,3 +51,54 @@ def frame_progress(progress_bar):
             progress_bar.total = total
         progress_bar.update(done - progress_bar.n)
     return progress
+
+
+class LiveView:
+    """One inline picture that `draw()` (PNG bytes) redraws while a run goes on, under a notebook progress bar.
+
+    Called as progress(step, loss) after every step.  A redraw waits until the
+    time since the last one is at least 1/DRAWING_SHARE times what drawing took,
+    so that drawing costs at most about DRAWING_SHARE of the run; the last step
+    is always drawn (by :meth:`close`).
+    """
+
+    def __init__(self, draw, total, description="training"):
+        try:
+            from IPython.display import Image, display
+            from tqdm.notebook import tqdm
+            self.bar = tqdm(total=total, desc=description, unit="step", leave=True)
+        except ImportError:  # tqdm's notebook bar says so when ipywidgets is missing
+            raise SimnetError("show=True draws in a Jupyter notebook with widgets; install them with: "
+                              "pip install 'simnet[notebook]'") from None
+        self.draw, self.image_type = draw, Image
+        self.handle = display(Image(data=draw(), format="png"), display_id=True)
+        self.drawn_at, self.drawing, self.pending = time.perf_counter(), 0.0, False
+
+    def __call__(self, step, loss):
+        self.bar.update(1)
+        self.pending = True
+        now = time.perf_counter()
+        if now - self.drawn_at >= self.drawing / DRAWING_SHARE:
+            self.bar.set_postfix(step=step, loss=f"{loss:.4g}", refresh=False)
+            self.redraw()
+
+    def redraw(self):
+        start = time.perf_counter()
+        self.handle.update(self.image_type(data=self.draw(), format="png"))
+        self.drawn_at = time.perf_counter()
+        self.drawing, self.pending = self.drawn_at - start, False
+
+    def close(self):
+        if self.pending:
+            self.redraw()
+        self.bar.close()
+
+
+@contextmanager
+def live_view(draw, total, description="training"):
+    """A :class:`LiveView` for the block, drawn a last time and its bar closed at the end."""
+    view = LiveView(draw, total, description)
+    try:
+        yield view
+    finally:
+        view.close()

@@ -26,7 +26,7 @@ from ..files import directory_locked
 from .schema import APPLICATION_ID, DETAILS, FILENAME, LAYOUT, SCHEMA_VERSION, STATE_KINDS, KindCodes
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData
 
-__all__ = ["META_CHECKS", "Trace", "open_trace"]
+__all__ = ["INLINE_PAGE_BUDGET", "META_CHECKS", "Trace", "open_trace"]
 
 
 def _trace_file(path):
@@ -123,6 +123,9 @@ META_CHECKS = {
     "scenario_text": (_optional(lambda v: isinstance(v, str)), "text"),
     "runs": (_optional(_runs), "a list of [first, last] steps"),
 }
+
+
+INLINE_PAGE_BUDGET = 3 * 2**20  # a notebook keeps its outputs in the file: the inline replay page stays small
 
 
 class Trace:
@@ -279,6 +282,15 @@ class Trace:
     def _repr_png_(self):
         from ..viz.render import trace_png  # matplotlib loads only when a notebook asks for the picture
         return trace_png(self)
+
+    def _repr_html_(self):
+        """The replay page, inline: in a sandboxed frame of its own, so that its script and styles stay in it."""
+        import html
+        from ..viz.page import render_page
+        page = render_page(self, budget=INLINE_PAGE_BUDGET)
+        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
+                f'style="width: 100%; height: 760px; border: 1px solid #ddd" title="replay of {html.escape(str(self.path))}">'
+                '</iframe>')
 
     def __enter__(self):
         return self
