@@ -222,9 +222,9 @@ class Network:
         return (f"Network({len(self.inputs)} inputs, {len(self.neurons) - len(self.inputs) - len(self.outputs)}"
                 f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
 
-    def _repr_png_(self):
+    def _repr_png_(self, quick=False):
         from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
-        return network_png(self)
+        return network_png(self, quick=quick)
 
     def parameters(self) -> int:
         """Number of trainable numbers: weights plus biases of non-input neurons."""
@@ -460,7 +460,8 @@ class Network:
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
                          before_step=before_step, progress=progress)
         from ..progress import live_view
-        with live_view(self._repr_png_, steps) as view:
+        # redrawn many times: encoded at once rather than small
+        with live_view(lambda: self._repr_png_(quick=True), steps) as view:
             def both(step, L):
                 view(step, L)
                 if progress is not None:

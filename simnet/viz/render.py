@@ -200,15 +200,15 @@ def _action_marks(actions, most=3, longest=LABEL_CHARS):
         yield step, text + extra
 
 
-def network_png(net):
-    """PNG bytes of a Network as it is now: its topology, weights and biases."""
+def network_png(net, quick=False):
+    """PNG bytes of a Network as it is now: its topology, weights and biases (`quick`: see :meth:`Picture.png`)."""
     from ..trace.snapshot import NetworkState, SnapshotBuilder, StepData
     state = NetworkState()
     for n in net.neurons.values():
         state.kind[n.name], state.bias[n.name] = (n.role, n.activation), n.bias
     for c in net.connections:
         state.weight[c.key], state.frozen[c.key] = c.weight, c.frozen
-    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)))
+    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)), quick=quick)
 
 
 def trace_png(trace):
@@ -220,13 +220,14 @@ def trace_png(trace):
     return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note, image=trace_image(trace))
 
 
-def snapshot_png(snapshot, data=None, data_note="", image=None):
-    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note, image: see :class:`Film`)."""
+def snapshot_png(snapshot, data=None, data_note="", image=None, quick=False):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note, image: see :class:`Film`;
+    quick: see :meth:`Picture.png`)."""
     import io
     film = Film([snapshot], data=data, data_note=data_note, image=image)
     picture = film.picture("activations")
     out = io.BytesIO()
-    picture.png(film.look(0, "activations", picture), out)
+    picture.png(film.look(0, "activations", picture), out, quick=quick)
     picture.close()
     return out.getvalue()
 
