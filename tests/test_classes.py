@@ -262,3 +262,25 @@ def test_digit_frames_show_each_first_layer_neurons_weights_as_an_image(tmp_path
         assert np.array_equal(grid[top:top + 8, left:left + 8], expected)
     assert picture.surface_axes is not None and film.picture("weights").surface_axes is not None
     picture.close()
+
+
+def test_the_replay_page_shows_the_held_out_curve_and_the_class_surface(tmp_path):
+    import base64
+    import re
+    from simnet.viz.page import render_page
+    sc = loads(THREE_CLASSES.format(engine="fast"))
+    run(sc, tmp_path / "run", gifs=False)
+    with open_trace(tmp_path / "run") as trace:
+        page = render_page(trace)
+        held = trace.held_out()
+    data = json.loads(re.search(r'<script type="application/json" id="run-data">(.*?)</script>', page, re.S).group(1))
+    unpack = lambda b64, dtype: np.frombuffer(base64.b64decode(b64), dtype=dtype)  # noqa: E731
+    for key in ("step", "loss", "accuracy"):
+        assert np.array_equal(unpack(data["heldOut"][key], "<f8"), held[key])
+    surface = data["surface"]
+    assert surface["classes"] == [f"#{''.join(f'{round(v * 255):02x}' for v in c[:3])}" for c in class_colours(3)]
+    shades = {tuple(s) for s in np.round(class_shades(3) * 255).reshape(-1, 3).astype(int)}
+    last = unpack(surface["data"][-1], "u1").reshape(-1, 3)
+    assert {tuple(p) for p in last} <= shades and len({tuple(p) for p in last}) > 3
+    X, Y = sc.dataset()
+    assert [p[2] for p in surface["points"]] == Y.argmax(axis=1).tolist()

@@ -361,6 +361,10 @@ class Film:
         """The output the decision surface shows: the first."""
         return next(n for n in self.nodes if self.roles[n] == "output")
 
+    def output_planes(self, frame):
+        """Every output over the probed plane, (outputs, g, g): what the class surface is made of."""
+        return frame.outputs[[self._node[n] for n in self.nodes if self.roles[n] == "output"]].astype(float)
+
     def _surface_values(self, frame):
         """The first output over the probed plane, (g, g)."""
         return frame.outputs[self._node[self.surface_output()]].astype(float)
@@ -387,8 +391,7 @@ class Film:
             if picture.geo.heat:
                 look.heat = VALUES(norm(self._tiles(f)), bytes=True)
             if picture.surface_axes is not None and self.classes:
-                outputs = [self._node[n] for n in self.nodes if self.roles[n] == "output"]
-                look.surface = class_surface(f.outputs[outputs].astype(float))
+                look.surface = class_surface(self.output_planes(f))
             elif picture.surface_axes is not None:
                 look.surface = VALUES(self.surface_norm(self._surface_values(f)), bytes=True)
         return look

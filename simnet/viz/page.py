@@ -22,7 +22,7 @@ from matplotlib.colors import to_hex
 from ..errors import TraceError
 from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
-                     Film, positive_class, as_number)
+                     Film, as_number, class_colours, class_surface, positive_class)
 from ..scenario.runinfo import training_data
 
 __all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "STEP_FIELDS", "SWEEP_KINDS",
@@ -111,7 +111,12 @@ def page_data(trace, steps, reader, *, progress=None):
     recorded = list(trace.steps)
     history = trace.history()
     positions = film.layout.positions()
+    held_out = trace.held_out() if hasattr(trace, "held_out") else {"step": ()}
+    # only a run with a held-out set has the key: the pages of other runs stay as they were
+    extra = {"heldOut": {key: _pack(np.asarray(held_out[key], dtype=np.float64)) for key in ("step", "loss", "accuracy")}
+             } if len(held_out["step"]) else {}
     return {
+        **extra,
         "title": _title(trace),
         "complete": bool(getattr(trace, "complete", True)),
         "lastStep": int(getattr(trace, "last_step", recorded[-1])),
@@ -285,20 +290,28 @@ def _surfaces(film, steps, data):
     Each is the film's surface through its fixed norm, as bytes 0..255 (an
     index into the page's copy of the colour map), top row first.
     """
-    if film.surface_norm is None:
+    if film.surface_norm is None and not (film.probing and film.classes):
         return None
     chosen = range(len(steps)) if len(steps) <= MAX_SURFACES else \
         sorted(set(np.linspace(0, len(steps) - 1, MAX_SURFACES).round().astype(int).tolist()))
-    images = []
-    for k in chosen:
-        shade = np.asarray(film.surface_norm(film._surface_values(film.frames[k])), dtype=np.float64)
-        images.append(_pack_ints(np.round(np.nan_to_num(shade, nan=0.5)[::-1] * 255), "u1"))
-    surface = {"steps": [int(steps[k]) for k in chosen], "extent": [float(e) for e in film.extent],
-               "n": SURFACE_GRID, "data": images, "norm": _norm_ends(film.surface_norm),
-               "what": film.surface_output()}
+    if film.classes:
+        # K classes: each point of the plane in the colour of the class picked, RGB top row first
+        images = [_pack_ints(class_surface(film.output_planes(film.frames[k]))[::-1, :, :3].ravel(), "u1")
+                  for k in chosen]
+        surface = {"classes": [to_hex(c) for c in class_colours(film.classes)],
+                   "names": [n for n in film.nodes if film.roles[n] == "output"], "what": "the class picked"}
+    else:
+        images = []
+        for k in chosen:
+            shade = np.asarray(film.surface_norm(film._surface_values(film.frames[k])), dtype=np.float64)
+            images.append(_pack_ints(np.round(np.nan_to_num(shade, nan=0.5)[::-1] * 255), "u1"))
+        surface = {"norm": _norm_ends(film.surface_norm), "what": film.surface_output()}
+    surface.update({"steps": [int(steps[k]) for k in chosen], "extent": [float(e) for e in film.extent],
+                    "n": SURFACE_GRID, "data": images})
     if data is not None:
         X, Y = data
-        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], positive_class(Y))]
+        labels = np.asarray(Y).argmax(axis=1) if film.classes else positive_class(Y)
+        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], labels)]
     return surface
 
 
