@@ -212,6 +212,9 @@ def _result_text(outcome):
     text = f"data-set loss {outcome.loss:.4g}"
     if outcome.accuracy is not None:
         text += f", accuracy {outcome.accuracy:.1%}"
+    if outcome.test is not None:
+        text += f"; held-out loss {outcome.test_loss:.4g}" + (
+            "" if outcome.test_accuracy is None else f", accuracy {outcome.test_accuracy:.1%}")
     return text
 
 
