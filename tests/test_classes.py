@@ -261,6 +261,15 @@ def test_digit_frames_show_each_first_layer_neurons_weights_as_an_image(tmp_path
         expected = np.round(VALUES(norm(weights)) * 255).astype(np.uint8)
         assert np.array_equal(grid[top:top + 8, left:left + 8], expected)
     assert picture.surface_axes is not None and film.picture("weights").surface_axes is not None
+    # the input layer is drawn as the image: an 8×8 grid of pixels, pixel p at row p // 8, column p % 8, in greys
+    inputs = [film.nodes.index(f"x{p}") for p in range(64)]
+    xy = picture.xy[inputs]
+    assert np.array_equal(np.unique(xy[:, 0]), np.sort(xy[:8, 0])) and len(np.unique(xy[:, 1])) == 8
+    assert np.array_equal(np.argsort(xy[:8, 0]), np.arange(8)) and np.all(np.diff(xy[::8, 1]) > 0)
+    grey = look.node_color[inputs]
+    assert np.all(grey[:, 0] == grey[:, 1]) and np.all(grey[:, 1] == grey[:, 2])
+    mean = film.frames[-1].activation[inputs]
+    assert grey[np.argmax(mean), 0] == grey[:, 0].min() and grey[np.argmin(mean), 0] == grey[:, 0].max()
     picture.close()
 
 

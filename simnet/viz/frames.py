@@ -29,7 +29,7 @@ from matplotlib import colormaps
 from matplotlib.colors import FuncNorm, LinearSegmentedColormap, ListedColormap, Normalize, TwoSlopeNorm, to_rgba
 
 from ..errors import SimnetError
-from .layout import Layout
+from .layout import Layout, column_sizes, geometry
 from .picture import Bar, Look, Picture, Surface
 
 __all__ = ["BLOW_UP", "CHANGES", "CLASS_STRENGTH", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
@@ -244,8 +244,30 @@ class Film:
             surface, heat, caption = self._fields_panel(kind), False, ""
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
+        columns, unlabelled = None, ()
+        if self.fields is not None:
+            positions, columns = self._image_positions(positions)
+            unlabelled = [self.nodes[i] for i in self.fields[0]]
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
-                       heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "")
+                       heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "",
+                       columns=columns, unlabelled=unlabelled)
+
+    def _image_positions(self, positions):
+        """The positions with the input neurons as the pixels of their image, its right edge on the input
+        column, a pixel as wide as a row is high; and the neurons per column the picture is sized by."""
+        rows, cols = self.image
+        names = [self.nodes[i] for i in self.fields[0]]
+        x_in = positions[names[0]][0]
+        columns = column_sizes({n: xy for n, xy in positions.items() if n not in names}) if len(positions) > len(
+            names) else []
+        columns = [rows] + columns
+        g = geometry(columns, surface=True)
+        dx = g.row_px / g.column_px
+        out = dict(positions)
+        for p, name in enumerate(names):
+            r, c = divmod(p, cols)
+            out[name] = (x_in - (cols - 1 - c) * dx, r - (rows - 1) / 2)
+        return out, columns
 
     @cached_property
     def classes(self):
@@ -313,10 +335,7 @@ class Film:
     def _fields_look(self, frame, kind):
         """(g, g, 4) uint8: the input image in greys, then each receptive field coloured as the panel's bar says."""
         inputs, fields = self.fields
-        pixels = frame.activation[inputs]
-        low, high = self._input_range
-        grey = 1.0 - np.clip((np.nan_to_num(pixels, nan=low) - low) / max(high - low, 1e-12), 0.0, 1.0)
-        tiles = [np.column_stack([grey, grey, grey, np.ones_like(grey)])]
+        tiles = [self._greys(frame.activation[inputs])]
         if kind == "activations":
             values, cmap, norm = frame.weight, VALUES, symmetric_norm(self._field_scales["weight"])
         else:
@@ -337,6 +356,12 @@ class Film:
         return {name: nice_scale(float(np.percentile(np.abs(np.concatenate(
             [np.nan_to_num(getattr(f, name)[edges]) for f in fitted])), 99)) or 1.0)
             for name in ("weight", "change")}
+
+    def _greys(self, pixels):
+        """RGBA of input values: white the smallest input of the film, black the largest."""
+        low, high = self._input_range
+        grey = 1.0 - np.clip((np.nan_to_num(pixels, nan=low) - low) / max(high - low, 1e-12), 0.0, 1.0)
+        return np.column_stack([grey, grey, grey, np.ones_like(grey)])
 
     @cached_property
     def _input_range(self):
@@ -383,6 +408,9 @@ class Film:
             edge_color = CHANGES(_centres(change, CHANGE_LEVELS))
             middle = CHANGE_LEVELS // 2
             edge_width = _widths(change - middle, middle, f.edge_shown, self.thickest)
+        if self.fields is not None and kind == "activations":
+            # the input layer is the image: its pixels in greys, as in the panel's first tile
+            node_color[self.fields[0]] = self._greys(f.activation[self.fields[0]])
         look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width, caption=self.clipped())
         if self.fields is not None and picture.surface_axes is not None:
             look.surface = self._fields_look(f, kind)

@@ -158,7 +158,9 @@ class Picture:
     surface: a :class:`Surface` for two-input networks, or None;
     heat_possible: the caller can supply per-node heatmaps (drawn if they fit, explained by heat_caption);
     note: said at the top right where heat_caption would be (what the picture leaves out, and why);
-    edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks).
+    edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks);
+    columns: the neurons per column to size the picture by, when `positions` do not stand in columns (an input
+    image); unlabelled: names drawn without their label (the pixels of an input image).
 
     Drawing order per frame: the saved background, edges, nodes (markers, or
     heatmap tiles written straight into the pixel buffer), the surface (also
@@ -167,10 +169,12 @@ class Picture:
     """
 
     def __init__(self, positions, nodes, roles, edges, *, bars, legend, surface=None,
-                 heat_possible=False, heat_caption="", note="", edge_text=False, node_text=False):
+                 heat_possible=False, heat_caption="", note="", edge_text=False, node_text=False,
+                 columns=None, unlabelled=()):
         self.nodes, self.edges = list(nodes), list(edges)
         self.roles = [roles[n] for n in self.nodes]
-        self.geo = g = geometry(column_sizes(positions), heat_possible=heat_possible,
+        self.unlabelled = frozenset(unlabelled)
+        self.geo = g = geometry(columns or column_sizes(positions), heat_possible=heat_possible,
                                    surface=surface is not None, bars=len(bars))
         self.bars = list(bars) + ([surface.bar] if surface is not None else [])
         self.fig = Figure(figsize=(g.width_px / DPI, g.height_px / DPI), dpi=DPI, facecolor="white")
@@ -254,9 +258,13 @@ class Picture:
             half = self.tile_half_px if g.heat else g.node_px / 2
             dx, _ = self._px(half + 3, 0)
             for name, (x, y) in zip(self.nodes, self.xy):
-                label = self.ax.text(x + dx, y, name, fontsize=g.font_pt, ha="left", va="center", zorder=5,
-                                     animated=True, bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none",
-                                                              alpha=0.75))
+                # a neuron drawn as a pixel of an image has no name beside it (its label stays, empty, so that
+                # the labels follow the nodes)
+                named = name not in self.unlabelled
+                label = self.ax.text(x + dx, y, name if named else "", fontsize=g.font_pt, ha="left", va="center",
+                                     zorder=5, animated=True,
+                                     bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.75)
+                                     if named else None)
                 self.labels.append(label)
         self.small_pt = max(g.font_pt - 1, 6)
         # a pool of texts that move to whichever connections carry a value in a frame
