@@ -293,3 +293,19 @@ def test_the_replay_page_shows_the_held_out_curve_and_the_class_surface(tmp_path
     assert {tuple(p) for p in last} <= shades and len({tuple(p) for p in last}) > 3
     X, Y = sc.dataset()
     assert [p[2] for p in surface["points"]] == Y.argmax(axis=1).tolist()
+
+
+def test_the_replay_page_of_digits_shows_the_receptive_fields_as_the_gif_does(tmp_path):
+    import base64
+    import re
+    from simnet.viz.frames import Film
+    from simnet.viz.page import render_page
+    run(load("scenarios/digits.toml").with_overrides(steps=4), tmp_path / "run", gifs=False)
+    with open_trace(tmp_path / "run") as trace:
+        page = render_page(trace)
+        film = Film([trace.snapshot(s) for s in trace.steps], image=(8, 8))
+    data = json.loads(re.search(r'<script type="application/json" id="run-data">(.*?)</script>', page, re.S).group(1))
+    surface = data["surface"]
+    assert (surface["fields"], surface["n"], surface["w"]) == (32, 53, 53)
+    last = np.frombuffer(base64.b64decode(surface["data"][-1]), "u1").reshape(53, 53, 3)
+    assert np.array_equal(last, film.fields_mosaic(film.frames[-1])[::-1, :, :3])

@@ -332,6 +332,15 @@ class Film:
         shape = (side * (rows + 1) - 1, side * (cols + 1) - 1)
         return Surface((0, shape[1], 0, shape[0]), bar, title, axis_names=("", ""), ticks=False)
 
+    def fields_mosaic(self, frame):
+        """(h, w, 4) uint8, bottom row first: the input image and the receptive fields at `frame`, as the
+        activations picture's panel shows them."""
+        return self._fields_look(frame, "activations")
+
+    def field_scale(self):
+        """The weight the receptive fields' darkest red (and blue, negated) stands for."""
+        return float(self._field_scales["weight"])
+
     def _fields_look(self, frame, kind):
         """(g, g, 4) uint8: the input image in greys, then each receptive field coloured as the panel's bar says."""
         inputs, fields = self.fields

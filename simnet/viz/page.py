@@ -23,7 +23,7 @@ from ..errors import TraceError
 from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
                      Film, as_number, class_colours, class_surface, positive_class)
-from ..scenario.runinfo import training_data
+from ..scenario.runinfo import trace_image, training_data
 
 __all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "STEP_FIELDS", "SWEEP_KINDS",
            "SWEEP_SHARE", "SWEEP_VALUES", "page_data", "render_page", "write_page"]
@@ -89,7 +89,7 @@ def page_data(trace, steps, reader, *, progress=None):
         graphs.append(reader.snapshot(s))
         if progress is not None:
             progress(len(graphs), len(steps) + 1)
-    film = Film(graphs, data=reader.data())
+    film = Film(graphs, data=reader.data(), image=trace_image(trace))
     if progress is not None:
         progress(len(steps) + 1, len(steps) + 1)
     nodes, edges = _union(graphs)
@@ -290,10 +290,17 @@ def _surfaces(film, steps, data):
     Each is the film's surface through its fixed norm, as bytes 0..255 (an
     index into the page's copy of the colour map), top row first.
     """
-    if film.surface_norm is None and not (film.probing and film.classes):
+    if film.surface_norm is None and not (film.probing and film.classes) and film.fields is None:
         return None
     chosen = range(len(steps)) if len(steps) <= MAX_SURFACES else \
         sorted(set(np.linspace(0, len(steps) - 1, MAX_SURFACES).round().astype(int).tolist()))
+    if film.fields is not None:
+        # an image's input and the first layer's receptive fields, as the GIF's panel shows them, top row first
+        tiles = [film.fields_mosaic(film.frames[k])[::-1, :, :3] for k in chosen]
+        weight = film.field_scale()
+        return {"steps": [int(steps[k]) for k in chosen], "fields": len(film.fields[1]), "n": tiles[0].shape[0],
+                "w": tiles[0].shape[1], "data": [_pack_ints(t.ravel(), "u1") for t in tiles],
+                "norm": [-weight, 0.0, weight], "what": "receptive fields"}
     if film.classes:
         # K classes: each point of the plane in the colour of the class picked, RGB top row first
         images = [_pack_ints(class_surface(film.output_planes(film.frames[k]))[::-1, :, :3].ravel(), "u1")

@@ -450,13 +450,13 @@
     $("surface-figure").hidden = false;
     let m = 0;
     for (let i = 0; i < surface.steps.length; i++) if (surface.steps[i] <= D.steps[k]) m = i;
-    const n = surface.n, img = surfaceImages[m];
+    const n = surface.n, w = surface.w || n, img = surfaceImages[m];
     const canvas = $("surface"), ctx = canvas.getContext("2d");
     const small = document.createElement("canvas");
-    small.width = n; small.height = n;
-    const sctx = small.getContext("2d"), data = sctx.createImageData(n, n);
-    for (let p = 0; p < n * n; p++) {
-      if (surface.classes) {  // K classes: the colours themselves, three bytes a point
+    small.width = w; small.height = n;
+    const sctx = small.getContext("2d"), data = sctx.createImageData(w, n);
+    for (let p = 0; p < n * w; p++) {
+      if (surface.classes || surface.fields) {  // the colours themselves, three bytes a point
         data.data.set(img.subarray(3 * p, 3 * p + 3), 4 * p);
       } else {
         const hex = L.values[img[p]];
@@ -468,8 +468,15 @@
     }
     sctx.putImageData(data, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
-    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingEnabled = !surface.fields;  // pixels of an image stay sharp
     ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+    if (surface.fields) {
+      const [low, , high] = surface.norm;
+      $("surface-caption").textContent = `At step ${surface.steps[m]}: the input (batch mean, darker is larger), ` +
+        `then the receptive field of each of the ${surface.fields} neurons of the first hidden layer: its ` +
+        `incoming weights laid out as the image, blue ${fmt(low)}, white 0, red ${fmt(high)}.`;
+      return;
+    }
     const [ex0, ex1, ey0, ey1] = surface.extent;
     for (const [px, py, labelValue] of surface.points || []) {
       ctx.beginPath();
@@ -758,7 +765,9 @@
     else if (swept.length === S - (D.steps[0] === 0 ? 1 : 0)) out.push("Every sweep on this page is the one recorded in the trace, message by message.");
     else out.push(`Sweeps recorded message by message are on this page for ${swept.length} steps (${summarise(swept)}); ` +
       "for the other steps the sweep is derived from the snapshot.");
-    if (surface) out.push(`Decision surfaces: probed on a ${surface.n}×${surface.n} grid at ${surface.steps.length} steps; ` +
+    if (surface && surface.fields) out.push(`Receptive fields: kept at ${surface.steps.length} steps; between them the ` +
+      "page shows the latest one at or before the current step.");
+    else if (surface) out.push(`Decision surfaces: probed on a ${surface.n}×${surface.n} grid at ${surface.steps.length} steps; ` +
       "between them the page shows the latest one at or before the current step.");
     $("notes").innerHTML = out.map((text) => `<p>${text}</p>`).join("");
   }
