@@ -13,8 +13,8 @@ import numpy as np
 from ..errors import SimnetError
 
 __all__ = ["ACTIVATIONS", "CLASSIFICATION", "EPS", "LEAKY_SLOPE", "LOSSES", "Activation", "SimnetWarning", "accuracy",
-           "activation", "activation_names", "class_index_problem", "class_targets", "confusion", "hinge_sign", "label_problem", "loss_fit",
-           "loss_function", "one_hot"]
+           "activation", "activation_names", "class_index_problem", "class_targets", "confusion", "hinge_sign",
+           "label_problem", "loss_fit", "loss_function", "one_hot"]
 
 LEAKY_SLOPE = 0.01
 

@@ -291,7 +291,8 @@ class Scenario:
         # checked again: the file system may have changed since the scenario was loaded
         confined(self.path, path)
         if not path.is_file():
-            raise ScenarioError(self.path, key, f"{str(path)!r} " + ("is not a file" if path.exists() else "does not exist"))
+            raise ScenarioError(self.path, key,
+                                f"{str(path)!r} " + ("is not a file" if path.exists() else "does not exist"))
         affordable = csv_bytes(self)
         labelled = self._labelled(path)
         columns = inputs + (["label"] if labelled else outputs)

@@ -13,7 +13,8 @@ from ..core.graph import Network
 from ..errors import DivergenceError
 from .model import Scenario
 
-__all__ = ["CheckResult", "Evaluation", "Outcome", "Timeline", "check", "evaluate", "execute", "held_out", "held_out_steps"]
+__all__ = ["CheckResult", "Evaluation", "Outcome", "Timeline", "check", "evaluate", "execute", "held_out",
+           "held_out_steps"]
 
 
 @dataclass

@@ -147,7 +147,8 @@ def explain_sample(trace, step, index, most=5):
         raise SimnetError(f"{trace.path}: {note or 'no data points: the trace does not say what it trained on'}")
     X, Y = data
     if not 0 <= index < len(X):
-        raise SimnetError(f"{trace.path}: sample {index} is not in the data set of {len(X)} samples (0 to {len(X) - 1})")
+        raise SimnetError(f"{trace.path}: sample {index} is not in the data set of {len(X)} samples "
+                          f"(0 to {len(X) - 1})")
     net = trace.network_at(step)
     P = net.forward(X[index:index + 1])[0]
     outputs = [n.name for n in net.outputs]

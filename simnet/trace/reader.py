@@ -289,8 +289,8 @@ class Trace:
         from ..viz.page import render_page
         page = render_page(self, budget=INLINE_PAGE_BUDGET)
         return (f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
-                f'style="width: 100%; height: 760px; border: 1px solid #ddd" title="replay of {html.escape(str(self.path))}">'
-                '</iframe>')
+                'style="width: 100%; height: 760px; border: 1px solid #ddd" '
+                f'title="replay of {html.escape(str(self.path))}"></iframe>')
 
     def __enter__(self):
         return self

@@ -17,8 +17,8 @@ from ..core.events import EventBatch
 from ..errors import TraceError, positive_int
 from ..files import lock_directory
 from .snapshot import NetworkState, batch_means, mean_rows
-from .schema import (APPLICATION_ID, DETAILS, FILENAME, HELD_OUT_TABLE, KEYFRAME_EVERY, KindCodes, LAYOUT, SAMPLE_LIMIT, SCHEMA,
-                     SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
+from .schema import (APPLICATION_ID, DETAILS, FILENAME, HELD_OUT_TABLE, KEYFRAME_EVERY, KindCodes, LAYOUT, SAMPLE_LIMIT,
+                     SCHEMA, SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
 from .writer import WriterError, WriterProcess
 
 __all__ = ["FLUSH_BYTES", "FLUSH_ROWS", "FLUSH_STEPS", "Recorder"]

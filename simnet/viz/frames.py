@@ -32,10 +32,11 @@ from ..errors import SimnetError
 from .layout import Layout, column_sizes, geometry
 from .picture import Bar, Look, Picture, Surface
 
-__all__ = ["BLOW_UP", "CHANGES", "CLASS_STRENGTH", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
-           "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID", "UNKNOWN", "VALUES",
-           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades", "class_surface", "mosaic", "held_levels", "max_abs", "nice_scale",
-           "positive_class", "square_root_norm", "symmetric_norm"]
+__all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "CLASS_STRENGTH", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS",
+           "LEVELS", "MAX_WIDTH", "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID",
+           "UNKNOWN", "VALUES", "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades",
+           "class_surface", "held_levels", "max_abs", "mosaic", "nice_scale", "positive_class", "square_root_norm",
+           "symmetric_norm"]
 
 KINDS = ("activations", "weights")
 LEVELS = 15  # colours per map: odd, so that zero has a colour of its own

@@ -113,8 +113,8 @@ def page_data(trace, steps, reader, *, progress=None):
     positions = film.layout.positions()
     held_out = trace.held_out() if hasattr(trace, "held_out") else {"step": ()}
     # only a run with a held-out set has the key: the pages of other runs stay as they were
-    extra = {"heldOut": {key: _pack(np.asarray(held_out[key], dtype=np.float64)) for key in ("step", "loss", "accuracy")}
-             } if len(held_out["step"]) else {}
+    extra = {"heldOut": {key: _pack(np.asarray(held_out[key], dtype=np.float64))
+                         for key in ("step", "loss", "accuracy")}} if len(held_out["step"]) else {}
     return {
         **extra,
         "title": _title(trace),

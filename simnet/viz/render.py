@@ -20,8 +20,8 @@ from .frames import KINDS as FILM_KINDS, Film
 from ..scenario.runinfo import loss_penalty, trace_data, trace_image
 from .gif import Counter, write_looks
 
-__all__ = ["GIF_KINDS", "LABEL_CHARS", "film_gif", "confusion_figure", "loss_figure", "network_png", "plot_confusion", "plot_loss", "render_gif",
-           "render_run", "snapshot_png", "trace_png", "write_gif"]
+__all__ = ["GIF_KINDS", "LABEL_CHARS", "confusion_figure", "film_gif", "loss_figure", "network_png", "plot_confusion",
+           "plot_loss", "render_gif", "render_run", "snapshot_png", "trace_png", "write_gif"]
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
 LABEL_CHARS = 40  # an action's label in loss.png: what fits down the chart at 8 pt
