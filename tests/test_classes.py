@@ -177,6 +177,9 @@ def test_held_out_numbers_are_those_of_the_recorded_network_on_the_test_part(tmp
             assert loss == pytest.approx(loss_function("cross_entropy")(P, Y)[0], rel=1e-12)
             assert accuracy == np.mean(P.argmax(axis=1) == Y.argmax(axis=1))
             assert np.array_equal(counts, confusion("cross_entropy", P, Y)) and counts.sum() == len(T)
+        from simnet.trace.explain import summary as summary_text
+        assert f"held out   loss {held['loss'][-1]:.6g}" in summary_text(trace)
+        assert summary_text(trace).split("held out")[1].splitlines()[0].endswith("after step 30 (5 evaluations)")
     assert (summary["test_loss"], summary["test_accuracy"]) == (held["loss"][-1], held["accuracy"][-1])
     assert np.array_equal(summary["test_confusion"], held["confusion"][-1])
     assert np.sum(summary["confusion"]) == len(sc.parts().train[0])

@@ -68,6 +68,11 @@ def summary(trace):
                  + (f" ({frozen} frozen)" if frozen else "") + f" at step {trace.last_step}")
     if len(history["step"]):
         lines.append(_final_loss(trace, history, config, net))
+    held = trace.held_out()
+    if len(held["step"]):
+        lines.append(f"held out   loss {_n(float(held['loss'][-1]))}"
+                     + ("" if np.isnan(held["accuracy"][-1]) else f", accuracy {_n(float(held['accuracy'][-1]))}")
+                     + f" after step {held['step'][-1]} ({_count(len(held['step']), 'evaluation')})")
     actions = trace.actions()
     if actions:
         shown = ", ".join(f"{a['step']}: {a['label'] or a['action']}" for a in actions[:6])
