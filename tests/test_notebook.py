@@ -22,4 +22,5 @@ def test_the_tour_executes_without_an_error_and_shows_its_pictures():
     text = "".join(o.get("text", "") for o in outputs)
     assert "accuracy 75%" in text and "now at step 600" in text and "held-out accuracy" in text
     assert "application/vnd.jupyter.widget-view+json" in kinds  # the progress bar of show=True
+    assert "image/svg+xml" in kinds  # and its loss curve
 
