@@ -312,3 +312,15 @@ def test_the_replay_page_of_digits_shows_the_receptive_fields_as_the_gif_does(tm
     assert (surface["fields"], surface["n"], surface["w"]) == (32, 53, 53)
     last = np.frombuffer(base64.b64decode(surface["data"][-1]), "u1").reshape(53, 53, 3)
     assert np.array_equal(last, film.fields_mosaic(film.frames[-1])[::-1, :, :3])
+
+
+def test_a_csv_scenario_says_its_inputs_form_an_image(tmp_path):
+    (tmp_path / "pixels.csv").write_text("x0,x1,x2,x3,label\n0,1,1,0,1\n1,0,0,1,0\n")
+    text = THREE_CLASSES.format(engine="actor").replace("layers = [2, 8, 3]", "layers = [4, 8, 2]").replace(
+        'kind = "gaussians"\nclasses = 3\nsamples = 90\nnoise = 0.3\ntest_fraction = 0.3',
+        'kind = "csv"\npath = "pixels.csv"\nimage = [2, 2]').replace("test_accuracy_min = 0.5", "accuracy_min = 0.5")
+    sc = loads(text, tmp_path / "s.toml")
+    assert sc.data.image == (2, 2) and sc.parts().train[1].tolist() == [[0, 1], [1, 0]]
+    with pytest.raises(ScenarioError) as e:
+        loads(text.replace("image = [2, 2]", "image = [3, 2]"), tmp_path / "s.toml")
+    assert e.value.where == "data.image" and "a 3×2 image has 6 pixels" in str(e.value)
