@@ -4,6 +4,7 @@
     simnet list [DIR]
     simnet replay RUN_DIR [--gif activations|weights|sweep] [--step N] [--html] [-o FILE]
     simnet inspect RUN_DIR [--step N] [--neuron NAME] [--kind KIND] [--format table|jsonl|csv]
+    simnet inspect RUN_DIR --step N --sample I
     simnet export RUN_DIR --format jsonl|csv|perfetto|graphml|gexf -o FILE [--step N]
     simnet check SCENARIO.toml|DIR ... [--engine actor|fast] [-q]
 
@@ -114,6 +115,8 @@ def _parser():
     inspect.add_argument("run_dir", metavar="RUN_DIR")
     inspect.add_argument("--step", type=_non_negative_int)
     inspect.add_argument("--neuron", metavar="NAME")
+    inspect.add_argument("--sample", type=_non_negative_int, metavar="I",
+                         help="with --step: explain the network's answer for sample I of the data set")
     inspect.add_argument("--kind", choices=KINDS, metavar="KIND", help=f"one of {', '.join(KINDS)}")
     inspect.add_argument("--format", choices=("table", "jsonl", "csv"), dest="fmt",
                          help="list raw events in this format")
@@ -209,6 +212,9 @@ def _result_text(outcome):
     text = f"data-set loss {outcome.loss:.4g}"
     if outcome.accuracy is not None:
         text += f", accuracy {outcome.accuracy:.1%}"
+    if outcome.test is not None:
+        text += f"; held-out loss {outcome.test_loss:.4g}" + (
+            "" if outcome.test_accuracy is None else f", accuracy {outcome.test_accuracy:.1%}")
     return text
 
 
@@ -429,7 +435,15 @@ def cmd_inspect(args):
         if args.kind is not None and recorded is not None and args.kind not in recorded:
             raise InputError(run_dir, f"--kind {args.kind}", f"this trace does not record {args.kind} events "
                            f"(detail \"{trace.detail}\"); record with detail = \"messages\" to keep them")
-        if explaining:
+        if args.sample is not None:
+            if step is None or args.neuron is not None or args.kind is not None or args.fmt is not None:
+                raise InputError(run_dir, f"--sample {args.sample}", "goes with --step N alone "
+                                 "(the network's answer at that step)")
+            try:
+                print(explain.explain_sample(trace, step, args.sample))
+            except SimnetError as e:
+                raise InputError(run_dir, f"--sample {args.sample}", str(e).split(": ", 1)[-1]) from None
+        elif explaining:
             print(explain.explain(trace, step, args.neuron))
         elif summarising:
             print(explain.summary(trace))

@@ -1,7 +1,13 @@
-"""Progress bars for long work: a tqdm bar on a terminal, nothing otherwise."""
+"""Progress bars for long work: a tqdm bar on a terminal, nothing otherwise; a live picture in a notebook."""
+import time
 from contextlib import contextmanager
 
-__all__ = ["bar", "frame_progress", "step_progress"]
+from .errors import SimnetError
+
+__all__ = ["DRAWING_SHARE", "LiveView", "bar", "frame_progress", "live_view", "loss_svg", "step_progress"]
+
+# the most of a run's time a live picture may take: it is redrawn only as often as this allows
+DRAWING_SHARE = 0.1
 
 
 @contextmanager
@@ -45,3 +51,97 @@ def frame_progress(progress_bar):
             progress_bar.total = total
         progress_bar.update(done - progress_bar.n)
     return progress
+
+
+def loss_svg(steps, losses, width=520, height=110, most=400):
+    """A small SVG line of `losses` over `steps` (log scale when they span more than a factor of 100).
+
+    >>> loss_svg([1, 2, 3], [1.0, 0.5, 0.25]).startswith("<svg")
+    True
+    """
+    import math
+    points = [(s, v) for s, v in zip(steps, losses) if math.isfinite(v)]
+    if len(points) > most:  # a line of a few hundred points looks the same and costs nothing to send
+        points = points[::math.ceil(len(points) / most)] + points[-1:]
+    if not points:
+        return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"></svg>'
+    logarithmic = min(v for _, v in points) > 0 and max(v for _, v in points) / min(v for _, v in points) > 100
+    scale = math.log10 if logarithmic else float
+    ys = [scale(v) for _, v in points]
+    low, high = min(ys), max(ys)
+    first, last = points[0][0], points[-1][0]
+    left, right, top, bottom = 60, 10, 8, 22
+
+    def x(s):
+        return left + (s - first) / max(last - first, 1) * (width - left - right)
+
+    def y(v):
+        return top + (high - v) / ((high - low) or 1.0) * (height - top - bottom)
+
+    line = " ".join(f"{x(s):.1f},{y(v):.1f}" for (s, _), v in zip(points, ys))
+    label = 'font: 10px sans-serif; fill: #444'
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
+            f'<polyline points="{line}" fill="none" stroke="#b2182b" stroke-width="1.2"/>'
+            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" style="{label}">{max(v for _, v in points):.4g}</text>'
+            f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" style="{label}">'
+            f'{min(v for _, v in points):.4g}</text>'
+            f'<text x="{left}" y="{height - 6}" style="{label}">batch loss{" (log)" if logarithmic else ""}, '
+            f'steps {first} to {last}</text></svg>')
+
+
+class LiveView:
+    """One inline picture that `draw()` (PNG bytes) redraws while a run goes on, under a notebook progress bar,
+    with the batch loss so far as a line under it.
+
+    Called as progress(step, loss) after every step.  A redraw waits until the
+    time since the last one is at least 1/DRAWING_SHARE times what drawing took,
+    so that drawing costs at most about DRAWING_SHARE of the run; the last step
+    is always drawn (by :meth:`close`).
+    """
+
+    def __init__(self, draw, total, description="training"):
+        try:
+            from IPython.display import Image, display
+            from tqdm.notebook import tqdm
+            self.bar = tqdm(total=total, desc=description, unit="step", leave=True)
+        except ImportError:  # tqdm's notebook bar says so when ipywidgets is missing
+            raise SimnetError("show=True draws in a Jupyter notebook with widgets; install them with: "
+                              "pip install 'simnet[notebook]'") from None
+        from IPython.display import SVG
+        self.draw, self.image_type, self.svg_type = draw, Image, SVG
+        self.steps, self.losses = [], []
+        self.handle = display(Image(data=draw(), format="png"), display_id=True)
+        self.curve = display(SVG(loss_svg([], [])), display_id=True)
+        self.drawn_at, self.drawing, self.pending = time.perf_counter(), 0.0, False
+
+    def __call__(self, step, loss):
+        self.bar.update(1)
+        self.steps.append(step)
+        self.losses.append(loss)
+        self.pending = True
+        now = time.perf_counter()
+        if now - self.drawn_at >= self.drawing / DRAWING_SHARE:
+            self.bar.set_postfix(step=step, loss=f"{loss:.4g}", refresh=False)
+            self.redraw()
+
+    def redraw(self):
+        start = time.perf_counter()
+        self.handle.update(self.image_type(data=self.draw(), format="png"))
+        self.curve.update(self.svg_type(loss_svg(self.steps, self.losses)))
+        self.drawn_at = time.perf_counter()
+        self.drawing, self.pending = self.drawn_at - start, False
+
+    def close(self):
+        if self.pending:
+            self.redraw()
+        self.bar.close()
+
+
+@contextmanager
+def live_view(draw, total, description="training"):
+    """A :class:`LiveView` for the block, drawn a last time and its bar closed at the end."""
+    view = LiveView(draw, total, description)
+    try:
+        yield view
+    finally:
+        view.close()

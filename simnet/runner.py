@@ -23,19 +23,19 @@ from .errors import InputError, ScenarioError, SimnetError, TraceError
 from .files import directory_locked, remove_regular, written_whole
 from .progress import bar, frame_progress, step_progress
 from .scenario import Outcome, Scenario, execute, load
-from .scenario.runinfo import data_record
+from .scenario.runinfo import data_record, standardization_record
 from .trace import Recorder, open_trace
 from .trace.schema import APPLICATION_ID
 from .version import __version__
 from .viz.layout import geometry
-from .viz.render import render_run
+from .viz.render import plot_confusion, render_run
 
 __all__ = ["RUN_FILES", "RunResult", "check", "check_drawable", "check_run_directory", "prepare",
            "run", "signals_held"]
 
 # what simnet writes in a run directory: all a later run there replaces, and nothing else
 RUN_FILES = ("trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm", "trace.sqlite-journal", "summary.json",
-             "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html")
+             "loss.png", "activations.gif", "weights.gif", "sweep.gif", "replay.html", "confusion.png")
 TRACE_FILES = RUN_FILES[:4]  # the Recorder replaces these itself, once it holds the directory
 # the temporary names those files are written under: NAME.part (written_whole), .STEM.partial-XXXXXXXX.SUFFIX
 # (partial_name)
@@ -103,7 +103,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
 
     scenario: a path to a TOML file or a Scenario; steps, seed, engine:
     overrides (expectations are checked only without steps and seed); gifs:
-    False draws only loss.png; show_progress: progress bars on stderr.
+    False draws only loss.png (True: also the scenario's GIFs and, for
+    classification, confusion.png); show_progress: progress bars on stderr.
 
     Bad input raises InputError or ScenarioError before anything is
     written.  From the recorder's first write on, the run stays in
@@ -118,7 +119,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
     """
     started = time.perf_counter()
     scenario = prepare(scenario, steps=steps, seed=seed, engine=engine, gifs=gifs)
-    data = scenario.dataset()
+    parts = scenario.parts()
+    data = parts.train
     target = Path(directory) if directory is not None else Path("output") / scenario.name
     check_run_directory(target)
     checked = steps is None and seed is None
@@ -132,6 +134,7 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
                         # the file's name only: the same run makes the same trace wherever the file lives
                         metadata={"scenario": scenario.name, "description": scenario.description,
                                   "scenario_path": Path(scenario.path).name, **data_record(scenario, data),
+                                  **standardization_record(parts),
                                   "overrides": {"steps": steps, "seed": seed, "engine": engine}})
     outcome, phase = None, "starting"
     try:
@@ -142,7 +145,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
             _write_json(target / "summary.json", _summary(scenario, None, checked, elapsed()))
             phase = "training"
             with bar(show_progress, scenario.training.steps, scenario.name, "step") as training_bar:
-                outcome = execute(scenario, data=data, recorder=recorder, progress=step_progress(training_bar))
+                outcome = execute(scenario, data=data, recorder=recorder, progress=step_progress(training_bar),
+                                  test=parts.test, on_evaluation=recorder.held_out)
         except BaseException as error:
             with signals_held(), suppress(SimnetError):
                 recorder.close("interrupted" if isinstance(error, KeyboardInterrupt) else "failed")
@@ -152,6 +156,8 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
         with open_trace(target) as trace, bar(show_progress, None, "drawing", "frame") as drawing_bar:
             render_run(trace, target, gifs=scenario.record.gifs if gifs else (), data=data,
                        progress=frame_progress(drawing_bar))
+        if gifs:  # without GIFs a run draws only loss.png
+            _draw_confusion(outcome, target)
         phase = "finishing"
         final = _summary(scenario, outcome, checked, elapsed())
         with signals_held():
@@ -159,6 +165,14 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
     except BaseException as error:
         return _stopped(error, phase, scenario, outcome, target, checked, elapsed())
     return RunResult(scenario, target, outcome, checked, final["status"], final["end_reason"], None, False)
+
+
+def _draw_confusion(outcome, target):
+    """confusion.png of a classification run: on the held-out set if it has one, else on the training data."""
+    if outcome.test is not None and outcome.test.confusion is not None:
+        plot_confusion(outcome.test.confusion, target / "confusion.png", f"held-out set after step {outcome.steps}")
+    elif outcome.confusion is not None:
+        plot_confusion(outcome.confusion, target / "confusion.png", f"training data after step {outcome.steps}")
 
 
 def check(scenario: str | os.PathLike | Scenario, *, engine: str | None = None) -> Outcome:
@@ -223,6 +237,10 @@ def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None
         "engine": sc.training.engine,
         "loss": None if outcome is None else _finite_or_none(outcome.loss),
         "accuracy": None if outcome is None else outcome.accuracy,
+        "test_loss": None if outcome is None else _finite_or_none(outcome.test_loss),
+        "test_accuracy": None if outcome is None else outcome.test_accuracy,
+        "confusion": None if outcome is None else outcome.confusion,
+        "test_confusion": None if outcome is None or outcome.test is None else outcome.test.confusion,
         "wall_time": round(wall_time, 3),
         "train_time": None if outcome is None else round(outcome.wall_time, 3),
         "interrupted": status == "interrupted",

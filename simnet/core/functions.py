@@ -13,7 +13,8 @@ import numpy as np
 from ..errors import SimnetError
 
 __all__ = ["ACTIVATIONS", "CLASSIFICATION", "EPS", "LEAKY_SLOPE", "LOSSES", "Activation", "SimnetWarning", "accuracy",
-           "activation", "activation_names", "hinge_sign", "label_problem", "loss_fit", "loss_function"]
+           "activation", "activation_names", "class_index_problem", "class_targets", "confusion", "hinge_sign",
+           "label_problem", "loss_fit", "loss_function", "one_hot"]
 
 LEAKY_SLOPE = 0.01
 
@@ -191,6 +192,73 @@ def label_problem(loss, Y):
             row = int(rows[0])
             return row, None, f"{ones[row]} labels are 1; {loss} takes {rule}"
     return None
+
+
+def one_hot(labels, classes):
+    """(samples, classes) rows of 0s with a 1 in column labels[i]: class indices as cross_entropy's targets.
+
+    >>> one_hot(np.array([2, 0]), 3)
+    array([[0., 0., 1.],
+           [1., 0., 0.]])
+    """
+    return np.eye(classes)[np.asarray(labels, dtype=np.int64).ravel()]
+
+
+def class_index_problem(labels, classes):
+    """(row, why) of the first of `labels` that is not a class index 0..classes-1, or None."""
+    labels = np.asarray(labels, dtype=float).ravel()
+    bad = np.flatnonzero((labels != np.round(labels)) | (labels < 0) | (labels >= classes))
+    if len(bad):
+        row = int(bad[0])
+        return row, f"label {labels[row]:g} is not a class index 0..{classes - 1} ({classes} outputs, one per class)"
+    return None
+
+
+def class_targets(loss, Y, outputs):
+    """Targets for `outputs` output neurons: class indices (one per sample) one-hot for cross_entropy, else Y.
+
+    cross_entropy over K outputs takes either one-hot rows or one class index
+    0..K-1 per sample (a vector, or one column); SimnetError names the first
+    label that is no class index.
+
+    >>> class_targets("cross_entropy", [1, 0], 2)
+    array([[0., 1.],
+           [1., 0.]])
+    """
+    if loss != "cross_entropy" or outputs < 2:
+        return Y
+    labels = np.asarray(Y)
+    if labels.ndim == 1 or (labels.ndim == 2 and labels.shape[1] == 1):
+        if labels.dtype.kind not in "iufb":
+            raise SimnetError(f"Y must hold numbers (class indices), got {labels.dtype}")
+        problem = class_index_problem(labels, outputs)
+        if problem:
+            raise SimnetError(f"Y row {problem[0]}: {problem[1]}")
+        return one_hot(labels, outputs)
+    return Y
+
+
+def confusion(loss_name, P, Y):
+    """(K, K) counts of samples by true class (rows) and picked class (columns) under `loss_name`'s rule.
+
+    cross_entropy picks the largest output; bce and hinge with one output pick
+    class 1 above 0.5 and above 0.  None for regression or for bce/hinge with
+    several outputs (each is a separate yes/no).  The counts sum to the samples.
+
+    >>> confusion("cross_entropy", np.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]]), np.eye(2)[[0, 0, 1]])
+    array([[1, 1],
+           [1, 0]])
+    """
+    if loss_name == "cross_entropy":
+        truth, picked = Y.argmax(axis=1), P.argmax(axis=1)
+    elif loss_name in ("bce", "hinge") and Y.shape[1] == 1:
+        truth, picked = (Y[:, 0] > 0.5).astype(int), (P[:, 0] > (0.5 if loss_name == "bce" else 0.0)).astype(int)
+    else:
+        return None
+    classes = max(Y.shape[1], 2)
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (truth, picked), 1)
+    return counts
 
 
 def loss_function(name):

@@ -222,9 +222,9 @@ class Network:
         return (f"Network({len(self.inputs)} inputs, {len(self.neurons) - len(self.inputs) - len(self.outputs)}"
                 f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
 
-    def _repr_png_(self):
+    def _repr_png_(self, quick=False):
         from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
-        return network_png(self)
+        return network_png(self, quick=quick)
 
     def parameters(self) -> int:
         """Number of trainable numbers: weights plus biases of non-input neurons."""
@@ -432,7 +432,7 @@ class Network:
               optimizer: str | SGD = "sgd", batch_size: int | None = None,
               recorder: Callable[[Event], object] | None = None, engine: str | Engine = "actor",
               l1: float = 0.0, l2: float = 0.0, before_step: Callable[[Network, int], object] | None = None,
-              progress: Callable[[int, float], object] | None = None) -> History:
+              progress: Callable[[int, float], object] | None = None, show: bool = False) -> History:
         """Train for `steps` weight updates; returns a :class:`simnet.core.trainer.History`.
 
         `X` (samples, inputs) and `Y` (samples, outputs) follow the order of
@@ -442,7 +442,10 @@ class Network:
         `recorder` a subscriber such as :class:`simnet.Recorder`; `engine`
         "actor", "fast" or an engine object; `l1`, `l2` weight penalties.
         `before_step(net, step)` runs before every step (scripted actions go there);
-        `progress(step, loss)` after every step.  See :func:`simnet.core.trainer.train`.
+        `progress(step, loss)` after every step.  `show`: in a Jupyter notebook,
+        one picture of the network redrawn as it trains (as often as keeps
+        drawing to a tenth of the time) under a progress bar.  See
+        :func:`simnet.core.trainer.train`.
 
         >>> import simnet as sn
         >>> net = sn.Network.layered([2, 4, 1], output="sigmoid", seed=1)
@@ -452,9 +455,20 @@ class Network:
         (300, True)
         """
         from .trainer import train
-        return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
-                     batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                     before_step=before_step, progress=progress)
+        if not show:
+            return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
+                         batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
+                         before_step=before_step, progress=progress)
+        from ..progress import live_view
+        # redrawn many times: encoded at once rather than small
+        with live_view(lambda: self._repr_png_(quick=True), steps) as view:
+            def both(step, L):
+                view(step, L)
+                if progress is not None:
+                    progress(step, L)
+            return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
+                         batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
+                         before_step=before_step, progress=both)
 
     # ---- building and converting ------------------------------------------
 

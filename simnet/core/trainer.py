@@ -13,7 +13,8 @@ import numpy as np
 
 from .engine import firing_order, link_names, make_engine
 from ..errors import DivergenceError, SimnetError, TopologyError, positive_int
-from .functions import CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, label_problem, loss_fit, loss_function
+from .functions import (CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, class_targets, label_problem, loss_fit,
+                        loss_function)
 from .validation import matrix, validate_inputs
 from .optim import optimizer as make_optimizer
 
@@ -37,6 +38,8 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
           engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
     """Train `net` on X (samples, n_inputs) and Y (samples, n_outputs) for `steps` updates.
 
+    With cross_entropy over K outputs, Y may instead hold one class index
+    0..K-1 per sample.
     Steps continue the network's count (`net.step`).  `recorder` is subscribed to
     the network's bus for the run.  `before_step(net, step)` is called before each
     step, `progress(step, loss)` after it.  Ctrl-C stops at the next step boundary;
@@ -47,7 +50,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     Returns a History.
     """
     X = validate_inputs(net, X)
-    Y = matrix(Y, "Y", len(net.outputs), "outputs")
+    Y = matrix(class_targets(loss, Y, len(net.outputs)), "Y", len(net.outputs), "outputs")
     if Y.shape[0] != X.shape[0]:
         raise SimnetError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; expected one target row per sample")
     steps = positive_int(steps, "steps")

@@ -82,7 +82,7 @@ def _parse(path, text, top):
     training = _parse_training(top.table_at("training", required=True))
     record = _parse_record(top.table_at("record"))
     script = tuple(_parse_action(t, i, training.steps) for i, t in enumerate(top.tables_at("script")))
-    expect = _parse_expect(top.table_at("expect"), training)
+    expect = _parse_expect(top.table_at("expect"), training, data)
     top.finish()
     return Scenario(path, text, name, description, seed, network, data, training, record, script, expect)
 
@@ -127,23 +127,54 @@ def _parse_neuron(t):
 
 def _parse_data(t, scenario_path):
     kind = t.get("kind", choice(datasets.KINDS))
+    held_out = _parse_held_out(t, kind)
     if kind == "csv":
-        for key in ("samples", "noise"):
+        for key in ("samples", "noise", "classes"):
             if key in t.table:
                 raise t.error(key, "does not apply to kind = \"csv\"; the file gives the samples")
         relative = t.get("path", string)
         if not relative:
             raise t.error("path", "expected the path of a CSV file, got an empty string")
+        test_relative = t.get("test_path", string, None)
+        if test_relative == "":
+            raise t.error("test_path", "expected the path of a CSV file of held-out samples, got an empty string")
+        if test_relative is not None and held_out["test_fraction"]:
+            raise t.error("test_path", "give either test_fraction or test_path, not both")
+        image = t.get("image", array_of(integer(1), min_length=2), None)
+        if image is not None and len(image) != 2:
+            raise t.error("image", f"expected [rows, columns], got {len(image)} numbers")
         t.finish()
         path = scenario_path.parent / relative
         confined(scenario_path, path)
-        return DataSpec(kind, path=path)
-    if "path" in t.table:
-        raise t.error("path", f"only applies to kind = \"csv\"; kind is {kind!r}")
+        test_path = None
+        if test_relative is not None:
+            test_path = scenario_path.parent / test_relative
+            confined(scenario_path, test_path)
+        return DataSpec(kind, path=path, test_path=test_path, image=image and tuple(image), **held_out)
+    for key in ("path", "test_path", "image"):
+        if key in t.table:
+            raise t.error(key, f"only applies to kind = \"csv\"; kind is {kind!r}")
+    if kind in datasets.REAL:
+        for key in ("samples", "noise", "classes"):
+            if key in t.table:
+                raise t.error(key, f"does not apply to kind = {kind!r}, a fixed data set")
+        t.finish()
+        X, _ = datasets.real(kind)
+        return DataSpec(kind, len(X), classes=datasets.REAL[kind][1], image=datasets.IMAGES.get(kind), **held_out)
     samples = t.get("samples", integer(1), 200)
     noise = t.get("noise", number(0), 0.0)
+    classes = t.get("classes", integer(2, 64), 2)
+    if classes != 2 and kind not in datasets.MANY_CLASSES:
+        raise t.error("classes", f"data kind {kind!r} has two classes; {', '.join(datasets.MANY_CLASSES)} "
+                                 "can have more")
     t.finish()
-    return DataSpec(kind, samples, noise)
+    return DataSpec(kind, samples, noise, classes=classes, **held_out)
+
+
+def _parse_held_out(t, kind):
+    """test_fraction and standardize, which apply to every kind of data."""
+    fraction = t.get("test_fraction", number(0, high=0.9), 0.0)
+    return {"test_fraction": float(fraction), "standardize": t.get("standardize", boolean, False)}
 
 
 def _parse_training(t):
@@ -192,11 +223,13 @@ def _parse_checks(t, step=None):
         dead=t.get("dead", names, ()),
         alive=t.get("alive", names, ()),
         symmetric=t.get("symmetric", array_of(array_of(neuron_name, min_length=2)), ()),
+        test_loss_max=t.get("test_loss_max", number(0), None),
+        test_accuracy_min=t.get("test_accuracy_min", number(0, high=1), None),
     )
     return checks
 
 
-def _parse_expect(t, training):
+def _parse_expect(t, training, data):
     final = _parse_checks(t)
     at_step = []
     for s in t.tables_at("at_step"):
@@ -211,8 +244,12 @@ def _parse_expect(t, training):
         key = next(k for k in CHECK_KEYS if getattr(final, k) not in (None, ()))
         raise t.error(key, "cannot be checked at the end of a run that is expected to diverge (diverges = true)")
     for checks in (final, *at_step):
+        for key in ("test_loss_max", "test_accuracy_min"):
+            if getattr(checks, key) is not None and not data.held_out:
+                raise ScenarioError(t.file, f"{checks.where}.{key}", "there is no held-out set to check; "
+                                    "set [data] test_fraction (or test_path for csv)")
         if training.loss not in CLASSIFICATION:
-            for key in ("accuracy_min", "accuracy_max"):
+            for key in ("accuracy_min", "accuracy_max", "test_accuracy_min"):
                 if getattr(checks, key) is not None:
                     raise ScenarioError(t.file, f"{checks.where}.{key}",
                                         f"accuracy applies to classification losses ({', '.join(sorted(CLASSIFICATION))})"
@@ -244,6 +281,10 @@ def _check_fit(scenario):
                             f"(it has {len(inputs)} inputs and {len(outputs)} outputs)")
     if scenario.data.kind != "csv":
         _check_builtin_fit(scenario, inputs, outputs)
+    elif scenario.data.image is not None and scenario.data.image[0] * scenario.data.image[1] != len(inputs):
+        rows, cols = scenario.data.image
+        raise ScenarioError(scenario.path, "data.image", f"a {rows}×{cols} image has {rows * cols} pixels, but the "
+                            f"network has {len(inputs)} input neurons")
     _check_loss(scenario)
 
 
@@ -260,18 +301,22 @@ def _check_loss(scenario):
 
 def _check_builtin_fit(scenario, inputs, outputs):
     """A built-in data set's columns and kind of labels fit the network and the loss."""
-    network, kind, loss = scenario.network, scenario.data.kind, scenario.training.loss
+    network, kind, loss, classes = scenario.network, scenario.data.kind, scenario.training.loss, scenario.data.classes
     where = "network.layers" if network.layers else "network.neurons"
-    columns, classes = datasets.SHAPES[kind]
-    if not classes and loss in CLASSIFICATION:
+    columns, labelled = datasets.SHAPES[kind]
+    if not labelled and loss in CLASSIFICATION:
         raise ScenarioError(scenario.path, "training.loss", f"{loss!r} is a classification loss, but data kind "
                             f"{kind!r} is a regression set; expected mse")
-    wanted = 2 if loss == "cross_entropy" else 1
+    if classes > 2 and loss != "cross_entropy":
+        key = "data.classes" if kind in datasets.MANY_CLASSES else "training.loss"
+        raise ScenarioError(scenario.path, key, f"{classes} classes need cross_entropy over {classes} outputs, "
+                            f"one per class; training.loss is {loss!r}")
+    wanted = classes if loss == "cross_entropy" else 1
     if len(inputs) != columns:
         raise ScenarioError(scenario.path, where, f"data kind {kind!r} has {columns} input column"
                             f"{'s' * (columns > 1)}, but the network has {len(inputs)} input neurons")
     if len(outputs) != wanted:
-        why = ("cross_entropy needs one output per class (2)" if loss == "cross_entropy"
+        why = (f"cross_entropy needs one output per class ({classes})" if loss == "cross_entropy"
                else f"data kind {kind!r} has one target column")
         raise ScenarioError(scenario.path, where, f"{why}, but the network has {len(outputs)} output neurons")
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.functions import label_problem
+from ..core.functions import class_index_problem, label_problem, one_hot
 from ..core.graph import MAX_SEED, Network
 from ..core.memory import budget, bytes_text, layered_size
 from ..errors import ScenarioError
@@ -16,8 +16,8 @@ from .reading import confined
 from .sizes import check_sizes, csv_bytes
 from .tables import choice, integer
 
-__all__ = ["CHECK_KEYS", "ENGINES", "GIFS", "Action", "Checks", "ConnectionSpec", "DataSpec", "Expect", "NetworkSpec",
-           "NeuronSpec", "RecordSpec", "Scenario", "TrainingSpec"]
+__all__ = ["CHECK_KEYS", "ENGINES", "GIFS", "Action", "Checks", "ConnectionSpec", "DataParts", "DataSpec", "Expect",
+           "NetworkSpec", "NeuronSpec", "RecordSpec", "Scenario", "TrainingSpec"]
 
 ENGINES = ("actor", "fast")
 GIFS = ("activations", "weights")
@@ -98,6 +98,26 @@ class DataSpec:
     samples: int = 200
     noise: float = 0.0
     path: Path | None = None  # kind = "csv": resolved against the scenario file's directory
+    classes: int = 2  # spiral, gaussians, circle: how many classes to draw; iris and digits: theirs
+    test_fraction: float = 0.0  # held out of training, drawn by the scenario's seed
+    standardize: bool = False  # inputs to mean 0 and scale 1, as measured on the training part
+    test_path: Path | None = None  # kind = "csv": a held-out set of its own
+    image: tuple | None = None  # (rows, columns) when the inputs are the pixels of an image
+
+    @property
+    def held_out(self):
+        """True if the run evaluates a held-out test set."""
+        return self.test_fraction > 0 or self.test_path is not None
+
+
+@dataclass(frozen=True)
+class DataParts:
+    """A scenario's data as a run uses it: the training part, the held-out part (or None), the standardisation."""
+
+    train: tuple  # (X, Y)
+    test: tuple | None  # (X, Y)
+    mean: np.ndarray | None = None  # what standardize subtracted from each input, None without it
+    scale: np.ndarray | None = None  # what it then divided by
 
 
 @dataclass(frozen=True)
@@ -160,6 +180,8 @@ class Checks:
     dead: tuple = ()
     alive: tuple = ()
     symmetric: tuple = ()  # groups of neuron names that must stay interchangeable
+    test_loss_max: float | None = None  # on the held-out set
+    test_accuracy_min: float | None = None
 
     @property
     def empty(self):
@@ -175,7 +197,8 @@ class Checks:
                 yield f"{self.where}.symmetric[{g}][{i}]", name
 
 
-CHECK_KEYS = ("loss_max", "loss_min", "accuracy_min", "accuracy_max", "dead", "alive", "symmetric")
+CHECK_KEYS = ("loss_max", "loss_min", "accuracy_min", "accuracy_max", "dead", "alive", "symmetric", "test_loss_max",
+              "test_accuracy_min")
 
 
 @dataclass(frozen=True)
@@ -231,35 +254,71 @@ class Scenario:
         """(X, Y) for training: X (samples, inputs) in input-neuron order, Y (samples, outputs).
 
         Built-in sets are drawn from the scenario's seed; `cross_entropy` gets
-        its labels one-hot.  ScenarioError if a CSV file does not fit the network.
+        its labels one-hot.  With a held-out set, the training part only; see
+        :meth:`parts`.  ScenarioError if a CSV file does not fit the network.
         """
-        inputs, outputs = self.network.names("input"), self.network.names("output")
+        return self.parts().train
+
+    def parts(self):
+        """The DataParts of this scenario: training and held-out (X, Y), standardised as the scenario says."""
         if self.data.kind == "csv":
-            # checked again: the file system may have changed since the scenario was loaded
-            confined(self.path, self.data.path)
-            if not self.data.path.is_file():
-                raise ScenarioError(self.path, "data.path", f"{str(self.data.path)!r} "
-                                    + ("is not a file" if self.data.path.exists() else "does not exist"))
-            affordable = csv_bytes(self)
-
-            def too_big(size):
-                found = f"{size:,} bytes" if size is not None else f"more than {affordable:,} bytes"
-                return (f"is {found}; with this network and training, at most {affordable:,} bytes of CSV data "
-                        f"fit in the memory this machine has available ({bytes_text(budget() * 2)})")
-
-            def labels(table):
-                # the label columns come after the inputs: report the column by its place in the table
-                problem = label_problem(self.training.loss, table[:, len(inputs):])
-                return problem and (problem[0], None if problem[1] is None else len(inputs) + problem[1], problem[2])
-
-            table = datasets.read_csv(self.data.path, inputs + outputs, max_bytes=affordable, too_big=too_big,
-                                      check=labels)
-            check_sizes(self, len(table))
-            X, Y = table[:, :len(inputs)], table[:, len(inputs):]
+            X, Y = self._read_csv(self.data.path, "data.path")
+            test = self._read_csv(self.data.test_path, "data.test_path") if self.data.test_path else None
         else:
-            X, y = datasets.generate(self.data.kind, self.data.samples, self.data.noise, self.seed)
-            Y = np.hstack([1.0 - y, y]) if self.training.loss == "cross_entropy" else y
+            X, y = datasets.generate(self.data.kind, self.data.samples, self.data.noise, self.seed, self.data.classes)
+            outputs = self.network.count("output")
+            Y = one_hot(y, outputs) if self.training.loss == "cross_entropy" else y
+            test = None
+        if self.data.test_fraction > 0:
+            train, held = datasets.split(len(X), self.data.test_fraction, self.seed)
+            X, Y, test = X[train], Y[train], (X[held], Y[held])
         if self.training.batch_size is not None and self.training.batch_size > len(X):
             raise ScenarioError(self.path, "training.batch_size",
-                                f"{self.training.batch_size} is larger than the data set ({len(X)} samples)")
-        return X, Y
+                                f"{self.training.batch_size} is larger than the "
+                                f"{'training part of the ' * self.data.held_out}data set ({len(X)} samples)")
+        if not self.data.standardize:
+            return DataParts((X, Y), test)
+        mean = X.mean(axis=0)
+        spread = X.std(axis=0)
+        # an input that never changes (a digit's corner pixel) stays 0 rather than dividing by 0
+        scale = np.where(spread > 0, spread, 1.0)
+        test = None if test is None else ((test[0] - mean) / scale, test[1])
+        return DataParts(((X - mean) / scale, Y), test, mean, scale)
+
+    def _read_csv(self, path, key):
+        """(X, Y) of the csv file at `path` (the scenario's `key`): one column per output, or a `label` column."""
+        inputs, outputs = self.network.names("input"), self.network.names("output")
+        # checked again: the file system may have changed since the scenario was loaded
+        confined(self.path, path)
+        if not path.is_file():
+            raise ScenarioError(self.path, key,
+                                f"{str(path)!r} " + ("is not a file" if path.exists() else "does not exist"))
+        affordable = csv_bytes(self)
+        labelled = self._labelled(path)
+        columns = inputs + (["label"] if labelled else outputs)
+
+        def too_big(size):
+            found = f"{size:,} bytes" if size is not None else f"more than {affordable:,} bytes"
+            return (f"is {found}; with this network and training, at most {affordable:,} bytes of CSV data "
+                    f"fit in the memory this machine has available ({bytes_text(budget() * 2)})")
+
+        def labels(table):
+            # the label columns come after the inputs: report the column by its place in the table
+            if labelled:
+                problem = class_index_problem(table[:, -1], len(outputs))
+                return problem and (problem[0], len(inputs), problem[1])
+            problem = label_problem(self.training.loss, table[:, len(inputs):])
+            return problem and (problem[0], None if problem[1] is None else len(inputs) + problem[1], problem[2])
+
+        table = datasets.read_csv(path, columns, max_bytes=affordable, too_big=too_big, check=labels)
+        check_sizes(self, len(table))
+        X, Y = table[:, :len(inputs)], table[:, len(inputs):]
+        return X, (one_hot(Y, len(outputs)) if labelled else Y)
+
+    def _labelled(self, path):
+        """True if the csv file's header has a `label` column of class indices (for cross_entropy over K outputs)."""
+        if self.training.loss != "cross_entropy" or "label" in self.network.names("output"):
+            return False
+        with open(path, "rb") as f:
+            header = f.readline(1 << 16).decode("utf-8", "replace")
+        return "label" in [name.strip() for name in header.split(",")]

@@ -6,7 +6,8 @@ import numpy as np
 
 from ..errors import SimnetError
 
-__all__ = ["data_record", "loss_penalty", "penalty", "trace_data", "training_data"]
+__all__ = ["data_record", "loss_penalty", "penalty", "standardization_record", "trace_data", "trace_image",
+           "training_data"]
 
 
 def training_data(trace):
@@ -43,6 +44,16 @@ def trace_data(trace):
         return None, "no data points: the trace's scenario does not give them"
 
 
+def trace_image(trace):
+    """(rows, columns) of the image a trace's inputs form (digits, or a csv scenario's `image`), or None."""
+    from .loader import recorded
+    try:
+        scenario = recorded(getattr(trace, "metadata", None) or {})
+    except SimnetError:
+        return None
+    return None if scenario is None else scenario.data.image
+
+
 def data_record(scenario, data):
     """The metadata a run's Recorder keeps so that its pictures can be drawn from the trace alone.
 
@@ -54,6 +65,17 @@ def data_record(scenario, data):
     if scenario.data.kind != "csv":
         return {}
     return {"data_points": {"X": np.asarray(X, float).tolist(), "Y": np.asarray(Y, float).tolist()}}
+
+
+def standardization_record(parts):
+    """The metadata keeping what a standardised run subtracted from and divided its inputs by ({} without it).
+
+    `parts`: the scenario's :class:`~simnet.scenario.model.DataParts`.  Measured on the training part only;
+    the pictures and the held-out set use the same.
+    """
+    if parts.mean is None:
+        return {}
+    return {"standardize": {"mean": parts.mean.tolist(), "scale": parts.scale.tolist()}}
 
 
 def penalty(config):

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.engine import firing_order, probe
-from ..core.functions import CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, loss_function
+from ..core.functions import CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, confusion, loss_function
 from ..core.graph import Network
 from ..errors import DivergenceError
 from .model import Scenario
 
-__all__ = ["CheckResult", "Outcome", "Timeline", "check", "evaluate", "execute"]
+__all__ = ["CheckResult", "Evaluation", "Outcome", "Timeline", "check", "evaluate", "execute", "held_out",
+           "held_out_steps"]
 
 
 @dataclass
@@ -36,6 +37,17 @@ class Outcome:
     diverged: DivergenceError | None
     results: list
     wall_time: float
+    confusion: list | None = None  # on the training data after the last step (rows = true class), classification
+    test: "Evaluation | None" = None  # on the held-out set after the last step
+    evaluations: list | None = None  # the held-out Evaluation of every `[record] every`-th step and of the last
+
+    @property
+    def test_loss(self):
+        return None if self.test is None else self.test.loss
+
+    @property
+    def test_accuracy(self):
+        return None if self.test is None else self.test.accuracy
 
     @property
     def passed(self):
@@ -44,6 +56,34 @@ class Outcome:
     @property
     def steps(self):
         return self.network.step
+
+
+@dataclass
+class Evaluation:
+    """The network after `step` on a held-out set: its loss, accuracy and confusion (None for regression)."""
+
+    step: int
+    loss: float
+    accuracy: float | None
+    confusion: list | None
+
+
+def held_out_steps(every, steps):
+    """The steps after which a run evaluates its held-out set: every `every`-th of `steps`, and the last.
+
+    >>> held_out_steps(10, 25)
+    [10, 20, 25]
+    """
+    return sorted({*range(every, steps + 1, every), steps})
+
+
+def held_out(net, test, loss):
+    """The Evaluation of `net` as it is now on the held-out (X, Y) `test`."""
+    X, Y = test
+    L, acc, values = evaluate(net, X, Y, loss)
+    P = np.column_stack([values[n.name] for n in net.outputs])
+    counts = confusion(loss, P, Y) if loss in CLASSIFICATION else None
+    return Evaluation(net.step, L, acc, None if counts is None else counts.tolist())
 
 
 def evaluate(net, X, Y, loss):
@@ -57,10 +97,11 @@ def evaluate(net, X, Y, loss):
     return L, acc, values
 
 
-def check(checks, net, X, Y, loss, evaluation=None):
+def check(checks, net, X, Y, loss, evaluation=None, test=None):
     """CheckResults of `checks` against `net`'s current state on the data set.
 
-    evaluation: what ``evaluate(net, X, Y, loss)`` gives, if the caller has it already.
+    evaluation: what ``evaluate(net, X, Y, loss)`` gives, if the caller has it already;
+    test: the held-out Evaluation, for test_loss_max and test_accuracy_min.
     """
     L, acc, values = evaluation or evaluate(net, X, Y, loss)
     when = "" if checks.step is None else f" after step {checks.step}"
@@ -71,7 +112,8 @@ def check(checks, net, X, Y, loss, evaluation=None):
             ok = actual is not None and math.isfinite(actual) and holds(actual, limit)
             shown = "none" if actual is None else fmt(actual)
             out.append(CheckResult(f"{checks.where}.{key}", ok,
-                                   f"{key.split('_')[0]}{when} {shown} {op if ok else _negate[op]} {fmt(limit)}",
+                                   f"{key.rsplit('_', 1)[0].replace('_', ' ')}{when} {shown} "
+                                   f"{op if ok else _negate[op]} {fmt(limit)}",
                                    actual))
 
     def percent(x):
@@ -84,6 +126,9 @@ def check(checks, net, X, Y, loss, evaluation=None):
     bound("loss_min", L, checks.loss_min, lambda a, b: a >= b, ">=", plain)
     bound("accuracy_min", acc, checks.accuracy_min, lambda a, b: a >= b, ">=", percent)
     bound("accuracy_max", acc, checks.accuracy_max, lambda a, b: a <= b, "<=", percent)
+    if test is not None:
+        bound("test_loss_max", test.loss, checks.test_loss_max, lambda a, b: a <= b, "<=", plain)
+        bound("test_accuracy_min", test.accuracy, checks.test_accuracy_min, lambda a, b: a >= b, ">=", percent)
     for key, want_dead in (("dead", True), ("alive", False)):
         for i, name in enumerate(getattr(checks, key)):
             dead = not np.any(values[name] > 0)
@@ -126,8 +171,13 @@ def _asymmetry(net, group):
 class Timeline:
     """The `before_step` of a scenario's run: step checks first, then the script actions due at this step."""
 
-    def __init__(self, scenario, X, Y):
+    def __init__(self, scenario, X, Y, test=None, on_evaluation=None):
         self.scenario, self.X, self.Y = scenario, X, Y
+        # the held-out set is looked at after every `[record] every`-th step and the last
+        self.test, self.on_evaluation = test, on_evaluation
+        self.evaluated_after = set() if test is None else set(held_out_steps(scenario.record.every,
+                                                                              scenario.training.steps))
+        self.evaluations = []
         self.actions = {}
         for action in scenario.script:
             self.actions.setdefault(action.at, []).append(action)
@@ -137,8 +187,22 @@ class Timeline:
         self.results = []
 
     def check_state_after(self, net, step):
+        test = self.evaluate_held_out(net, step)
         for checks in self.checks.get(step, ()):
-            self.results += check(checks, net, self.X, self.Y, self.scenario.training.loss)
+            self.results += check(checks, net, self.X, self.Y, self.scenario.training.loss, test=test)
+
+    def evaluate_held_out(self, net, step, last=False):
+        """The held-out Evaluation after `step`, kept and reported if it is an evaluated step or the `last`."""
+        if self.test is None or not (last or step in self.evaluated_after or self.checks.get(step)):
+            return None
+        if self.evaluations and self.evaluations[-1].step == step:
+            return self.evaluations[-1]
+        evaluation = held_out(net, self.test, self.scenario.training.loss)
+        if last or step in self.evaluated_after:
+            self.evaluations.append(evaluation)
+            if self.on_evaluation is not None:
+                self.on_evaluation(evaluation)
+        return evaluation
 
     def __call__(self, net, step):
         self.check_state_after(net, step - 1)
@@ -149,16 +213,21 @@ class Timeline:
             action.perform(net, self.scenario.seed, self.scenario.path)
 
 
-def execute(scenario, *, data=None, recorder=None, progress=None):
+def execute(scenario, *, data=None, recorder=None, progress=None, test=None, on_evaluation=None):
     """Train `scenario`'s network on its data set and check its expectations; returns an Outcome.
 
-    `data` is (X, Y) if already built; `recorder` and `progress` go to
-    :meth:`Network.train`.  A run that diverges returns (with `.diverged`)
-    instead of raising.
+    `data` is (X, Y) if already built, `test` the held-out (X, Y) with it
+    (without `data`, both come from the scenario); `recorder` and `progress`
+    go to :meth:`Network.train`; `on_evaluation(Evaluation)` hears of each
+    evaluation of the held-out set.  A run that diverges returns (with
+    `.diverged`) instead of raising.
     """
-    X, Y = data if data is not None else scenario.dataset()
+    if data is None:
+        parts = scenario.parts()
+        data, test = parts.train, parts.test
+    X, Y = data
     net = scenario.build_network()
-    timeline = Timeline(scenario, X, Y)
+    timeline = Timeline(scenario, X, Y, test, on_evaluation)
     training = scenario.training
     start = time.perf_counter()
     diverged = None
@@ -181,12 +250,18 @@ def execute(scenario, *, data=None, recorder=None, progress=None):
             # the last update left weights that overflow on the data set: the run diverged at its end
             diverged = _diverged_at_the_end(net, evaluation)
             diverged.history = history
+    counts = final_test = None
     if diverged is None:
+        final_test = timeline.evaluate_held_out(net, net.step, last=True)
         timeline.check_state_after(net, net.step)
-        loss, accuracy, _ = evaluation
-        results += check(scenario.expect.final, net, X, Y, training.loss, evaluation)
+        loss, accuracy, values = evaluation
+        results += check(scenario.expect.final, net, X, Y, training.loss, evaluation, test=final_test)
+        if training.loss in CLASSIFICATION:
+            counts = confusion(training.loss, np.column_stack([values[n.name] for n in net.outputs]), Y)
     results += _ending_results(scenario, diverged, history, net.step)
-    return Outcome(scenario, net, history, loss, accuracy, diverged, results, wall_time)
+    return Outcome(scenario, net, history, loss, accuracy, diverged, results, wall_time,
+                   None if counts is None else counts.tolist(), final_test,
+                   timeline.evaluations if test is not None else None)
 
 
 def _diverged_at_the_end(net, evaluation):

@@ -9,8 +9,10 @@ import numpy as np
 from ..errors import SimnetError, TraceError
 from .export import FIELDS, plain, write_csv, write_jsonl
 from ..core.functions import activation as lookup_activation
+from ..scenario.runinfo import trace_data, trace_image
 
-__all__ = ["DERIVATIVES", "EVENT_FORMATS", "explain", "summary", "write_events", "write_table"]
+__all__ = ["DERIVATIVES", "EVENT_FORMATS", "INK", "explain", "explain_sample", "summary", "text_image", "write_events",
+           "write_table"]
 
 EVENT_FORMATS = ("table", "jsonl", "csv")
 
@@ -66,6 +68,11 @@ def summary(trace):
                  + (f" ({frozen} frozen)" if frozen else "") + f" at step {trace.last_step}")
     if len(history["step"]):
         lines.append(_final_loss(trace, history, config, net))
+    held = trace.held_out()
+    if len(held["step"]):
+        lines.append(f"held out   loss {_n(float(held['loss'][-1]))}"
+                     + ("" if np.isnan(held["accuracy"][-1]) else f", accuracy {_n(float(held['accuracy'][-1]))}")
+                     + f" after step {held['step'][-1]} ({_count(len(held['step']), 'evaluation')})")
     actions = trace.actions()
     if actions:
         shown = ", ".join(f"{a['step']}: {a['label'] or a['action']}" for a in actions[:6])
@@ -118,6 +125,66 @@ def explain(trace, step, neuron):
                          + [f"  weight {u} -> {neuron}: {_n(G.edges[u, neuron]['weight'])}"
                             for u in _incoming(G, neuron)])
     return "\n".join(_Explanation(trace, step, neuron, G).lines(title))
+
+
+INK = " .:-=+*#%@"  # a pixel's value from the smallest to the largest of its image, as text
+
+
+def text_image(values, shape):
+    """`values` (rows × columns of them) as lines of text, each pixel two characters of INK, darker = larger."""
+    grid = np.asarray(values, float).reshape(shape)
+    low, high = grid.min(), grid.max()
+    level = np.zeros(grid.shape, int) if high == low else np.round((grid - low) / (high - low) * (len(INK) - 1))
+    return ["  " + "".join(INK[int(v)] * 2 for v in row) for row in level]
+
+
+def explain_sample(trace, step, index, most=5):
+    """The network's answer at `step` for sample `index` of the data set its pictures draw, for a person.
+
+    Its input (as an image when the inputs form one), each output's z and
+    softmax probability, the class picked against the true one, and the
+    `most` neurons feeding the picked output that contributed most to its z
+    (activation × weight).  SimnetError when the trace does not give its data
+    or `index` is not one of its samples.
+    """
+    data, note = trace_data(trace)
+    if data is None:
+        raise SimnetError(f"{trace.path}: {note or 'no data points: the trace does not say what it trained on'}")
+    X, Y = data
+    if not 0 <= index < len(X):
+        raise SimnetError(f"{trace.path}: sample {index} is not in the data set of {len(X)} samples "
+                          f"(0 to {len(X) - 1})")
+    net = trace.network_at(step)
+    P = net.forward(X[index:index + 1])[0]
+    outputs = [n.name for n in net.outputs]
+    lines = [f"Sample {index} of {len(X)} at step {step}", "", "input:"]
+    shape = trace_image(trace)
+    if shape is not None:
+        lines += text_image(X[index], shape) + [f"  ({shape[0]}×{shape[1]} image; darker is larger, "
+                                                f"{X[index].min():.3g} to {X[index].max():.3g})"]
+    else:
+        lines += [f"  {n.name:<8} {_n(x)}" for n, x in zip(net.inputs, X[index])]
+    several = len(outputs) > 1
+    shifted = P - P.max()
+    probability = np.exp(shifted) / np.exp(shifted).sum()
+    lines += ["", "outputs:" + ("  z and softmax probability" if several else "")]
+    lines += [f"  {name:<8} z {_n(z):>10}" + (f"   p {p:.3f}" if several else "")
+              for name, z, p in zip(outputs, P, probability)]
+    picked = int(P.argmax()) if several else 0
+    if several:
+        truth = int(np.argmax(Y[index]))
+        verdict = "right" if picked == truth else f"wrong: the true class is {truth} ({outputs[truth]})"
+        lines += ["", f"picked: class {picked} ({outputs[picked]}), p {probability[picked]:.3f}; {verdict}"]
+    target = net.neurons[outputs[picked]]
+    parts = sorted(((c.source.value[0] * c.weight, c.source.name, c.source.value[0], c.weight)
+                    for c in target.incoming), key=lambda part: -abs(part[0]))
+    lines += ["", f"what made {target.name}'s z {_n(P[picked])}: bias {_n(target.bias)} plus, largest first "
+              "(activation × weight):"]
+    lines += [f"  {name:<8} {_n(a):>10} × {_n(w):>10} = {_n(part):>10}" for part, name, a, w in parts[:most]]
+    if len(parts) > most:
+        rest = sum(part for part, *_ in parts[most:])
+        lines.append(f"  and {len(parts) - most} more, together {_n(rest)}")
+    return "\n".join(lines)
 
 
 def _incoming(G, neuron):

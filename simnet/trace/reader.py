@@ -26,7 +26,7 @@ from ..files import directory_locked
 from .schema import APPLICATION_ID, DETAILS, FILENAME, LAYOUT, SCHEMA_VERSION, STATE_KINDS, KindCodes
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData
 
-__all__ = ["META_CHECKS", "Trace", "open_trace"]
+__all__ = ["INLINE_PAGE_BUDGET", "META_CHECKS", "Trace", "open_trace"]
 
 
 def _trace_file(path):
@@ -123,6 +123,9 @@ META_CHECKS = {
     "scenario_text": (_optional(lambda v: isinstance(v, str)), "text"),
     "runs": (_optional(_runs), "a list of [first, last] steps"),
 }
+
+
+INLINE_PAGE_BUDGET = 3 * 2**20  # a notebook keeps its outputs in the file: the inline replay page stays small
 
 
 class Trace:
@@ -279,6 +282,15 @@ class Trace:
     def _repr_png_(self):
         from ..viz.render import trace_png  # matplotlib loads only when a notebook asks for the picture
         return trace_png(self)
+
+    def _repr_html_(self):
+        """The replay page, inline: in a sandboxed frame of its own, so that its script and styles stay in it."""
+        import html
+        from ..viz.page import render_page
+        page = render_page(self, budget=INLINE_PAGE_BUDGET)
+        return (f'<iframe srcdoc="{html.escape(page, quote=True)}" sandbox="allow-scripts" '
+                'style="width: 100%; height: 760px; border: 1px solid #ddd" '
+                f'title="replay of {html.escape(str(self.path))}"></iframe>')
 
     def __enter__(self):
         return self
@@ -555,6 +567,26 @@ class Trace:
         loss = np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64)
         accuracy = np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64)
         return {"step": step, "loss": loss, "accuracy": accuracy}
+
+    @_guard
+    def held_out(self) -> dict[str, Any]:
+        """The held-out set's loss, accuracy (NaN where none) and confusion matrices after each evaluated step.
+
+        Empty arrays for a run without a held-out set.
+        """
+        exists = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'held_out'").fetchone()
+        rows = self._db.execute("SELECT step, loss, accuracy, confusion FROM held_out ORDER BY step").fetchall() \
+            if exists else []
+        if not all(_step_number(r[0]) and all(v is None or _number(v) for v in r[1:3]) for r in rows):
+            raise self._damaged("held_out", "a step's loss or accuracy is not a number")
+        try:
+            confusion = [None if r[3] is None else np.array(json.loads(r[3]), dtype=np.int64) for r in rows]
+        except (TypeError, ValueError):
+            raise self._damaged("held_out", "a confusion matrix is not a table of counts") from None
+        return {"step": np.array([r[0] for r in rows], dtype=np.int64),
+                "loss": np.array([np.nan if r[1] is None else r[1] for r in rows], dtype=np.float64),
+                "accuracy": np.array([np.nan if r[2] is None else r[2] for r in rows], dtype=np.float64),
+                "confusion": confusion}
 
     @_guard
     def event_counts(self) -> dict[str, int]:

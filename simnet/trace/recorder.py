@@ -17,8 +17,8 @@ from ..core.events import EventBatch
 from ..errors import TraceError, positive_int
 from ..files import lock_directory
 from .snapshot import NetworkState, batch_means, mean_rows
-from .schema import (APPLICATION_ID, DETAILS, FILENAME, KEYFRAME_EVERY, KindCodes, LAYOUT, SAMPLE_LIMIT, SCHEMA,
-                     SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
+from .schema import (APPLICATION_ID, DETAILS, FILENAME, HELD_OUT_TABLE, KEYFRAME_EVERY, KindCodes, LAYOUT, SAMPLE_LIMIT,
+                     SCHEMA, SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
 from .writer import WriterError, WriterProcess
 
 __all__ = ["FLUSH_BYTES", "FLUSH_ROWS", "FLUSH_STEPS", "Recorder"]
@@ -78,6 +78,7 @@ class Recorder:
         self.samples = samples
         self._sampling = detail == "messages" and samples is not False  # per-sample vectors may be kept
         self.kinds = kinds_for(detail)
+        self._held_out = False  # whether the held_out table has been made
         self._create(scenario_text, dict(metadata or {}))
         self._handlers = {
             "fire": self._on_fire, "message": self._on_message,
@@ -200,6 +201,18 @@ class Recorder:
             except WriterError as error:
                 self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
                 raise self._failure from None
+
+    def held_out(self, evaluation: Any) -> None:
+        """Keep a held-out evaluation (`.step`, `.loss`, `.accuracy`, `.confusion`) in the trace's held_out table.
+
+        Written with the steps around it; the table exists only in traces of runs that evaluate one.
+        """
+        if not self._held_out:
+            self._sql.append((HELD_OUT_TABLE, ()))
+            self._held_out = True
+        confusion = None if evaluation.confusion is None else _json(evaluation.confusion)
+        self._sql.append(("INSERT OR REPLACE INTO held_out VALUES (?,?,?,?)",
+                          (evaluation.step, evaluation.loss, evaluation.accuracy, confusion)))
 
     @property
     def state(self):

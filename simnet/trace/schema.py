@@ -38,6 +38,10 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
     after the other).
 ``steps(step, first_seq, last_seq, lr, batch_size, loss, accuracy, done)``
     one row per step: the range of its events and its loss.
+``held_out(step, loss, accuracy, confusion)``
+    only in a trace of a run with a held-out test set: its loss, accuracy and
+    confusion matrix (JSON, rows = true class) after each evaluated step.
+    Created with the first evaluation, so traces of other runs are as before.
 ``keyframes(step, seq, lr)``, ``keyframe_neurons(step, position, neuron, bias)``,
 ``keyframe_connections(step, position, connection, weight, frozen)``
     the full state after every ``keyframe_every``-th step and at the start
@@ -59,7 +63,8 @@ included).
 """
 from ..core.events import KINDS
 
-__all__ = ["APPLICATION_ID", "BATCH_EVENTS_VIEW", "DETAILS", "FILENAME", "HEX_DIGITS", "KEYFRAME_EVERY", "LAYOUT",
+__all__ = ["APPLICATION_ID", "BATCH_EVENTS_VIEW", "DETAILS", "FILENAME", "HELD_OUT_TABLE", "HEX_DIGITS",
+           "KEYFRAME_EVERY", "LAYOUT",
            "SAMPLE_LIMIT", "SCHEMA", "SCHEMA_VERSION", "STATE_KINDS", "STEP_UPSERT", "UNUSED", "KindCodes",
            "kinds_for"]
 
@@ -210,6 +215,8 @@ CREATE VIEW messages AS
     JOIN connections c ON c.id = e.subject
     ORDER BY e.seq;
 """
+
+HELD_OUT_TABLE = """CREATE TABLE IF NOT EXISTS held_out (step INTEGER PRIMARY KEY, loss, accuracy, confusion TEXT)"""
 
 STEP_UPSERT = """
 INSERT INTO steps (step, first_seq, last_seq, lr, batch_size, loss, accuracy, done) VALUES (?,?,?,?,?,?,?,?)

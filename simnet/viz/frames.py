@@ -26,16 +26,17 @@ from functools import cached_property
 
 import numpy as np
 from matplotlib import colormaps
-from matplotlib.colors import FuncNorm, LinearSegmentedColormap, Normalize, TwoSlopeNorm, to_rgba
+from matplotlib.colors import FuncNorm, LinearSegmentedColormap, ListedColormap, Normalize, TwoSlopeNorm, to_rgba
 
 from ..errors import SimnetError
-from .layout import Layout
+from .layout import Layout, column_sizes, geometry
 from .picture import Bar, Look, Picture, Surface
 
-__all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS", "LEVELS", "MAX_WIDTH",
-           "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID", "UNKNOWN", "VALUES",
-           "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "held_levels", "max_abs", "nice_scale",
-           "positive_class", "square_root_norm", "symmetric_norm"]
+__all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "CLASS_STRENGTH", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS",
+           "LEVELS", "MAX_WIDTH", "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID",
+           "UNKNOWN", "VALUES", "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades",
+           "class_surface", "held_levels", "max_abs", "mosaic", "nice_scale", "positive_class", "square_root_norm",
+           "symmetric_norm"]
 
 KINDS = ("activations", "weights")
 LEVELS = 15  # colours per map: odd, so that zero has a colour of its own
@@ -49,6 +50,7 @@ GRADIENTS = colormaps["PuOr"].resampled(LEVELS)
 CHANGES = LinearSegmentedColormap.from_list(
     "change", [VALUES(0.0), VALUES(0.2), "#c4c4c4", VALUES(0.8), VALUES(1.0)], N=CHANGE_LEVELS)
 SURFACE_GRID = 64  # probe points per side for the decision surface
+CLASS_STRENGTH = 0.55  # how far from white a class's colour goes on the surface where the network is sure
 HEAT_STRIDE = 4  # every 4th probe point per side makes a node's 16x16 heatmap
 PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it shows
 MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
@@ -83,9 +85,13 @@ class Film:
     drawn over the decision surface and its extent bounds the probed plane.
     data_note: why there are no data points, said on the surface panel.
     penalty: the L1/L2 penalty the recorded losses hold, in words, for the titles.
+    image: (rows, columns) when the inputs are the pixels of an image: the panel beside
+    the network then shows the input (batch mean) and each first-layer neuron's
+    receptive field, its incoming weights laid out as the image (see :meth:`fields`).
     """
 
-    def __init__(self, snapshots, *, data=None, data_note="", penalty=""):
+    def __init__(self, snapshots, *, data=None, data_note="", penalty="", image=None):
+        self.image = None if image is None else tuple(image)
         self.layout = Layout()
         self.nodes, self.edges = [], []
         self._node, self._edge = {}, {}
@@ -229,22 +235,66 @@ class Film:
             legend = [("weight > 0", {"color": POSITIVE, "linewidth": 2.5}),
                       ("weight < 0", {"color": NEGATIVE, "linewidth": 2.5}),
                       (f"width ~ |weight|, max {s['weight']:g}", {"color": "#777777", "linewidth": 4})]
-            surface = self._surface() if self.probing else None
+            surface = self._surface() if self.probing else self._fields_panel(kind)
             heat = self.probing
             caption = "squares: each neuron's output over the input plane; frame: its batch-mean activation"
         elif kind == "weights":
             bars = [Bar("weight change since previous frame", CHANGES, square_root_norm(s["change"])),
                     Bar("gradient dL/dz (batch mean)", GRADIENTS, square_root_norm(s["gradient"]))]
             legend = [(f"width ~ |change| band, max {s['change']:g}", {"color": "#777777", "linewidth": 4})]
-            surface, heat, caption = None, False, ""
+            surface, heat, caption = self._fields_panel(kind), False, ""
         else:
             raise ValueError(f"unknown picture kind {kind!r}")
+        columns, unlabelled = None, ()
+        if self.fields is not None:
+            positions, columns = self._image_positions(positions)
+            unlabelled = [self.nodes[i] for i in self.fields[0]]
         return Picture(positions, self.nodes, self.roles, self.edges, bars=bars, legend=legend, surface=surface,
-                       heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "")
+                       heat_possible=heat, heat_caption=caption, note=self.probe_note if kind == "activations" else "",
+                       columns=columns, unlabelled=unlabelled)
+
+    def _image_positions(self, positions):
+        """The positions with the input neurons as the pixels of their image, its right edge on the input
+        column, a pixel as wide as a row is high; and the neurons per column the picture is sized by."""
+        rows, cols = self.image
+        names = [self.nodes[i] for i in self.fields[0]]
+        x_in = positions[names[0]][0]
+        columns = column_sizes({n: xy for n, xy in positions.items() if n not in names}) if len(positions) > len(
+            names) else []
+        columns = [rows] + columns
+        g = geometry(columns, surface=True)
+        dx = g.row_px / g.column_px
+        out = dict(positions)
+        for p, name in enumerate(names):
+            r, c = divmod(p, cols)
+            out[name] = (x_in - (cols - 1 - c) * dx, r - (rows - 1) / 2)
+        return out, columns
+
+    @cached_property
+    def classes(self):
+        """K when the outputs are K classes (one-hot data, or three or more outputs without data), else None."""
+        outputs = sum(self.roles[n] == "output" for n in self.nodes)
+        if self.data is None:
+            return outputs if outputs >= 3 else None
+        Y = np.asarray(self.data[1], float)
+        one_hot = Y.ndim == 2 and Y.shape[1] == outputs >= 2 and np.all((Y == 0) | (Y == 1)) and np.all(Y.sum(1) == 1)
+        return outputs if one_hot else None
 
     def _surface(self):
         outputs = [n for n in self.nodes if self.roles[n] == "output"]
         inputs = [n for n in self.nodes if self.roles[n] == "input"]
+        if self.classes:
+            title = "class picked over the inputs (paler: less sure)"
+            colours = class_colours(self.classes)
+            points = None
+            if self.data is not None:
+                X, Y = self.data
+                points = (np.asarray(X, float), colours[np.asarray(Y).argmax(axis=1)])
+            bar = Bar("class picked (output neuron)", ListedColormap(colours[:, :3]),
+                      Normalize(-0.5, self.classes - 0.5), ticks=tuple(outputs),
+                      shades=ListedColormap(class_shades(self.classes).reshape(-1, 3)))
+            return Surface(self.extent, bar, title, points, tuple(inputs[:2]),
+                           note="" if points is not None else self.data_note)
         title = f"{outputs[0]} over the inputs" + (f" (first of {len(outputs)} outputs)" if len(outputs) > 1 else "")
 
         points = None
@@ -254,7 +304,86 @@ class Film:
         return Surface(self.extent, Bar(title, VALUES, self.surface_norm), title, points, tuple(inputs[:2]),
                        note="" if points is not None else self.data_note)
 
+    @cached_property
+    def fields(self):
+        """(input node indices in pixel order, [(first-layer node index, its edges in pixel order, -1: none)]),
+        or None when the inputs are no image (or the network is small enough for a decision surface)."""
+        inputs = [self._node[n] for n in self.nodes if self.roles[n] == "input"]
+        if self.image is None or self.probing or len(inputs) != self.image[0] * self.image[1]:
+            return None
+        edge = {pair: e for e, pair in enumerate(self.edges)}
+        names = [self.nodes[i] for i in inputs]
+        first = [n for n in self.nodes if self.roles[n] != "input" and any((x, n) in edge for x in names)]
+        return inputs, [(self._node[n], np.array([edge.get((x, n), -1) for x in names])) for n in first]
+
+    def _fields_panel(self, kind):
+        """The Surface that shows the input image and the receptive fields, or None without an image."""
+        if self.fields is None:
+            return None
+        count = len(self.fields[1])
+        if kind == "activations":
+            bar = Bar("weight into the first hidden layer", VALUES, symmetric_norm(self._field_scales["weight"]))
+            title = f"input (batch mean), then {count} receptive fields"
+        else:
+            bar = Bar("weight change into the first hidden layer", CHANGES,
+                      square_root_norm(self._field_scales["change"]))
+            title = f"input (batch mean), then {count} fields' changes"
+        rows, cols = self.image
+        side = math.ceil(math.sqrt(count + 1))
+        shape = (side * (rows + 1) - 1, side * (cols + 1) - 1)
+        return Surface((0, shape[1], 0, shape[0]), bar, title, axis_names=("", ""), ticks=False)
+
+    def fields_mosaic(self, frame):
+        """(h, w, 4) uint8, bottom row first: the input image and the receptive fields at `frame`, as the
+        activations picture's panel shows them."""
+        return self._fields_look(frame, "activations")
+
+    def field_scale(self):
+        """The weight the receptive fields' darkest red (and blue, negated) stands for."""
+        return float(self._field_scales["weight"])
+
+    def _fields_look(self, frame, kind):
+        """(g, g, 4) uint8: the input image in greys, then each receptive field coloured as the panel's bar says."""
+        inputs, fields = self.fields
+        tiles = [self._greys(frame.activation[inputs])]
+        if kind == "activations":
+            values, cmap, norm = frame.weight, VALUES, symmetric_norm(self._field_scales["weight"])
+        else:
+            values, cmap, norm = frame.change, CHANGES, square_root_norm(self._field_scales["change"])
+        for _, edges in fields:
+            v = np.where(edges >= 0, values[np.maximum(edges, 0)], np.nan)
+            colours = cmap(norm(np.nan_to_num(v)))
+            colours[np.isnan(v)] = UNKNOWN
+            tiles.append(colours)
+        return mosaic(tiles, self.image)
+
+    @cached_property
+    def _field_scales(self):
+        """Colour scales of the receptive fields' weights and changes alone: the weights further on
+        (often larger) would leave them pale."""
+        edges = np.concatenate([e[e >= 0] for _, e in self.fields[1]])
+        fitted = self.frames[:self.cut]
+        return {name: nice_scale(float(np.percentile(np.abs(np.concatenate(
+            [np.nan_to_num(getattr(f, name)[edges]) for f in fitted])), 99)) or 1.0)
+            for name in ("weight", "change")}
+
+    def _greys(self, pixels):
+        """RGBA of input values: white the smallest input of the film, black the largest."""
+        low, high = self._input_range
+        grey = 1.0 - np.clip((np.nan_to_num(pixels, nan=low) - low) / max(high - low, 1e-12), 0.0, 1.0)
+        return np.column_stack([grey, grey, grey, np.ones_like(grey)])
+
+    @cached_property
+    def _input_range(self):
+        """The smallest and largest input (batch mean) over the film: the input image's greys are fixed by them."""
+        inputs = self.fields[0]
+        values = np.concatenate([f.activation[inputs] for f in self.frames])
+        values = values[np.isfinite(values)]
+        return (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+
     def _surface_norm(self):
+        if self.classes:
+            return None  # the class surface has colours of its own (see :func:`class_surface`)
         fn = self.fns.get(self.surface_output())
         if fn == "sigmoid":
             return TwoSlopeNorm(0.5, 0.0, 1.0)
@@ -266,6 +395,10 @@ class Film:
     def surface_output(self):
         """The output the decision surface shows: the first."""
         return next(n for n in self.nodes if self.roles[n] == "output")
+
+    def output_planes(self, frame):
+        """Every output over the probed plane, (outputs, g, g): what the class surface is made of."""
+        return frame.outputs[[self._node[n] for n in self.nodes if self.roles[n] == "output"]].astype(float)
 
     def _surface_values(self, frame):
         """The first output over the probed plane, (g, g)."""
@@ -285,12 +418,19 @@ class Film:
             edge_color = CHANGES(_centres(change, CHANGE_LEVELS))
             middle = CHANGE_LEVELS // 2
             edge_width = _widths(change - middle, middle, f.edge_shown, self.thickest)
+        if self.fields is not None and kind == "activations":
+            # the input layer is the image: its pixels in greys, as in the panel's first tile
+            node_color[self.fields[0]] = self._greys(f.activation[self.fields[0]])
         look = Look(self.title(i, kind), node_color, f.node_shown, edge_color, edge_width, caption=self.clipped())
+        if self.fields is not None and picture.surface_axes is not None:
+            look.surface = self._fields_look(f, kind)
         if kind == "activations" and f.outputs is not None:
             norm = symmetric_norm(s["activation"])
             if picture.geo.heat:
                 look.heat = VALUES(norm(self._tiles(f)), bytes=True)
-            if picture.surface_axes is not None:
+            if picture.surface_axes is not None and self.classes:
+                look.surface = class_surface(self.output_planes(f))
+            elif picture.surface_axes is not None:
                 look.surface = VALUES(self.surface_norm(self._surface_values(f)), bytes=True)
         return look
 
@@ -330,6 +470,59 @@ class Film:
         if kind == "weights" and i > 0:
             parts.append(f"changes since step {self.frames[i - 1].step}")
         return "   ·   ".join(parts)
+
+
+def mosaic(tiles, shape, gap=(0.85, 0.85, 0.85, 1.0)):
+    """The RGBA `tiles` (each rows × columns of RGBA in 0..1, pixel by pixel) in a square grid, one pixel apart.
+
+    Returns (height, width, 4) uint8 with its rows from the bottom, as a Surface is painted.
+    """
+    rows, cols = shape
+    side = math.ceil(math.sqrt(len(tiles)))
+    out = np.empty((side * (rows + 1) - 1, side * (cols + 1) - 1, 4))
+    out[:] = gap
+    for k, tile in enumerate(tiles):
+        top, left = (k // side) * (rows + 1), (k % side) * (cols + 1)
+        out[top:top + rows, left:left + cols] = np.asarray(tile).reshape(rows, cols, 4)
+    return np.round(out[::-1] * 255).astype(np.uint8)
+
+
+def class_colours(classes):
+    """(classes, 4) RGBA colours, one per class, distinct for up to 20 classes (matplotlib's tab10 and tab20)."""
+    palette = colormaps["tab10"] if classes <= 10 else colormaps["tab20"]
+    return np.array([palette(k % palette.N) for k in range(classes)])
+
+
+def class_shades(classes):
+    """(classes, levels, 3) RGB in 0..1: each class's colour from near white to its strongest on the surface.
+
+    levels × classes stays under 64, so that a GIF's palette, which samples a
+    colour map 64 times, holds every shade (see :func:`simnet.viz.gif.build_palette`).
+    """
+    levels = 63 // classes
+    strength = np.linspace(0.0, CLASS_STRENGTH, levels)[None, :, None]
+    return 1.0 - strength * (1.0 - class_colours(classes)[:, None, :3])
+
+
+def class_surface(outputs):
+    """(g, g, 4) uint8 RGBA of the class picked at each point of the plane, its confidence as the colour's strength.
+
+    outputs: (K, g, g), each output neuron over the plane.  The class is the largest
+    output; its softmax probability p sets how far the colour is from white, in
+    the levels of :func:`class_shades`: white where the network is no surer than
+    a guess (p = 1/K), pale at p = 1, so that the data points drawn over it in
+    full colour stand out (as scikit-learn's classifier comparison draws them).
+    """
+    classes = len(outputs)
+    shades = class_shades(classes)
+    shifted = outputs - np.nanmax(outputs, axis=0)
+    p = np.exp(shifted) / np.exp(shifted).sum(axis=0)
+    picked = np.nan_to_num(p, nan=0.0).argmax(axis=0)
+    sure = np.nan_to_num(p.max(axis=0), nan=1.0 / classes)
+    strength = np.clip((sure - 1.0 / classes) / (1.0 - 1.0 / classes), 0.0, 1.0)
+    level = np.round(strength * (shades.shape[1] - 1)).astype(int)
+    rgb = shades[picked, level]
+    return np.concatenate([np.round(rgb * 255), np.full(rgb.shape[:2] + (1,), 255.0)], axis=-1).astype(np.uint8)
 
 
 def blow_up(frames, factor=BLOW_UP):

@@ -22,8 +22,8 @@ from matplotlib.colors import to_hex
 from ..errors import TraceError
 from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
-                     Film, positive_class, as_number)
-from ..scenario.runinfo import training_data
+                     Film, as_number, class_colours, class_surface, positive_class)
+from ..scenario.runinfo import trace_image, training_data
 
 __all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "STEP_FIELDS", "SWEEP_KINDS",
            "SWEEP_SHARE", "SWEEP_VALUES", "page_data", "render_page", "write_page"]
@@ -89,7 +89,7 @@ def page_data(trace, steps, reader, *, progress=None):
         graphs.append(reader.snapshot(s))
         if progress is not None:
             progress(len(graphs), len(steps) + 1)
-    film = Film(graphs, data=reader.data())
+    film = Film(graphs, data=reader.data(), image=trace_image(trace))
     if progress is not None:
         progress(len(steps) + 1, len(steps) + 1)
     nodes, edges = _union(graphs)
@@ -111,7 +111,12 @@ def page_data(trace, steps, reader, *, progress=None):
     recorded = list(trace.steps)
     history = trace.history()
     positions = film.layout.positions()
+    held_out = trace.held_out() if hasattr(trace, "held_out") else {"step": ()}
+    # only a run with a held-out set has the key: the pages of other runs stay as they were
+    extra = {"heldOut": {key: _pack(np.asarray(held_out[key], dtype=np.float64))
+                         for key in ("step", "loss", "accuracy")}} if len(held_out["step"]) else {}
     return {
+        **extra,
         "title": _title(trace),
         "complete": bool(getattr(trace, "complete", True)),
         "lastStep": int(getattr(trace, "last_step", recorded[-1])),
@@ -285,20 +290,35 @@ def _surfaces(film, steps, data):
     Each is the film's surface through its fixed norm, as bytes 0..255 (an
     index into the page's copy of the colour map), top row first.
     """
-    if film.surface_norm is None:
+    if film.surface_norm is None and not (film.probing and film.classes) and film.fields is None:
         return None
     chosen = range(len(steps)) if len(steps) <= MAX_SURFACES else \
         sorted(set(np.linspace(0, len(steps) - 1, MAX_SURFACES).round().astype(int).tolist()))
-    images = []
-    for k in chosen:
-        shade = np.asarray(film.surface_norm(film._surface_values(film.frames[k])), dtype=np.float64)
-        images.append(_pack_ints(np.round(np.nan_to_num(shade, nan=0.5)[::-1] * 255), "u1"))
-    surface = {"steps": [int(steps[k]) for k in chosen], "extent": [float(e) for e in film.extent],
-               "n": SURFACE_GRID, "data": images, "norm": _norm_ends(film.surface_norm),
-               "what": film.surface_output()}
+    if film.fields is not None:
+        # an image's input and the first layer's receptive fields, as the GIF's panel shows them, top row first
+        tiles = [film.fields_mosaic(film.frames[k])[::-1, :, :3] for k in chosen]
+        weight = film.field_scale()
+        return {"steps": [int(steps[k]) for k in chosen], "fields": len(film.fields[1]), "n": tiles[0].shape[0],
+                "w": tiles[0].shape[1], "data": [_pack_ints(t.ravel(), "u1") for t in tiles],
+                "norm": [-weight, 0.0, weight], "what": "receptive fields"}
+    if film.classes:
+        # K classes: each point of the plane in the colour of the class picked, RGB top row first
+        images = [_pack_ints(class_surface(film.output_planes(film.frames[k]))[::-1, :, :3].ravel(), "u1")
+                  for k in chosen]
+        surface = {"classes": [to_hex(c) for c in class_colours(film.classes)],
+                   "names": [n for n in film.nodes if film.roles[n] == "output"], "what": "the class picked"}
+    else:
+        images = []
+        for k in chosen:
+            shade = np.asarray(film.surface_norm(film._surface_values(film.frames[k])), dtype=np.float64)
+            images.append(_pack_ints(np.round(np.nan_to_num(shade, nan=0.5)[::-1] * 255), "u1"))
+        surface = {"norm": _norm_ends(film.surface_norm), "what": film.surface_output()}
+    surface.update({"steps": [int(steps[k]) for k in chosen], "extent": [float(e) for e in film.extent],
+                    "n": SURFACE_GRID, "data": images})
     if data is not None:
         X, Y = data
-        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], positive_class(Y))]
+        labels = np.asarray(Y).argmax(axis=1) if film.classes else positive_class(Y)
+        surface["points"] = [[float(x), float(y), int(c)] for (x, y), c in zip(np.asarray(X)[:, :2], labels)]
     return surface
 
 

@@ -42,6 +42,8 @@ class Bar:
     label: str
     cmap: object
     norm: object
+    ticks: tuple = None  # names of the values 0, 1, ... (a bar of classes), or None for numbers
+    shades: object = None  # a colour map of further colours the picture shows for this bar (a GIF's palette holds them)
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Surface:
     points: tuple = None  # (X (n, 2), colours (n, 4)) or None
     axis_names: tuple = ("x0", "x1")
     note: str = ""  # said on the panel, over the surface (why it has no points)
+    ticks: bool = True  # False for a panel of pictures (receptive fields) rather than a plane
 
 
 @dataclass
@@ -155,7 +158,9 @@ class Picture:
     surface: a :class:`Surface` for two-input networks, or None;
     heat_possible: the caller can supply per-node heatmaps (drawn if they fit, explained by heat_caption);
     note: said at the top right where heat_caption would be (what the picture leaves out, and why);
-    edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks).
+    edge_text / node_text: whether looks carry texts for edges / nodes (edge texts only for small networks);
+    columns: the neurons per column to size the picture by, when `positions` do not stand in columns (an input
+    image); unlabelled: names drawn without their label (the pixels of an input image).
 
     Drawing order per frame: the saved background, edges, nodes (markers, or
     heatmap tiles written straight into the pixel buffer), the surface (also
@@ -164,10 +169,12 @@ class Picture:
     """
 
     def __init__(self, positions, nodes, roles, edges, *, bars, legend, surface=None,
-                 heat_possible=False, heat_caption="", note="", edge_text=False, node_text=False):
+                 heat_possible=False, heat_caption="", note="", edge_text=False, node_text=False,
+                 columns=None, unlabelled=()):
         self.nodes, self.edges = list(nodes), list(edges)
         self.roles = [roles[n] for n in self.nodes]
-        self.geo = g = geometry(column_sizes(positions), heat_possible=heat_possible,
+        self.unlabelled = frozenset(unlabelled)
+        self.geo = g = geometry(columns or column_sizes(positions), heat_possible=heat_possible,
                                    surface=surface is not None, bars=len(bars))
         self.bars = list(bars) + ([surface.bar] if surface is not None else [])
         self.fig = Figure(figsize=(g.width_px / DPI, g.height_px / DPI), dpi=DPI, facecolor="white")
@@ -251,9 +258,13 @@ class Picture:
             half = self.tile_half_px if g.heat else g.node_px / 2
             dx, _ = self._px(half + 3, 0)
             for name, (x, y) in zip(self.nodes, self.xy):
-                label = self.ax.text(x + dx, y, name, fontsize=g.font_pt, ha="left", va="center", zorder=5,
-                                     animated=True, bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none",
-                                                              alpha=0.75))
+                # a neuron drawn as a pixel of an image has no name beside it (its label stays, empty, so that
+                # the labels follow the nodes)
+                named = name not in self.unlabelled
+                label = self.ax.text(x + dx, y, name if named else "", fontsize=g.font_pt, ha="left", va="center",
+                                     zorder=5, animated=True,
+                                     bbox=dict(boxstyle="round,pad=0.12", fc="white", ec="none", alpha=0.75)
+                                     if named else None)
                 self.labels.append(label)
         self.small_pt = max(g.font_pt - 1, 6)
         # a pool of texts that move to whichever connections carry a value in a frame
@@ -297,6 +308,9 @@ class Picture:
         ax.set_xlabel(surface.axis_names[0], fontsize=8, labelpad=1)
         ax.set_ylabel(surface.axis_names[1], fontsize=8, labelpad=1)
         ax.tick_params(labelsize=7, length=2, pad=1)
+        if not surface.ticks:
+            ax.set_xticks([])
+            ax.set_yticks([])
         # inside the frame line: rows from the top of the figure, columns from the left
         self.surface_box = (H - bottom - SURFACE_PX + 1, H - bottom - 1, left + 1, left + SURFACE_PX - 1)
         if surface.points is not None:
@@ -327,7 +341,9 @@ class Picture:
         cb.set_label(bar.label, fontsize=8, labelpad=2)
         cb.formatter = FuncFormatter(lambda value, _: f"{value:.2g}")  # short labels: "5e-05", not "0.00005"
         cb.update_ticks()
-        if orientation == "horizontal":  # a short bar: fewer ticks, so their labels do not touch
+        if bar.ticks is not None:
+            cb.set_ticks(range(len(bar.ticks)), labels=bar.ticks)
+        elif orientation == "horizontal":  # a short bar: fewer ticks, so their labels do not touch
             cb.ax.xaxis.set_major_locator(MaxNLocator(5))
         cb.ax.tick_params(labelsize=7, length=2, pad=1)
         cb.outline.set_linewidth(0.5)
@@ -503,12 +519,13 @@ class Picture:
 
     def colour_maps(self):
         """The colour maps this picture uses (a GIF palette must hold their colours)."""
-        return [bar.cmap for bar in self.bars]
+        return [cmap for bar in self.bars for cmap in (bar.cmap, bar.shades) if cmap is not None]
 
     def close(self):
         self.fig.clear()
 
-    def png(self, look, path_or_file):
-        """Draw `look` and save it as a PNG (path or binary file object)."""
+    def png(self, look, path_or_file, quick=False):
+        """Draw `look` and save it as a PNG (path or binary file object); `quick`: larger, but at once."""
         from PIL import Image
-        Image.fromarray(self.draw(look)).save(path_or_file, format="PNG", optimize=True)
+        options = {"compress_level": 1} if quick else {"optimize": True}
+        Image.fromarray(self.draw(look)).save(path_or_file, format="PNG", **options)

@@ -17,11 +17,11 @@ import numpy as np
 from ..errors import SimnetError, TraceError
 from ..files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
-from ..scenario.runinfo import loss_penalty, trace_data
+from ..scenario.runinfo import loss_penalty, trace_data, trace_image
 from .gif import Counter, write_looks
 
-__all__ = ["GIF_KINDS", "LABEL_CHARS", "film_gif", "loss_figure", "network_png", "plot_loss", "render_gif",
-           "render_run", "snapshot_png", "trace_png", "write_gif"]
+__all__ = ["GIF_KINDS", "LABEL_CHARS", "confusion_figure", "film_gif", "loss_figure", "network_png", "plot_confusion",
+           "plot_loss", "render_gif", "render_run", "snapshot_png", "trace_png", "write_gif"]
 
 GIF_KINDS = (*FILM_KINDS, "sweep")
 LABEL_CHARS = 40  # an action's label in loss.png: what fits down the chart at 8 pt
@@ -41,7 +41,8 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
         data, note = (data, "") if data is not None else trace_data(trace)
-        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace),
+                    image=trace_image(trace))
         counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
@@ -60,18 +61,19 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
     data, note = (data, "") if data is not None else trace_data(trace)
-    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace))
+    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace), image=trace_image(trace))
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
-def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty=""):
+def write_gif(snapshots, kind, path, *, progress=None, data=None, penalty="", image=None):
     """Write the `kind` GIF (activations or weights) of a sequence of snapshots in step order; returns the path.
 
     This is the one path every training GIF takes, from a trace or from a
     live SnapshotBuilder's graphs.  penalty: the L1/L2 penalty the run's
-    losses hold, in words ("with the L2 penalty"), for the titles.
+    losses hold, in words ("with the L2 penalty"), for the titles; image:
+    (rows, columns) of the image the inputs form, if they do.
     """
-    film = Film(list(snapshots), data=data, penalty=penalty)
+    film = Film(list(snapshots), data=data, penalty=penalty, image=image)
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
@@ -83,16 +85,20 @@ def film_gif(film, kind, path, counter=None):
 
 def plot_loss(trace, path):
     """Write the loss plot of `trace` (see :func:`loss_figure`) to `path` as a PNG; returns the path."""
-    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace)), path)
+    # anything with a history and actions draws; a Trace also gives its held-out evaluations
+    held_out = trace.held_out() if hasattr(trace, "held_out") else None
+    return _save_figure(loss_figure(trace.history(), trace.actions(), loss_penalty(trace), held_out), path)
 
 
-def loss_figure(history, actions, penalty=""):
+def loss_figure(history, actions, penalty="", held_out=None):
     """Batch loss (and accuracy, for classification) per step, each scripted action a labelled vertical line.
 
     history: {"step", "loss", "accuracy"} arrays (accuracy NaN for regression);
     actions: [{"step", "label"}]; penalty: the penalty the losses hold, in
-    words (see :func:`simnet.scenario.runinfo.penalty`), "" for none.  Returns a
-    matplotlib Figure (Agg canvas).
+    words (see :func:`simnet.scenario.runinfo.penalty`), "" for none;
+    held_out: {"step", "loss", "accuracy"} of the held-out set, drawn as
+    dashed lines with dots (see :meth:`simnet.trace.reader.Trace.held_out`).
+    Returns a matplotlib Figure (Agg canvas).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -101,7 +107,11 @@ def loss_figure(history, actions, penalty=""):
     fig = Figure(figsize=(8, 4), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_axes([0.09, 0.13, 0.8, 0.78])
-    ax.plot(steps, loss, color="#b2182b", linewidth=1.2)
+    ax.plot(steps, loss, color="#b2182b", linewidth=1.2, label="batch loss")
+    tested = held_out is not None and len(held_out["step"]) > 0
+    if tested:
+        ax.plot(held_out["step"], held_out["loss"], color="#b2182b", linestyle="--", marker="o", markersize=3,
+                linewidth=1.2, label="held-out loss")
     finite = loss[np.isfinite(loss)]
     if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
         ax.set_yscale("log")
@@ -113,9 +123,15 @@ def loss_figure(history, actions, penalty=""):
     top = ax  # the axes drawn last: labels there are not crossed by a curve
     if np.isfinite(accuracy).any():
         right = top = ax.twinx()
-        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0)
+        right.plot(steps, accuracy, color="#2166ac", linewidth=1.0, label="batch accuracy")
+        if tested and np.isfinite(held_out["accuracy"]).any():
+            right.plot(held_out["step"], held_out["accuracy"], color="#2166ac", linestyle="--", marker="o",
+                       markersize=3, linewidth=1.2, label="held-out accuracy")
         right.set_ylim(-0.02, 1.02)
         right.set_ylabel("accuracy", color="#2166ac")
+    if tested:
+        lines = [line for axes in dict.fromkeys((ax, top)) for line in axes.get_lines() if not line.get_label().startswith("_")]
+        top.legend(lines, [line.get_label() for line in lines], loc="center right", fontsize=8, framealpha=0.8)
     first, last = (min(steps.min(), 0), steps.max()) if steps.size else (0, 1)
     for step, label in _action_marks(actions):
         ax.axvline(step, color="#444444", linestyle="--", linewidth=0.8)
@@ -129,9 +145,45 @@ def loss_figure(history, actions, penalty=""):
         else "no steps recorded"
     if accuracy.size and np.isfinite(accuracy[-1]):
         summary += f", accuracy {accuracy[-1]:.1%}"
+    if tested:
+        summary += f"; held-out loss {held_out['loss'][-1]:.4g}" + (
+            f", accuracy {held_out['accuracy'][-1]:.1%}" if np.isfinite(held_out["accuracy"][-1]) else "")
     fig.suptitle(summary, fontsize=10, x=0.09, ha="left", y=0.99)
     if steps.size:
         ax.set_xlim(first, last)
+    return fig
+
+
+def plot_confusion(counts, path, title="confusion"):
+    """Write the confusion matrix `counts` (K×K, rows = true class) to `path` as a PNG; returns the path."""
+    return _save_figure(confusion_figure(counts, title), path)
+
+
+def confusion_figure(counts, title="confusion"):
+    """The confusion matrix `counts` (rows the true class, columns the class picked) as a grid of counts.
+
+    Each cell's shade is its share of its row (of the samples of that class); the
+    diagonal is what was right.  Returns a matplotlib Figure (Agg canvas).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    counts = np.asarray(counts, dtype=np.int64)
+    classes = len(counts)
+    side = min(8.0, 2.0 + 0.45 * classes)
+    fig = Figure(figsize=(side + 0.8, side), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_axes([0.14, 0.12, 0.72, 0.76])
+    share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
+    for (row, column), n in np.ndenumerate(counts):
+        ax.text(column, row, str(n), ha="center", va="center", fontsize=9 if classes <= 10 else 6,
+                color="white" if share[row, column] > 0.6 else "#222222")
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_xlabel("class picked (largest output)")
+    ax.set_ylabel("true class")
+    right = np.trace(counts)
+    fig.suptitle(f"{title}: {right} of {counts.sum()} right ({right / max(counts.sum(), 1):.1%})", fontsize=10)
     return fig
 
 
@@ -148,15 +200,15 @@ def _action_marks(actions, most=3, longest=LABEL_CHARS):
         yield step, text + extra
 
 
-def network_png(net):
-    """PNG bytes of a Network as it is now: its topology, weights and biases."""
+def network_png(net, quick=False):
+    """PNG bytes of a Network as it is now: its topology, weights and biases (`quick`: see :meth:`Picture.png`)."""
     from ..trace.snapshot import NetworkState, SnapshotBuilder, StepData
     state = NetworkState()
     for n in net.neurons.values():
         state.kind[n.name], state.bias[n.name] = (n.role, n.activation), n.bias
     for c in net.connections:
         state.weight[c.key], state.frozen[c.key] = c.weight, c.frozen
-    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)))
+    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)), quick=quick)
 
 
 def trace_png(trace):
@@ -165,17 +217,38 @@ def trace_png(trace):
     if not steps:
         raise TraceError("the trace has no recorded step to draw")
     data, note = trace_data(trace)
-    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note)
+    return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note, image=trace_image(trace))
 
 
-def snapshot_png(snapshot, data=None, data_note=""):
-    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note: see :class:`Film`)."""
+# the figure of the last quick picture, by what fixes it (see snapshot_png): one at most
+_REDRAWN = {}
+
+
+def snapshot_png(snapshot, data=None, data_note="", image=None, quick=False):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note, image: see :class:`Film`).
+
+    quick: for a picture redrawn again and again (``train(show=True)``): encoded at
+    once rather than small, and drawn on the last quick picture's figure when the
+    network and the colour scales are the same, which saves building it anew.
+    """
     import io
-    film = Film([snapshot], data=data, data_note=data_note)
-    picture = film.picture("activations")
+    film = Film([snapshot], data=data, data_note=data_note, image=image)
     out = io.BytesIO()
-    picture.png(film.look(0, "activations", picture), out)
-    picture.close()
+    if not quick:
+        picture = film.picture("activations")
+        picture.png(film.look(0, "activations", picture), out)
+        picture.close()
+        return out.getvalue()
+    norm = film.surface_norm
+    key = (tuple(film.nodes), tuple(film.edges), tuple(film.scales.items()), film.extent, film.classes,
+           None if norm is None else (norm.vmin, norm.vmax))
+    if key not in _REDRAWN:
+        for picture in _REDRAWN.values():
+            picture.close()
+        _REDRAWN.clear()
+        _REDRAWN[key] = film.picture("activations")
+    picture = _REDRAWN[key]
+    picture.png(film.look(0, "activations", picture), out, quick=True)
     return out.getvalue()
 
 

@@ -72,6 +72,8 @@
   const frozen = (k, j) => (D.frozen[String(k)] || []).includes(j);
   const H = {};
   for (const key of Object.keys(D.history)) H[key] = floats(D.history[key]);
+  const T = {};  // the held-out set's loss and accuracy after each evaluated step, if the run had one
+  for (const key of Object.keys(D.heldOut || {})) T[key] = floats(D.heldOut[key]);
 
   // ---- state -------------------------------------------------------------------
 
@@ -375,7 +377,7 @@
     const steps = H.step || new Float64Array(0), loss = H.loss || new Float64Array(0);
     const x0 = Math.min(D.steps[0], steps.length ? steps[0] : D.steps[0]);
     const x1 = Math.max(D.lastStep, D.steps[S - 1], x0 + 1);
-    const finite = Array.from(loss).filter(Number.isFinite);
+    const finite = Array.from(loss).concat(Array.from(T.loss || [])).filter(Number.isFinite);
     const lo = finite.length ? Math.min(...finite) : 0, hi = finite.length ? Math.max(...finite) : 1;
     const logScale = lo > 0 && hi / lo > 100;
     const tf = logScale ? Math.log10 : (v) => v;
@@ -392,6 +394,20 @@
       if (H.accuracy && Number.isFinite(H.accuracy[i])) accPts.push(`${X(steps[i]).toFixed(1)},${A(H.accuracy[i]).toFixed(1)}`);
     }
     el("polyline", {class: "chart-loss", points: lossPts.join(" ")}, lossSvg);
+    if (T.step) {  // held out: a dashed line with a dot at each evaluated step, loss and accuracy alike
+      for (const [values, scale, kind] of [[T.loss, Y, "loss"], [T.accuracy, A, "accuracy"]]) {
+        const pts = [];
+        for (let i = 0; i < T.step.length; i++) {
+          if (!Number.isFinite(values[i])) continue;
+          pts.push(`${X(T.step[i]).toFixed(1)},${scale(values[i]).toFixed(1)}`);
+          el("circle", {class: `chart-test-${kind}`, cx: X(T.step[i]), cy: scale(values[i]), r: 2.5}, lossSvg);
+        }
+        if (pts.length) el("polyline", {class: `chart-test-${kind}`, points: pts.join(" ")}, lossSvg);
+      }
+      const last = T.step.length - 1;
+      label(w - right, top + 22, `held out: loss ${fmt(T.loss[last])}` +
+        (Number.isFinite(T.accuracy[last]) ? `, accuracy ${fmt(T.accuracy[last])}` : ""), "end");
+    }
     if (accPts.length) {
       el("polyline", {class: "chart-accuracy", points: accPts.join(" ")}, lossSvg);
       label(w - right + 4, top + 8, "acc 1", "start");
@@ -425,6 +441,8 @@
   // ---- decision surface --------------------------------------------------------
 
   const surface = D.surface;
+  // the names of matplotlib's tab10 colours, which the class surface uses in order
+  const COLOUR_NAMES = ["blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan"];
   const surfaceImages = surface ? surface.data.map(bytes) : [];
 
   function drawSurface() {
@@ -432,36 +450,53 @@
     $("surface-figure").hidden = false;
     let m = 0;
     for (let i = 0; i < surface.steps.length; i++) if (surface.steps[i] <= D.steps[k]) m = i;
-    const n = surface.n, img = surfaceImages[m];
+    const n = surface.n, w = surface.w || n, img = surfaceImages[m];
     const canvas = $("surface"), ctx = canvas.getContext("2d");
     const small = document.createElement("canvas");
-    small.width = n; small.height = n;
-    const sctx = small.getContext("2d"), data = sctx.createImageData(n, n);
-    for (let p = 0; p < n * n; p++) {
-      const hex = L.values[img[p]];
-      data.data[4 * p] = parseInt(hex.slice(1, 3), 16);
-      data.data[4 * p + 1] = parseInt(hex.slice(3, 5), 16);
-      data.data[4 * p + 2] = parseInt(hex.slice(5, 7), 16);
+    small.width = w; small.height = n;
+    const sctx = small.getContext("2d"), data = sctx.createImageData(w, n);
+    for (let p = 0; p < n * w; p++) {
+      if (surface.classes || surface.fields) {  // the colours themselves, three bytes a point
+        data.data.set(img.subarray(3 * p, 3 * p + 3), 4 * p);
+      } else {
+        const hex = L.values[img[p]];
+        data.data[4 * p] = parseInt(hex.slice(1, 3), 16);
+        data.data[4 * p + 1] = parseInt(hex.slice(3, 5), 16);
+        data.data[4 * p + 2] = parseInt(hex.slice(5, 7), 16);
+      }
       data.data[4 * p + 3] = 255;
     }
     sctx.putImageData(data, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
-    ctx.imageSmoothingEnabled = true;
+    ctx.imageSmoothingEnabled = !surface.fields;  // pixels of an image stay sharp
     ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
+    if (surface.fields) {
+      const [low, , high] = surface.norm;
+      $("surface-caption").textContent = `At step ${surface.steps[m]}: the input (batch mean, darker is larger), ` +
+        `then the receptive field of each of the ${surface.fields} neurons of the first hidden layer: its ` +
+        `incoming weights laid out as the image, blue ${fmt(low)}, white 0, red ${fmt(high)}.`;
+      return;
+    }
     const [ex0, ex1, ey0, ey1] = surface.extent;
     for (const [px, py, labelValue] of surface.points || []) {
       ctx.beginPath();
       ctx.arc((px - ex0) / (ex1 - ex0) * canvas.width, (ey1 - py) / (ey1 - ey0) * canvas.height, 3.2, 0, 2 * Math.PI);
-      ctx.fillStyle = labelValue ? L.positive : L.negative;
+      ctx.fillStyle = surface.classes ? surface.classes[labelValue] : labelValue ? L.positive : L.negative;
       ctx.fill();
       ctx.lineWidth = 1;
       ctx.strokeStyle = "#ffffff";
       ctx.stroke();
     }
+    const across = `x0 across ${fmt(ex0)}…${fmt(ex1)}, x1 up ${fmt(ey0)}…${fmt(ey1)}.`;
+    if (surface.classes) {
+      $("surface-caption").textContent = `Decision surface at step ${surface.steps[m]}: the class picked over the ` +
+        `inputs in its colour (${surface.names.map((name, i) => `${name} ${COLOUR_NAMES[i % 10]}`).join(", ")}), ` +
+        `paler where the network is less sure; dots: the training data in their class colours. ${across}`;
+      return;
+    }
     const [low, middle, high] = surface.norm;
     $("surface-caption").textContent = `Decision surface at step ${surface.steps[m]}: ${surface.what} over the ` +
-      `inputs, blue ${fmt(low)}, white ${fmt(middle)}, red ${fmt(high)}; dots: the training data by class. ` +
-      `x0 across ${fmt(ex0)}…${fmt(ex1)}, x1 up ${fmt(ey0)}…${fmt(ey1)}.`;
+      `inputs, blue ${fmt(low)}, white ${fmt(middle)}, red ${fmt(high)}; dots: the training data by class. ` + across;
   }
 
   // ---- the sweep -------------------------------------------------------------
@@ -730,7 +765,9 @@
     else if (swept.length === S - (D.steps[0] === 0 ? 1 : 0)) out.push("Every sweep on this page is the one recorded in the trace, message by message.");
     else out.push(`Sweeps recorded message by message are on this page for ${swept.length} steps (${summarise(swept)}); ` +
       "for the other steps the sweep is derived from the snapshot.");
-    if (surface) out.push(`Decision surfaces: probed on a ${surface.n}×${surface.n} grid at ${surface.steps.length} steps; ` +
+    if (surface && surface.fields) out.push(`Receptive fields: kept at ${surface.steps.length} steps; between them the ` +
+      "page shows the latest one at or before the current step.");
+    else if (surface) out.push(`Decision surfaces: probed on a ${surface.n}×${surface.n} grid at ${surface.steps.length} steps; ` +
       "between them the page shows the latest one at or before the current step.");
     $("notes").innerHTML = out.map((text) => `<p>${text}</p>`).join("");
   }
