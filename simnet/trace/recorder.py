@@ -201,6 +201,13 @@ class Recorder:
                 self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
                 raise self._failure from None
 
+    def flush(self) -> None:
+        """Commit what is buffered now, between steps (a live session that pauses): readers see every
+        whole step so far.  Within a step, or before the run's first, it waits for the usual commit."""
+        if self._failure is None and self._open_step is None and self._announced is None and (
+                self._rows or self._batches or self._sql):
+            self._commit()
+
     @property
     def state(self):
         """The network (a NetworkState) as the events recorded so far describe it."""

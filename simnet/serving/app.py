@@ -1,0 +1,250 @@
+"""The web applications of ``simnet serve`` and ``simnet play`` (Starlette), and running one (uvicorn).
+
+Pages are one HTML file each with their style and script inlined: they need
+no network beyond this server.  Everything a page shows comes from the JSON
+API, which scripts can use as well.  Names that come from runs go into pages
+HTML-escaped, or as text through the DOM.
+"""
+import html
+import json
+import re
+import sys
+import threading
+import webbrowser
+from importlib import resources
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
+from starlette.routing import Route
+
+from ..errors import SimnetError
+from ..trace import open_trace
+from ..viz.page import render_page
+from .runs import ENDED, find_runs, find_sweeps, resolve_under, run_info, steps_after
+from .session import SessionClosed
+
+__all__ = ["page", "play_app", "serve_app", "start"]
+
+
+def page(name, title, config, scripts=("draw",), **html_parts):
+    """The page `name`: ``<name>.html`` with ``serving.css``, the `scripts` and ``<name>.js`` inlined, and
+    `config` as JSON; `html_parts` fill ``{{NAME}}`` placeholders with HTML already escaped."""
+    assets = resources.files(__package__)
+    text = assets.joinpath(f"{name}.html").read_text(encoding="utf-8")
+    parts = {"TITLE": html.escape(title), "STYLE": assets.joinpath("serving.css").read_text(encoding="utf-8"),
+             "SCRIPT": "\n".join(assets.joinpath(f"{script}.js").read_text(encoding="utf-8")
+                                   for script in (*scripts, name)),
+             # no "<" inside the script element: nothing in it can close it
+             "CONFIG": json.dumps(config).replace("<", "\\u003c")}
+    parts.update(html_parts)
+    # one pass, so nothing inserted is ever read as a placeholder
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], text)
+
+
+def _error(error, status=400):
+    return JSONResponse({"error": " ".join(str(error).split())}, status_code=status)
+
+
+def serve_app(root):
+    """The Starlette app of ``simnet serve`` over the directory `root`: index, run pages, files, JSON API."""
+
+    def index(request):
+        runs, sweeps = find_runs(root), find_sweeps(root)
+        return HTMLResponse(page("index", f"simnet runs in {root}", {"root": str(root)}, scripts=(),
+                                 RUNS=_run_rows(runs), SWEEPS=_sweep_tables(sweeps)))
+
+    def api_runs(request):
+        return JSONResponse([{key: info[key] for key in ("name", "path", "status", "last_step", "loss", "accuracy")}
+                             for info in find_runs(root)])
+
+    def api_sweeps(request):
+        return JSONResponse(find_sweeps(root))
+
+    def api_steps(request):
+        try:
+            after = int(request.query_params.get("after", "-1"))
+            return JSONResponse(steps_after(root, request.path_params["name"], after))
+        except ValueError:
+            return _error("after: expected a step number")
+        except SimnetError as error:
+            return _error(error, 404)
+
+    def live_page(request):
+        return run_page(request, live=True)
+
+    def run_page(request, live=False):
+        name = request.path_params["name"]
+        try:
+            path = resolve_under(root, name)
+            info = run_info(root, name)
+        except SimnetError as error:
+            return _error(error, 404)
+        if not live and info["status"] in ENDED:
+            try:
+                with open_trace(path) as trace:
+                    return HTMLResponse(render_page(trace))
+            except SimnetError:
+                pass  # a run that ended without a readable trace: the live page says what there is
+        return HTMLResponse(page("live", name, {"name": name}))
+
+    def files(request):
+        try:
+            path = resolve_under(root, request.path_params["path"])
+        except SimnetError as error:
+            return _error(error, 404)
+        if not path.is_file():
+            return _error(f"{request.path_params['path']}: not a file", 404)
+        return FileResponse(path)
+
+    return Starlette(routes=[
+        Route("/", index), Route("/api/runs", api_runs), Route("/api/sweeps", api_sweeps),
+        Route("/api/runs/{name:path}/steps", api_steps),
+        Route("/runs/{name:path}/live", live_page), Route("/runs/{name:path}/", run_page),
+        Route("/files/{path:path}", files),
+    ])
+
+
+def _cell(value):
+    return "" if value is None else html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
+
+
+def _run_rows(runs):
+    rows = []
+    for info in runs:
+        link = html.escape(info["name"], quote=True)
+        rows.append(f'<tr data-name="{link}"><td><a href="/runs/{link}/">{_cell(info["name"])}</a> '
+                    f'<a class="small" href="/runs/{link}/live">live</a></td>'
+                    f'<td class="status {html.escape(info["status"])}">{_cell(info["status"])}</td>'
+                    f'<td class="num">{_cell(info["last_step"])}</td><td class="num">{_cell(info["loss"])}</td>'
+                    f'<td class="num">{_cell(info["accuracy"])}</td></tr>')
+    return "\n".join(rows) or '<tr><td colspan="5">no runs here yet</td></tr>'
+
+
+def _sweep_tables(sweeps):
+    out = []
+    for sweep in sweeps:
+        head = "".join(f"<th>{_cell(c)}</th>" for c in sweep["columns"])
+        body = "".join("<tr>" + "".join(
+            f'<td><a href="/runs/{html.escape(link, quote=True)}/">{_cell(cell)}</a></td>' if link else
+            f"<td>{_cell(cell)}</td>" for cell, link in zip(row, links)) + "</tr>"
+            for row, links in zip(sweep["rows"], sweep["links"]))
+        out.append(f'<h3>{_cell(sweep["name"])}</h3><table class="sortable"><thead><tr>{head}</tr></thead>'
+                   f"<tbody>{body}</tbody></table>")
+    return "\n".join(out) or "<p>no sweeps here</p>"
+
+
+def play_app(session):
+    """The Starlette app of ``simnet play`` driving `session` (a :class:`~simnet.serving.session.PlaySession`)."""
+
+    def body(request_json):
+        return request_json if isinstance(request_json, dict) else {}
+
+    async def read(request):
+        try:
+            return body(await request.json())
+        except ValueError:
+            return None
+
+    def play_page(request):
+        sc = session.scenario
+        return HTMLResponse(page("play", sc.name, {"name": sc.name, "directory": str(session.directory),
+                                                   "inputs": sc.network.layers[0] if sc.network.layers else None}))
+
+    async def run(request):
+        given = await read(request)
+        if given is None:
+            return _error("the body must be JSON")
+        try:
+            return JSONResponse(session.run(given.get("steps"), speed=given.get("speed")))
+        except SimnetError as error:
+            return _error(error, 409 if isinstance(error, SessionClosed) else 400)
+
+    def pause(request):
+        return JSONResponse(session.pause())
+
+    async def action(request):
+        given = await read(request)
+        if given is None:
+            return _error("the body must be JSON: a [[script]] entry's keys")
+        return await run_in_threadpool(_act, given)
+
+    def _act(given):
+        try:
+            return JSONResponse(session.act(given))
+        except SimnetError as error:
+            return _error(error, 409 if isinstance(error, SessionClosed) else 400)
+
+    def state(request):
+        return JSONResponse(session.state())
+
+    def network(request):
+        return JSONResponse(session.network())
+
+    def history(request):
+        try:
+            after = int(request.query_params.get("after", "0"))
+        except ValueError:
+            return _error("after: expected a step number")
+        return JSONResponse([[s, _json_number(loss), _json_number(acc)] for s, loss, acc in list(session.history)
+                             if s > after][:5000])
+
+    def data(request):
+        X, Y = session.data
+        return JSONResponse({"points": [[float(x[0]), float(x[1]), float(y[0])] for x, y in zip(X, Y)]
+                             if X.shape[1] == 2 else None})
+
+    def scenario(request):
+        try:
+            return PlainTextResponse(session.scenario_text(), media_type="application/toml")
+        except SimnetError as error:
+            return _error(error, 409)
+
+    def save(request):
+        try:
+            return JSONResponse({"path": str(session.save())})
+        except SimnetError as error:
+            return _error(error, 409)
+
+    return Starlette(routes=[
+        Route("/", play_page), Route("/api/session/run", run, methods=["POST"]),
+        Route("/api/session/pause", pause, methods=["POST"]), Route("/api/session/action", action, methods=["POST"]),
+        Route("/api/session/state", state), Route("/api/session/network", network),
+        Route("/api/session/history", history), Route("/api/session/data", data),
+        Route("/api/session/scenario", scenario), Route("/api/session/save", save, methods=["POST"]),
+    ])
+
+
+def _json_number(x):
+    return x if x is not None and x == x and abs(x) != float("inf") else None
+
+
+def start(app, host="127.0.0.1", port=8000, *, open_browser=True, what="simnet", on_exit=None):
+    """Serve `app` until Ctrl-C; says its address on standard output once it listens, and opens it in a
+    browser unless `open_browser` is false.  `on_exit` is called when the server has stopped."""
+    import uvicorn
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                           lifespan="off"))
+
+    def announce():
+        while not server.started:
+            if server.should_exit:
+                return
+            threading.Event().wait(0.02)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound}/"
+        print(f"{what}: serving at {url} (Ctrl-C to stop)", flush=True)
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            print(f"{what}: warning: listening on {host}: anyone who can reach this machine can see it",
+                  file=sys.stderr, flush=True)
+        if open_browser:
+            webbrowser.open(url)
+
+    threading.Thread(target=announce, daemon=True).start()
+    try:
+        server.run()
+    finally:
+        if on_exit is not None:
+            on_exit()
+    return 0
+

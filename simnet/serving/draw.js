@@ -1,0 +1,143 @@
+"use strict";
+// Drawing shared by the live and play pages: a network (neurons by depth, connections coloured by sign and
+// as thick as their weight), a loss curve, and the decision surface of a two-input network.
+const SVG = "http://www.w3.org/2000/svg";
+
+function element(name, attributes, parent) {
+  const e = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attributes)) e.setAttribute(k, v);
+  if (parent) parent.appendChild(e);
+  return e;
+}
+
+// neurons: [{name, role, activation, bias}], connections: [{source, target, weight, frozen}]
+function depths(neurons, connections) {
+  const depth = new Map(neurons.map(n => [n.name, 0]));
+  const incoming = new Map(neurons.map(n => [n.name, []]));
+  connections.forEach(c => incoming.get(c.target) && incoming.get(c.target).push(c.source));
+  const seen = new Map();
+  const visit = name => {
+    if (seen.has(name)) return seen.get(name);
+    seen.set(name, 0);
+    const d = Math.max(0, ...incoming.get(name).map(s => visit(s) + 1));
+    seen.set(name, d);
+    return d;
+  };
+  neurons.forEach(n => depth.set(n.name, visit(n.name)));
+  const deepest = Math.max(1, ...depth.values());
+  neurons.forEach(n => { if (n.role === "output") depth.set(n.name, deepest); });
+  return depth;
+}
+
+function drawNetwork(svg, network, handlers = {}) {
+  svg.innerHTML = "";
+  if (!network) return;
+  const width = +svg.getAttribute("width"), height = +svg.getAttribute("height");
+  const depth = depths(network.neurons, network.connections);
+  const deepest = Math.max(1, ...depth.values());
+  const columns = new Map();
+  network.neurons.forEach(n => {
+    const d = depth.get(n.name);
+    if (!columns.has(d)) columns.set(d, []);
+    columns.get(d).push(n.name);
+  });
+  const at = new Map();
+  columns.forEach((names, d) => names.forEach((name, i) => at.set(name, [
+    40 + (width - 80) * d / deepest, 20 + (height - 40) * (i + 0.5) / names.length])));
+  const heaviest = Math.max(1e-12, ...network.connections.map(c => Math.abs(c.weight || 0)));
+  network.connections.forEach(c => {
+    const [x1, y1] = at.get(c.source), [x2, y2] = at.get(c.target);
+    const w = c.weight === null ? 0 : c.weight;
+    const line = element("line", {x1, y1, x2, y2, class: "connection",
+      stroke: c.weight === null ? "#999" : w >= 0 ? "#c33" : "#36c",
+      "stroke-width": 0.5 + 5 * Math.abs(w) / heaviest, "stroke-opacity": 0.75,
+      "stroke-dasharray": c.frozen ? "4 3" : "none", "data-source": c.source, "data-target": c.target}, svg);
+    element("title", {}, line).textContent = `${c.source} → ${c.target}: ${w}${c.frozen ? " (frozen)" : ""}`;
+    if (handlers.connection) line.addEventListener("click", () => handlers.connection(c));
+  });
+  network.neurons.forEach(n => {
+    const [x, y] = at.get(n.name);
+    const g = element("g", {class: "neuron", "data-name": n.name}, svg);
+    element("circle", {cx: x, cy: y, r: 11, fill: n.role === "input" ? "#eee" : n.role === "output" ? "#fd9" : "#fff",
+                       stroke: "#333"}, g);
+    const label = element("text", {x, y: y - 14, "text-anchor": "middle"}, g);
+    label.textContent = n.name;
+    element("title", {}, g).textContent = `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`;
+    if (handlers.neuron) g.addEventListener("click", () => handlers.neuron(n));
+  });
+}
+
+// points: [[step, loss, accuracy]]; marker: the step shown
+function drawLoss(svg, points, marker) {
+  svg.innerHTML = "";
+  const width = +svg.getAttribute("width"), height = +svg.getAttribute("height");
+  const finite = points.filter(p => p[1] !== null && isFinite(p[1]));
+  if (finite.length < 1) return;
+  const first = points[0][0], last = Math.max(first + 1, points[points.length - 1][0]);
+  const losses = finite.map(p => p[1]);
+  const low = Math.min(...losses), high = Math.max(low + 1e-12, ...losses);
+  const x = s => 30 + (width - 40) * (s - first) / (last - first);
+  const y = v => 10 + (height - 30) * (1 - (v - low) / (high - low));
+  element("polyline", {points: finite.map(p => `${x(p[0])},${y(p[1])}`).join(" "), fill: "none",
+                       stroke: "#222", "stroke-width": 1.5, id: "loss-line"}, svg);
+  const accuracy = points.filter(p => p[2] !== null && isFinite(p[2]));
+  if (accuracy.length) {
+    element("polyline", {points: accuracy.map(p => `${x(p[0])},${10 + (height - 30) * (1 - p[2])}`).join(" "),
+                         fill: "none", stroke: "#0a6", "stroke-dasharray": "3 2"}, svg);
+  }
+  if (marker !== undefined) element("line", {x1: x(marker), x2: x(marker), y1: 5, y2: height - 18, stroke: "#c22"}, svg);
+  element("text", {x: 30, y: height - 4}, svg).textContent = `step ${first}`;
+  element("text", {x: width - 10, y: height - 4, "text-anchor": "end"}, svg).textContent = `step ${last}`;
+  element("text", {x: 2, y: 12}, svg).textContent = high.toPrecision(3);
+  element("text", {x: 2, y: height - 20}, svg).textContent = low.toPrecision(3);
+}
+
+const ACTIVATE = {
+  relu: z => Math.max(z, 0), leaky_relu: z => (z > 0 ? z : 0.01 * z), linear: z => z, tanh: Math.tanh,
+  sigmoid: z => 0.5 * (1 + Math.tanh(0.5 * z)),
+};
+
+// The network's first output over a grid around the points, blue below the middle, red above; the points
+// on top.  points: [[x, y, label]]
+function drawSurface(canvas, network, points) {
+  const context = canvas.getContext("2d");
+  const n = 48, size = canvas.width;
+  const inputs = network.neurons.filter(v => v.role === "input").map(v => v.name);
+  const output = network.neurons.find(v => v.role === "output");
+  if (inputs.length !== 2 || !output || !points) return;
+  const order = Array.from(depths(network.neurons, network.connections).entries()).sort((a, b) => a[1] - b[1]);
+  const byName = new Map(network.neurons.map(v => [v.name, v]));
+  const incoming = new Map(network.neurons.map(v => [v.name, []]));
+  network.connections.forEach(c => incoming.get(c.target).push(c));
+  const xs = points.map(p => p[0]), ys = points.map(p => p[1]);
+  const x0 = Math.min(...xs) - 0.5, x1 = Math.max(...xs) + 0.5, y0 = Math.min(...ys) - 0.5, y1 = Math.max(...ys) + 0.5;
+  const values = [];
+  for (let j = 0; j < n; j++) for (let i = 0; i < n; i++) {
+    const value = new Map([[inputs[0], x0 + (x1 - x0) * (i + 0.5) / n], [inputs[1], y1 - (y1 - y0) * (j + 0.5) / n]]);
+    for (const [name] of order) {
+      const neuron = byName.get(name);
+      if (neuron.role === "input") continue;
+      let z = neuron.bias || 0;
+      incoming.get(name).forEach(c => { z += (c.weight || 0) * (value.get(c.source) || 0); });
+      value.set(name, (ACTIVATE[neuron.activation] || (t => t))(z));
+    }
+    values.push(value.get(output.name));
+  }
+  const middle = output.activation === "sigmoid" ? 0.5 : 0;
+  const spread = Math.max(1e-9, ...values.map(v => Math.abs(v - middle)));
+  const cell = size / n;
+  values.forEach((v, k) => {
+    const t = Math.max(-1, Math.min(1, (v - middle) / spread));
+    const r = t > 0 ? 255 : Math.round(255 * (1 + t)), b = t < 0 ? 255 : Math.round(255 * (1 - t));
+    context.fillStyle = `rgb(${r},${Math.round(255 * (1 - Math.abs(t)))},${b})`;
+    context.fillRect((k % n) * cell, Math.floor(k / n) * cell, cell + 1, cell + 1);
+  });
+  points.forEach(([px, py, label]) => {
+    context.beginPath();
+    context.arc((px - x0) / (x1 - x0) * size, (y1 - py) / (y1 - y0) * size, 3, 0, 2 * Math.PI);
+    context.fillStyle = label > 0 ? "#900" : "#039";
+    context.fill();
+    context.strokeStyle = "#fff";
+    context.stroke();
+  });
+}
