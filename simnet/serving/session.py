@@ -148,10 +148,8 @@ class PlaySession:
         if steps < 1:
             raise ScenarioError(self.scenario.path, "training.steps", "no step trained yet; run the session first")
         text = _without_expectations(self.scenario.text)
-        text, found = _TRAINING_STEPS.subn(lambda m: f"{m.group(1)}{steps}", text, count=1)
-        if not found:
-            raise ScenarioError(self.scenario.path, "training.steps", "not written as a plain `steps = N` line "
-                                "in [training]; the session cannot be saved as this file")
+        text = _set_in_training(text, "steps", str(steps), self.scenario.path)
+        text = _set_in_training(text, "engine", json.dumps(self.scenario.training.engine), self.scenario.path)
         text = text.rstrip("\n") + "\n"
         for action, entry in actions:
             text += f"\n[[script]]\nat = {action.at}\n" + "".join(
@@ -295,9 +293,24 @@ def _finite(x):
     return float(x) if x is not None and math.isfinite(x) else None
 
 
-# `steps = N` in the [training] table (up to the next table header)
-_TRAINING_STEPS = re.compile(r"(^\[training\][ \t]*(?:#[^\n]*)?\n(?:(?!\[)[^\n]*\n)*?[ \t]*steps[ \t]*=[ \t]*)"
-                             r"[0-9_]+", re.MULTILINE)
+# the [training] table: its header and its lines up to the next header
+_TRAINING = re.compile(r"^\[training\][ \t]*(?:#[^\n]*)?\n(?:(?!\[)[^\n]*(?:\n|$))*", re.MULTILINE)
+
+
+def _set_in_training(text, key, value, file):
+    """`text` with ``key = value`` in its [training] table, replacing a plain line of that key or added."""
+    table = _TRAINING.search(text)
+    if table is None:
+        raise ScenarioError(file, "training", "not written as a [training] table; the session cannot be saved "
+                            "as this file")
+    line = re.compile(rf"^([ \t]*{key}[ \t]*=[ \t]*)[^#\n]*?([ \t]*(?:#[^\n]*)?)$", re.MULTILINE)
+    body, found = line.subn(lambda m: f"{m.group(1)}{value}{m.group(2)}", table.group(0), count=1)
+    if not found:
+        header, _, rest = table.group(0).partition("\n")
+        body = f"{header}\n{key} = {value}\n{rest}"
+    return text[:table.start()] + body + text[table.end():]
+
+
 _EXPECT_TABLE = re.compile(r"^\[{1,2}[ \t]*expect[\].][^\n]*\n(?:(?!\[)[^\n]*\n?)*", re.MULTILINE)
 
 

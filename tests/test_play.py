@@ -1,0 +1,149 @@
+"""`simnet play`: a live session steered through its HTTP API, saved as a scenario, and run again with
+`simnet run`: the two traces hold the same events and end with the same weights, bit for bit."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from serving_helpers import ROOT, Server, until
+from simnet.errors import ScenarioError
+from simnet.serving.session import PlaySession
+from simnet.trace import open_trace
+
+
+def events_of(trace):
+    """Every event of the trace but the run's end, run_begin without the length of run it asked for (a session
+    asks for an open-ended one; the saved scenario for the steps it took)."""
+    out = []
+    for event in trace.events(steps=(0, trace.last_step)):
+        if event["kind"] == "run_end":
+            continue
+        if event["kind"] == "run_begin":
+            event = {**event, "steps": None}
+        out.append(event)
+    return out
+
+
+def final_network(trace):
+    G = trace.snapshot(trace.last_step)
+    return ({n: (a["role"], a["fn"], a["bias"]) for n, a in G.nodes(data=True)},
+            {(s, t): (a["weight"], a["frozen"]) for s, t, a in G.edges(data=True)})
+
+
+def network_of(answer):
+    return ({n["name"]: (n["role"], n["activation"], n["bias"]) for n in answer["neurons"]},
+            {(c["source"], c["target"]): (c["weight"], c["frozen"]) for c in answer["connections"]})
+
+
+def run_saved(text, tmp_path):
+    """`simnet run` of the scenario `text` (placed where the original scenario lives, for its relative paths)."""
+    saved = ROOT / "scenarios" / f".saved-{os.getpid()}-{tmp_path.name}.toml"
+    saved.write_text(text)
+    try:
+        done = subprocess.run([sys.executable, "-m", "simnet", "run", saved, "-o", tmp_path / "again", "--no-gif",
+                               "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    finally:
+        saved.unlink()
+    assert done.returncode == 0, done.stderr
+    return tmp_path / "again"
+
+
+def test_a_session_steered_through_the_api_is_repeated_bit_for_bit_by_its_saved_scenario(tmp_path):
+    with Server("play", "scenarios/moons.toml", "-o", tmp_path / "session") as server:
+        assert server.post("/api/session/run", {"steps": 15})[0] == 200
+        until(lambda: server.get("/api/session/state")["step"] == 15 and not server.get("/api/session/state")["running"],
+              "15 steps")
+        before = server.get("/api/session/network")
+        hidden = [n["name"] for n in before["neurons"] if n["role"] == "hidden"]
+        inputs = [n["name"] for n in before["neurons"] if n["role"] == "input"]
+        output = [n["name"] for n in before["neurons"] if n["role"] == "output"][0]
+        first = before["connections"][0]
+        taken = [
+            {"action": "add_neuron", "name": "extra", "activation": "tanh", "connect_from": inputs,
+             "connect_to": [output]},
+            {"action": "set_learning_rate", "value": 0.05},
+            {"action": "set_weight", "from": first["source"], "to": first["target"], "weight": -0.3125},
+            {"action": "set_bias", "name": hidden[0], "bias": 0.1},
+            {"action": "freeze", "from": first["source"], "to": first["target"]},
+            {"action": "perturb", "noise": 0.05},
+        ]
+        for entry in taken:
+            status, answer = server.post("/api/session/action", entry)
+            assert status == 200, answer
+            assert answer["step"] == 16
+        # bad actions: a 400 with the one-line reason, and the network as it was
+        unchanged = server.get("/api/session/network")
+        for entry, reason in [({"action": "connect", "from": output, "to": inputs[0]}, "input"),
+                              ({"action": "connect", "from": "nobody", "to": output}, "nobody"),
+                              ({"action": "set_learning_rate", "value": "fast"}, "value"),
+                              ({"action": "add_neuron", "name": "extra2", "connect_from": [hidden[-1]],
+                                "connect_to": [hidden[1]]}, "cycle"),
+                              ({"action": "teleport"}, "action")]:
+            status, answer = server.post("/api/session/action", entry)
+            assert status == 400 and reason in answer["error"] and "\n" not in answer["error"], (entry, answer)
+        assert server.get("/api/session/network") == unchanged
+        # actions while it trains: they take effect at whatever step boundary comes next
+        server.post("/api/session/run", {"steps": None})
+        until(lambda: server.get("/api/session/state")["step"] >= 30, "training to go on")
+        status, answer = server.post("/api/session/action", {"action": "remove_neuron", "name": hidden[2]})
+        assert status == 200 and answer["step"] > 30
+        status, answer = server.post("/api/session/action", {"action": "disconnect", "from": inputs[0],
+                                                             "to": "extra"})
+        assert status == 200
+        state = server.post("/api/session/pause")[1]
+        assert not state["running"]
+        server.post("/api/session/run", {"steps": 7})
+        until(lambda: not server.get("/api/session/state")["running"], "the 7 steps")
+        end = server.get("/api/session/state")
+        network = server.get("/api/session/network")
+        assert network["step"] == end["step"]
+        text = server.get("/api/session/scenario")
+    assert f"steps = {end['step']}" in text and text.count("[[script]]") == 8
+    again = run_saved(text, tmp_path)
+    with open_trace(tmp_path / "session") as session, open_trace(again) as rerun:
+        assert session.last_step == rerun.last_step == end["step"]
+        assert events_of(session) == events_of(rerun)
+        assert final_network(session) == final_network(rerun) == network_of(network)
+        assert [a["label"] for a in session.actions()] == [a["label"] for a in rerun.actions()]
+
+
+@pytest.mark.parametrize("engine", ["actor", "fast"])
+def test_a_session_and_its_saved_scenario_give_the_same_events_on_either_engine(tmp_path, engine):
+    session = PlaySession(ROOT / "scenarios" / "xor.toml", tmp_path / "session", engine=engine)
+    try:
+        session.run(5, wait=True)
+        session.act({"action": "add_neuron", "name": "n", "activation": "sigmoid", "connect_from": ["x0", "x1"],
+                     "connect_to": ["y0"], "weight": 0.25})
+        session.act({"action": "perturb", "noise": 0.1, "neurons": ["y0"]})
+        session.run(40, speed=None)
+        until(lambda: session.state()["step"] >= 20, "steps")  # whatever step it has got to
+        session.act({"action": "set_learning_rate", "value": 0.3})
+        session.pause()
+        text = session.scenario_text()
+        network = session.network()
+    finally:
+        session.close()
+    assert f"steps = {network['step']}" in text
+    with open_trace(tmp_path / "session") as recorded, open_trace(run_saved(text, tmp_path)) as rerun:
+        assert events_of(recorded) == events_of(rerun)
+        assert final_network(recorded) == final_network(rerun) == network_of(network)
+
+
+def test_a_bad_action_leaves_the_session_as_it_was_and_saving_before_any_step_is_refused(tmp_path):
+    session = PlaySession(ROOT / "scenarios" / "xor.toml", tmp_path / "session")
+    try:
+        with pytest.raises(ScenarioError, match="no step trained yet"):
+            session.scenario_text()
+        before = session.network()
+        with pytest.raises(ScenarioError, match=r"script\[0\]\.connect_to\[0\]: unknown neuron 'nowhere'"):
+            # the neuron would be added before its second connection fails: nothing of it may stay
+            session.act({"action": "add_neuron", "name": "half", "connect_from": ["x0"], "connect_to": ["nowhere"]})
+        with pytest.raises(ScenarioError, match="script.0..at"):
+            session.act({"action": "set_learning_rate", "value": 1.0, "at": 3})
+        assert session.network() == before and session.actions == []
+        session.run(3, wait=True)
+    finally:
+        session.close()
+    with open_trace(tmp_path / "session") as trace:
+        assert trace.last_step == 3 and trace.actions() == [] and "half" not in trace.snapshot(3)
