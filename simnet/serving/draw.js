@@ -55,12 +55,16 @@ function drawNetwork(svg, network, handlers = {}) {
     element("title", {}, line).textContent = `${c.source} → ${c.target}: ${w}${c.frozen ? " (frozen)" : ""}`;
     if (handlers.connection) line.addEventListener("click", () => handlers.connection(c));
   });
+  // a crowded column gets smaller neurons, labelled beside them rather than above
+  const spacing = Math.min(...Array.from(columns.values(), names => (height - 40) / names.length));
+  const r = Math.max(3, Math.min(11, 0.35 * spacing)), beside = spacing < 30;
   network.neurons.forEach(n => {
     const [x, y] = at.get(n.name);
     const g = element("g", {class: "neuron", "data-name": n.name}, svg);
-    element("circle", {cx: x, cy: y, r: 11, fill: n.role === "input" ? "#eee" : n.role === "output" ? "#fd9" : "#fff",
+    element("circle", {cx: x, cy: y, r, fill: n.role === "input" ? "#eee" : n.role === "output" ? "#fd9" : "#fff",
                        stroke: "#333"}, g);
-    const label = element("text", {x, y: y - 14, "text-anchor": "middle"}, g);
+    const label = element("text", beside ? {x: x + r + 2, y: y + 3, "text-anchor": "start", "font-size": 8}
+                                         : {x, y: y - r - 3, "text-anchor": "middle"}, g);
     label.textContent = n.name;
     element("title", {}, g).textContent = `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`;
     if (handlers.neuron) g.addEventListener("click", () => handlers.neuron(n));
