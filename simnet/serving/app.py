@@ -181,13 +181,23 @@ def play_app(session):
     def network(request):
         return JSONResponse(session.network())
 
+    def steps_after(request):
+        after = int(request.query_params.get("after", "0"))
+        return [[s, _json_number(loss), _json_number(acc)] for s, loss, acc in list(session.history) if s > after][:5000]
+
     def history(request):
         try:
-            after = int(request.query_params.get("after", "0"))
+            return JSONResponse(steps_after(request))
         except ValueError:
             return _error("after: expected a step number")
-        return JSONResponse([[s, _json_number(loss), _json_number(acc)] for s, loss, acc in list(session.history)
-                             if s > after][:5000])
+
+    def frame(request):
+        """What the page draws, in one answer: state, network and the steps after `after`."""
+        try:
+            return JSONResponse({"state": session.state(), "network": session.network(),
+                                 "history": steps_after(request)})
+        except ValueError:
+            return _error("after: expected a step number")
 
     def data(request):
         X, Y = session.data
@@ -210,7 +220,7 @@ def play_app(session):
         Route("/", play_page), Route("/api/session/run", run, methods=["POST"]),
         Route("/api/session/pause", pause, methods=["POST"]), Route("/api/session/action", action, methods=["POST"]),
         Route("/api/session/state", state), Route("/api/session/network", network),
-        Route("/api/session/history", history), Route("/api/session/data", data),
+        Route("/api/session/history", history), Route("/api/session/frame", frame), Route("/api/session/data", data),
         Route("/api/session/scenario", scenario), Route("/api/session/save", save, methods=["POST"]),
     ])
 

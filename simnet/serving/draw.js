@@ -29,9 +29,38 @@ function depths(neurons, connections) {
   return depth;
 }
 
+function topologyOf(network) {
+  return network.neurons.map(n => n.name + ":" + n.activation).join(",") + "|" +
+    network.connections.map(c => c.source + ">" + c.target).join(",");
+}
+
+function connectionLook(c, heaviest) {
+  const w = c.weight === null ? 0 : c.weight;
+  return {stroke: c.weight === null ? "#999" : w >= 0 ? "#c33" : "#36c",
+          "stroke-width": 0.5 + 5 * Math.abs(w) / heaviest, "stroke-dasharray": c.frozen ? "4 3" : "none"};
+}
+
+// Draws `network` into `svg`; a network of the same neurons and connections as the one drawn last only
+// has its colours, widths and titles changed (the page redraws a few times a second while training runs).
 function drawNetwork(svg, network, handlers = {}) {
+  if (!network) { svg.innerHTML = ""; return; }
+  const heaviest = Math.max(1e-12, ...network.connections.map(c => Math.abs(c.weight || 0)));
+  const topology = topologyOf(network);
+  if (svg.dataset.topology === topology) {
+    const lines = svg.querySelectorAll("line.connection"), neurons = svg.querySelectorAll("g.neuron");
+    network.connections.forEach((c, i) => {
+      for (const [k, v] of Object.entries(connectionLook(c, heaviest))) lines[i].setAttribute(k, v);
+      lines[i].firstChild.textContent = `${c.source} → ${c.target}: ${c.weight}${c.frozen ? " (frozen)" : ""}`;
+      lines[i].simnet = c;
+    });
+    network.neurons.forEach((n, i) => {
+      neurons[i].lastChild.textContent = `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`;
+      neurons[i].simnet = n;
+    });
+    return;
+  }
   svg.innerHTML = "";
-  if (!network) return;
+  svg.dataset.topology = topology;
   const width = +svg.getAttribute("width"), height = +svg.getAttribute("height");
   const depth = depths(network.neurons, network.connections);
   const deepest = Math.max(1, ...depth.values());
@@ -44,16 +73,13 @@ function drawNetwork(svg, network, handlers = {}) {
   const at = new Map();
   columns.forEach((names, d) => names.forEach((name, i) => at.set(name, [
     40 + (width - 80) * d / deepest, 20 + (height - 40) * (i + 0.5) / names.length])));
-  const heaviest = Math.max(1e-12, ...network.connections.map(c => Math.abs(c.weight || 0)));
   network.connections.forEach(c => {
     const [x1, y1] = at.get(c.source), [x2, y2] = at.get(c.target);
-    const w = c.weight === null ? 0 : c.weight;
-    const line = element("line", {x1, y1, x2, y2, class: "connection",
-      stroke: c.weight === null ? "#999" : w >= 0 ? "#c33" : "#36c",
-      "stroke-width": 0.5 + 5 * Math.abs(w) / heaviest, "stroke-opacity": 0.75,
-      "stroke-dasharray": c.frozen ? "4 3" : "none", "data-source": c.source, "data-target": c.target}, svg);
-    element("title", {}, line).textContent = `${c.source} → ${c.target}: ${w}${c.frozen ? " (frozen)" : ""}`;
-    if (handlers.connection) line.addEventListener("click", () => handlers.connection(c));
+    const line = element("line", {x1, y1, x2, y2, class: "connection", "stroke-opacity": 0.75,
+      "data-source": c.source, "data-target": c.target, ...connectionLook(c, heaviest)}, svg);
+    element("title", {}, line).textContent = `${c.source} → ${c.target}: ${c.weight}${c.frozen ? " (frozen)" : ""}`;
+    line.simnet = c;
+    if (handlers.connection) line.addEventListener("click", () => handlers.connection(line.simnet));
   });
   // a crowded column gets smaller neurons, labelled beside them rather than above
   const spacing = Math.min(...Array.from(columns.values(), names => (height - 40) / names.length));
@@ -67,7 +93,8 @@ function drawNetwork(svg, network, handlers = {}) {
                                          : {x, y: y - r - 3, "text-anchor": "middle"}, g);
     label.textContent = n.name;
     element("title", {}, g).textContent = `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`;
-    if (handlers.neuron) g.addEventListener("click", () => handlers.neuron(n));
+    g.simnet = n;
+    if (handlers.neuron) g.addEventListener("click", () => handlers.neuron(g.simnet));
   });
 }
 
@@ -109,23 +136,27 @@ function drawSurface(canvas, network, points) {
   const inputs = network.neurons.filter(v => v.role === "input").map(v => v.name);
   const output = network.neurons.find(v => v.role === "output");
   if (inputs.length !== 2 || !output || !points) return;
-  const order = Array.from(depths(network.neurons, network.connections).entries()).sort((a, b) => a[1] - b[1]);
+  // the network as arrays, in firing order: each neuron's bias, activation and incoming (source, weight)
+  const order = Array.from(depths(network.neurons, network.connections).entries()).sort((a, b) => a[1] - b[1])
+    .map(([name]) => name);
+  const slot = new Map(order.map((name, i) => [name, i]));
   const byName = new Map(network.neurons.map(v => [v.name, v]));
-  const incoming = new Map(network.neurons.map(v => [v.name, []]));
-  network.connections.forEach(c => incoming.get(c.target).push(c));
+  const layers = order.map(name => byName.get(name)).filter(v => v.role !== "input").map(v => ({
+    at: slot.get(v.name), bias: v.bias || 0, f: ACTIVATE[v.activation] || (t => t),
+    sources: network.connections.filter(c => c.target === v.name).map(c => [slot.get(c.source), c.weight || 0])}));
+  const first = slot.get(inputs[0]), second = slot.get(inputs[1]), out = slot.get(output.name);
   const xs = points.map(p => p[0]), ys = points.map(p => p[1]);
   const x0 = Math.min(...xs) - 0.5, x1 = Math.max(...xs) + 0.5, y0 = Math.min(...ys) - 0.5, y1 = Math.max(...ys) + 0.5;
-  const values = [];
+  const values = [], value = new Float64Array(order.length);
   for (let j = 0; j < n; j++) for (let i = 0; i < n; i++) {
-    const value = new Map([[inputs[0], x0 + (x1 - x0) * (i + 0.5) / n], [inputs[1], y1 - (y1 - y0) * (j + 0.5) / n]]);
-    for (const [name] of order) {
-      const neuron = byName.get(name);
-      if (neuron.role === "input") continue;
-      let z = neuron.bias || 0;
-      incoming.get(name).forEach(c => { z += (c.weight || 0) * (value.get(c.source) || 0); });
-      value.set(name, (ACTIVATE[neuron.activation] || (t => t))(z));
+    value[first] = x0 + (x1 - x0) * (i + 0.5) / n;
+    value[second] = y1 - (y1 - y0) * (j + 0.5) / n;
+    for (const neuron of layers) {
+      let z = neuron.bias;
+      for (const [source, weight] of neuron.sources) z += weight * value[source];
+      value[neuron.at] = neuron.f(z);
     }
-    values.push(value.get(output.name));
+    values.push(value[out]);
   }
   const middle = output.activation === "sigmoid" ? 0.5 : 0;
   const spread = Math.max(1e-9, ...values.map(v => Math.abs(v - middle)));

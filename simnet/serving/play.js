@@ -4,7 +4,7 @@
 const config = JSON.parse(document.getElementById("config").textContent);
 document.getElementById("name").textContent = config.name + " (live)";
 const points = [];  // [step, loss, accuracy]
-let data = null, selected = null, frames = 0, lastNetwork = null;
+let data = null, selected = null, frames = 0;
 const $ = id => document.getElementById(id);
 
 function say(text, error) {
@@ -62,17 +62,15 @@ function select(thing) {
 
 async function refresh() {
   try {
-    const state = await (await fetch("/api/session/state")).json();
+    const after = points.length ? points[points.length - 1][0] : 0;
+    const {state, network, history} = await (await fetch("/api/session/frame?after=" + after)).json();
     $("step-count").textContent = state.step;
     $("loss").textContent = state.loss === null ? "" : state.loss.toPrecision(4);
     $("accuracy").textContent = state.accuracy === null ? "" : (100 * state.accuracy).toFixed(1) + "%";
     $("banner").textContent = state.ended ? "ended: " + state.ended : state.running ? "training" : "paused";
     $("banner").className = "status " + (state.running ? "running" : "");
-    const after = points.length ? points[points.length - 1][0] : 0;
-    for (const p of await (await fetch("/api/session/history?after=" + after)).json()) points.push(p);
-    const network = await (await fetch("/api/session/network")).json();
+    for (const p of history) points.push(p);
     if (network) {
-      lastNetwork = network;
       $("lr").textContent = network.learning_rate;
       drawNetwork($("network"), network, {neuron: select, connection: select});
       if (data && data.points) drawSurface($("surface"), network, data.points);
@@ -80,7 +78,7 @@ async function refresh() {
     drawLoss($("loss-chart"), points, points.length ? points[points.length - 1][0] : undefined);
     frames += 1;
   } catch (e) { /* the server went away for a moment */ }
-  setTimeout(refresh, 200);
+  setTimeout(refresh, 200);  // about 4 frames a second: enough to watch, little taken from training
 }
 
 (async () => {
