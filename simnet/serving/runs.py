@@ -16,7 +16,7 @@ from ..errors import InputError, SimnetError
 from ..files import directory_locked
 from ..trace import FILENAME, open_trace
 
-__all__ = ["MAX_DEPTH", "STEPS_PER_ANSWER", "find_runs", "find_sweeps", "resolve_under", "run_info", "steps_after"]
+__all__ = ["ENDED", "MAX_DEPTH", "SNAPSHOTS_PER_ANSWER", "STEPS_PER_ANSWER", "find_runs", "find_sweeps", "resolve_under", "run_info", "steps_after"]
 
 MAX_DEPTH = 4  # directories below DIR searched for runs
 STEPS_PER_ANSWER = 2000  # steps in one answer of steps_after at most; the page asks again for the rest

@@ -26,7 +26,7 @@ from ..scenario.running import Timeline
 from ..scenario.runinfo import data_record
 from ..trace import Recorder
 
-__all__ = ["MAX_STEPS", "PlaySession", "SessionClosed"]
+__all__ = ["MAX_STEPS", "PUBLISH_EVERY", "PlaySession", "SessionClosed", "network_dict"]
 
 MAX_STEPS = 10**9  # the run a session asks for: it ends when the person stops, long before
 PUBLISH_EVERY = 0.05  # seconds between network snapshots for the page while training runs
@@ -48,6 +48,8 @@ class PlaySession:
     5
     >>> session.act({"action": "set_learning_rate", "value": 0.05})["label"]
     'lr = 0.05'
+    >>> session.run(1, wait=True)["step"]
+    6
     >>> "at = 6" in session.scenario_text()
     True
     >>> session.close()
