@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -18,6 +19,19 @@ def simnet(*args, **kwargs):
     """A `simnet` process (this tree's) with its standard output piped."""
     return subprocess.Popen([sys.executable, "-m", "simnet", *map(str, args)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+@contextmanager
+def simnet_running(*args, **kwargs):
+    """`simnet` with `args` running within the block, killed at its end if still there."""
+    process = simnet(*args, **kwargs)
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        process.stderr.close()
 
 
 class Server:

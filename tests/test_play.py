@@ -52,7 +52,7 @@ def run_saved(text, tmp_path):
 def test_a_session_steered_through_the_api_is_repeated_bit_for_bit_by_its_saved_scenario(tmp_path):
     with Server("play", "scenarios/moons.toml", "-o", tmp_path / "session") as server:
         assert server.post("/api/session/run", {"steps": 15})[0] == 200
-        until(lambda: server.get("/api/session/state")["step"] == 15 and not server.get("/api/session/state")["running"],
+        until(lambda: (lambda state: state["step"] == 15 and not state["running"])(server.get("/api/session/state")),
               "15 steps")
         before = server.get("/api/session/network")
         hidden = [n["name"] for n in before["neurons"] if n["role"] == "hidden"]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from serving_helpers import ROOT, Server, listening_address, simnet, until
+from serving_helpers import ROOT, Server, listening_address, simnet_running, until
 from simnet.errors import InputError
 from simnet.runner import run
 from simnet.serving.runs import resolve_under
@@ -48,8 +48,7 @@ def test_a_run_training_into_the_directory_is_followed_to_its_end(tmp_path):
     runs.mkdir()
     with Server("serve", runs) as server:
         assert server.get("/api/runs") == []
-        training = simnet("run", long_scenario(tmp_path, 3000), "-o", runs / "live", "-q")
-        try:
+        with simnet_running("run", long_scenario(tmp_path, 3000), "-o", runs / "live", "-q") as training:
             until(lambda: (run_named(server, "live") or {}).get("status") == "running", "the run to show as running")
             page = server.get("/runs/live/")
             assert "simnet live" in page  # a running run's page follows it
@@ -68,11 +67,6 @@ def test_a_run_training_into_the_directory_is_followed_to_its_end(tmp_path):
             assert answer["status"] == "complete"
             assert len({s["step"] for s in got}) == len(got) == 3000 and got[-1]["step"] == 3000
             assert part_way >= 2  # steps arrived while it ran, more than once
-        finally:
-            training.kill()
-            training.wait()
-            training.stdout.close()
-            training.stderr.close()
         with open_trace(runs / "live") as trace:
             history = trace.history()
         assert [s["loss"] for s in got] == history["loss"].tolist()  # the trace's own floats
@@ -85,8 +79,7 @@ def test_a_run_training_into_the_directory_is_followed_to_its_end(tmp_path):
 def test_a_run_killed_with_sigkill_shows_as_incomplete(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    training = simnet("run", long_scenario(tmp_path, 10**6), "-o", runs / "doomed", "-q", start_new_session=True)
-    try:
+    with simnet_running("run", long_scenario(tmp_path, 10**6), "-o", runs / "doomed", "-q") as training:
         with Server("serve", runs) as server:
             until(lambda: (run_named(server, "doomed") or {}).get("last_step"), "steps to be committed")
             assert run_named(server, "doomed")["status"] == "running"
@@ -96,11 +89,6 @@ def test_a_run_killed_with_sigkill_shows_as_incomplete(tmp_path):
             assert info["status"] == "incomplete" and info["last_step"] > 0
             assert server.get("/api/runs/doomed/steps?after=0")["status"] == "incomplete"
             assert "incomplete" in server.get("/")
-    finally:
-        training.kill()
-        training.wait()
-        training.stdout.close()
-        training.stderr.close()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import signal
 import numpy as np
 from PIL import Image
 
-from serving_helpers import Server, simnet, until
+from serving_helpers import Server, simnet_running, until
 from test_html_browser import SCREENSHOT_DIR, browser  # noqa: F401  (the fixture)
 from test_play import events_of, final_network, network_of, run_saved
 from test_serve import long_scenario
@@ -36,8 +36,7 @@ def screenshot(page, tmp_path, name):
 def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # noqa: F811
     runs = tmp_path / "runs"
     runs.mkdir()
-    training = simnet("run", long_scenario(tmp_path, 20000), "-o", runs / "live", "-q")
-    try:
+    with simnet_running("run", long_scenario(tmp_path, 20000), "-o", runs / "live", "-q") as training:
         with Server("serve", runs) as server:
             until(lambda: {r["name"]: r for r in server.get("/api/runs")}.get("live", {}).get("status") == "running",
                   "the run to start")
@@ -57,18 +56,12 @@ def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # 
             index.wait_for_selector("tr[data-name='live'] td.status.complete")
             screenshot(index, tmp_path, "serve_index.png")
             assert page.errors == [] and index.errors == []
-    finally:
-        training.kill()
-        training.wait()
-        training.stdout.close()
-        training.stderr.close()
 
 
 def test_the_page_of_a_killed_run_says_its_process_died(browser, tmp_path):  # noqa: F811
     runs = tmp_path / "runs"
     runs.mkdir()
-    training = simnet("run", long_scenario(tmp_path, 10**6), "-o", runs / "doomed", "-q")
-    try:
+    with simnet_running("run", long_scenario(tmp_path, 10**6), "-o", runs / "doomed", "-q") as training:
         with Server("serve", runs) as server:
             page = open_live(browser, server.url + "runs/doomed/live")
             page.wait_for_function("+document.getElementById('step-count').textContent > 0", timeout=60_000)
@@ -78,11 +71,6 @@ def test_the_page_of_a_killed_run_says_its_process_died(browser, tmp_path):  # n
             index = open_live(browser, server.url)
             index.wait_for_selector("tr[data-name='doomed'] td.status.incomplete")
             assert page.errors == [] and index.errors == []
-    finally:
-        training.kill()
-        training.wait()
-        training.stdout.close()
-        training.stderr.close()
 
 
 def test_a_play_session_driven_by_its_buttons_is_repeated_by_its_saved_scenario(browser, tmp_path):  # noqa: F811

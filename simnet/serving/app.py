@@ -21,7 +21,7 @@ from starlette.routing import Route
 from ..errors import SimnetError
 from ..trace import open_trace
 from ..viz.page import render_page
-from .runs import ENDED, find_runs, find_sweeps, resolve_under, run_info, steps_after
+from .runs import ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, resolve_under, run_info, steps_after
 from .session import SessionClosed
 
 __all__ = ["page", "play_app", "serve_app", "start"]
@@ -183,7 +183,8 @@ def play_app(session):
 
     def steps_after(request):
         after = int(request.query_params.get("after", "0"))
-        return [[s, _json_number(loss), _json_number(acc)] for s, loss, acc in list(session.history) if s > after][:5000]
+        return [[s, _json_number(loss), _json_number(acc)]
+                for s, loss, acc in list(session.history) if s > after][:STEPS_PER_ANSWER]
 
     def history(request):
         try:

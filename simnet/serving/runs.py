@@ -16,7 +16,8 @@ from ..errors import InputError, SimnetError
 from ..files import directory_locked
 from ..trace import FILENAME, open_trace
 
-__all__ = ["ENDED", "MAX_DEPTH", "SNAPSHOTS_PER_ANSWER", "STEPS_PER_ANSWER", "find_runs", "find_sweeps", "resolve_under", "run_info", "steps_after"]
+__all__ = ["ENDED", "MAX_DEPTH", "SNAPSHOTS_PER_ANSWER", "STEPS_PER_ANSWER", "find_runs", "find_sweeps",
+           "resolve_under", "run_info", "steps_after"]
 
 MAX_DEPTH = 4  # directories below DIR searched for runs
 STEPS_PER_ANSWER = 2000  # steps in one answer of steps_after at most; the page asks again for the rest
@@ -143,6 +144,11 @@ def run_info(root, name):
     return info
 
 
+def _in_order(item):
+    """A snapshot's node or edge (with its attributes last) by its place in the network."""
+    return item[-1].get("order", 0)
+
+
 def _number(x):
     return float(x) if x is not None and math.isfinite(x) else None
 
@@ -181,7 +187,7 @@ def steps_after(root, name, after):
         for step, graph in trace.snapshots(wanted[-SNAPSHOTS_PER_ANSWER:]):
             answer["networks"][str(step)] = {
                 "neurons": [[n, a.get("role"), a.get("fn"), _number(a.get("bias"))]
-                            for n, a in sorted(graph.nodes(data=True), key=lambda item: item[1].get("order", 0))],
+                            for n, a in sorted(graph.nodes(data=True), key=_in_order)],
                 "connections": [[s, t, _number(a.get("weight")), bool(a.get("frozen"))]
-                                for s, t, a in sorted(graph.edges(data=True), key=lambda item: item[2].get("order", 0))]}
+                                for s, t, a in sorted(graph.edges(data=True), key=_in_order)]}
     return answer
