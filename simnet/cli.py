@@ -505,8 +505,8 @@ def cmd_serve(args):
         return 2
     if not Path(args.directory).is_dir():
         raise InputError(args.directory, "DIR", "no such directory")
-    return app.start(app.serve_app(Path(args.directory)), args.host, args.port, open_browser=not args.no_browser,
-                     what="simnet serve")
+    return app.start(app.serve_app(Path(args.directory)), app.listen(args.host, args.port),
+                     open_browser=not args.no_browser, what="simnet serve")
 
 
 def cmd_play(args):
@@ -515,7 +515,12 @@ def cmd_play(args):
     if app is None:
         return 2
     from .serving.session import PlaySession
-    session = PlaySession(args.scenario, args.output, engine=args.engine)
+    sock = app.listen(args.host, args.port)  # before the session: an address in use leaves nothing behind
+    try:
+        session = PlaySession(args.scenario, args.output, engine=args.engine)
+    except BaseException:
+        sock.close()
+        raise
     print(f"simnet play: the session records into {session.directory}{os.sep}", flush=True)
-    return app.start(app.play_app(session), args.host, args.port, open_browser=not args.no_browser,
-                     what="simnet play", on_exit=session.close)
+    return app.start(app.play_app(session), sock, open_browser=not args.no_browser, what="simnet play",
+                     on_exit=session.close)

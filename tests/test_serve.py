@@ -163,3 +163,17 @@ def test_without_the_serve_extra_the_command_says_what_to_install(tmp_path):
                               capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tmp_path)},
                               timeout=60)
         assert done.returncode == 2 and done.stderr.count("\n") == 1 and "simnet[serve]" in done.stderr
+
+
+def test_an_address_in_use_is_one_line_and_leaves_nothing_behind(tmp_path):
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in (["serve", tmp_path], ["play", "scenarios/xor.toml", "-o", tmp_path / "session"]):
+            done = subprocess.run([sys.executable, "-m", "simnet", *map(str, command), "--port", str(port),
+                                   "--no-browser"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert done.returncode == 2 and done.stderr == \
+                f"simnet: error: 127.0.0.1:{port}: --port: cannot listen there: Address already in use\n"
+    assert not (tmp_path / "session").exists()

@@ -5,9 +5,12 @@ no network beyond this server.  Everything a page shows comes from the JSON
 API, which scripts can use as well.  Names that come from runs go into pages
 HTML-escaped, or as text through the DOM.
 """
+import errno
 import html
+import ipaddress
 import json
 import re
+import socket
 import sys
 import threading
 import webbrowser
@@ -18,13 +21,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from ..errors import SimnetError
+from ..errors import InputError, SimnetError
 from ..trace import open_trace
 from ..viz.page import render_page
 from .runs import ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, resolve_under, run_info, steps_after
 from .session import SessionClosed
 
-__all__ = ["page", "play_app", "serve_app", "start"]
+__all__ = ["listen", "page", "play_app", "serve_app", "start"]
 
 
 def page(name, title, config, scripts=("draw",), **html_parts):
@@ -230,32 +233,47 @@ def _json_number(x):
     return x if x is not None and x == x and abs(x) != float("inf") else None
 
 
-def start(app, host="127.0.0.1", port=8000, *, open_browser=True, what="simnet", on_exit=None):
-    """Serve `app` until Ctrl-C; says its address on standard output once it listens, and opens it in a
-    browser unless `open_browser` is false.  `on_exit` is called when the server has stopped."""
-    import uvicorn
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                                           lifespan="off"))
-
-    def announce():
-        while not server.started:
-            if server.should_exit:
-                return
-            threading.Event().wait(0.02)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound}/"
-        print(f"{what}: serving at {url} (Ctrl-C to stop)", flush=True)
-        if host not in ("127.0.0.1", "localhost", "::1"):
-            print(f"{what}: warning: listening on {host}: anyone who can reach this machine can see it",
-                  file=sys.stderr, flush=True)
-        if open_browser:
-            webbrowser.open(url)
-
-    threading.Thread(target=announce, daemon=True).start()
+def listen(host, port):
+    """A socket bound to (host, port) and listening; InputError naming --host or --port if it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        server.run()
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as error:
+        sock.close()
+        where = "--port" if error.errno in (errno.EADDRINUSE, errno.EACCES) else "--host"
+        raise InputError(f"{host}:{port}", where, f"cannot listen there: {error.strerror or error}") from None
+    return sock
+
+
+def start(app, sock, *, open_browser=True, what="simnet", on_exit=None):
+    """Serve `app` on `sock` (from :func:`listen`) until Ctrl-C; says its address on standard output once it
+    listens, and opens it in a browser unless `open_browser` is false.  `on_exit` is called when the server
+    has stopped."""
+    import uvicorn
+    try:
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
+        host, port = sock.getsockname()[:2]
+        local = ipaddress.ip_address(host).is_loopback
+        url = f"http://{host if local or not ipaddress.ip_address(host).is_unspecified else '127.0.0.1'}:{port}/"
+
+        def announce():
+            while not server.started:
+                if server.should_exit:
+                    return
+                threading.Event().wait(0.02)
+            print(f"{what}: serving at {url} (Ctrl-C to stop)", flush=True)
+            if not local:
+                print(f"{what}: warning: listening on {host}: anyone who can reach this machine can see it",
+                      file=sys.stderr, flush=True)
+            if open_browser:
+                webbrowser.open(url)
+
+        threading.Thread(target=announce, daemon=True).start()
+        server.run(sockets=[sock])
     finally:
         if on_exit is not None:
             on_exit()
     return 0
-
