@@ -21,7 +21,7 @@ __all__ = ["ENDED", "MAX_DEPTH", "SNAPSHOTS_PER_ANSWER", "STEPS_PER_ANSWER", "fi
 
 MAX_DEPTH = 4  # directories below DIR searched for runs
 STEPS_PER_ANSWER = 2000  # steps in one answer of steps_after at most; the page asks again for the rest
-SNAPSHOTS_PER_ANSWER = 50  # networks in one answer at most (the latest ones)
+SNAPSHOTS_PER_ANSWER = 20  # networks in one answer at most (the latest ones): each is replayed from the trace
 ENDED = ("complete", "interrupted", "failed", "diverged")
 
 
@@ -110,38 +110,63 @@ def _summary(path):
         return {}
 
 
-def run_info(root, name):
+def run_info(root, name, trace=None):
     """{"name", "path", "status", "last_step", "loss", "accuracy", "scenario"} of the run `name` under `root`.
 
     status: the summary's when the run has ended; otherwise the trace's end, or
     ``running`` while its recording process holds the directory's lock, or
-    ``incomplete`` once that process has died.
+    ``incomplete`` once that process has died.  `trace`: the run's trace if
+    the caller has opened it already (after :func:`directory_locked` said
+    whether the run was going: see :func:`_opened`).
     """
     path = Path(root) / name
+    if trace is None:
+        with _opened(path) as trace:
+            return run_info(root, name, trace)
     summary = _summary(path)
     info = {"name": name, "path": str(path), "status": None, "last_step": None, "loss": None, "accuracy": None,
             "scenario": summary.get("scenario") if isinstance(summary.get("scenario"), str) else None}
-    ended = summary.get("status") if summary.get("status") in ENDED else None
-    try:
-        with open_trace(path) as trace:
-            info["last_step"] = trace.last_step
-            info["scenario"] = info["scenario"] or trace.metadata.get("scenario")
-            history = trace.history()
-            if len(history["step"]):
-                info["loss"], info["accuracy"] = _number(history["loss"][-1]), _number(history["accuracy"][-1])
-            end = trace.end_reason
-    except (SimnetError, OSError):
-        end = None
-    if ended is not None:
-        info["status"] = ended
+    end = None
+    if trace.trace is not None:
+        info["last_step"] = trace.last_step
+        info["scenario"] = info["scenario"] or trace.metadata.get("scenario")
+        history = trace.history()
+        if len(history["step"]):
+            info["loss"], info["accuracy"] = _number(history["loss"][-1]), _number(history["accuracy"][-1])
+        end = trace.end_reason
+    if summary.get("status") in ENDED:
+        info["status"] = summary["status"]
         if summary.get("loss") is not None:
             info["loss"], info["accuracy"] = summary.get("loss"), summary.get("accuracy")
         info["last_step"] = summary.get("steps", info["last_step"])
     elif end is not None:
         info["status"] = end if end in ENDED else "incomplete"
     else:
-        info["status"] = "running" if directory_locked(path) else "incomplete"
+        info["status"] = "running" if trace.locked else "incomplete"
     return info
+
+
+class _opened:
+    """A run's trace (``.trace``, None if it cannot be read yet) and ``.locked``: whether its recording process
+    held the lock just before the trace was read.  In that order, a run that ends meanwhile (its end written,
+    then its lock let go) is never taken for one whose process died."""
+
+    def __init__(self, path):
+        self.locked = directory_locked(path)
+        try:
+            self.trace = open_trace(path)
+        except (SimnetError, OSError):
+            self.trace = None
+
+    def __getattr__(self, name):
+        return getattr(self.trace, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.trace is not None:
+            self.trace.close()
 
 
 def _in_order(item):
@@ -165,17 +190,14 @@ def steps_after(root, name, after):
     path = resolve_under(root, name)
     if not _is_run(path):
         raise InputError(name, "run", "no run there")
-    info = run_info(root, name)
-    answer = {"name": name, "status": info["status"], "last_step": None, "steps": [], "networks": {}, "more": False}
-    try:
-        trace = open_trace(path)
-    except SimnetError:
-        return answer  # not begun yet: no steps
-    with trace:
-        last = trace.last_step
+    with _opened(path) as trace:
+        info = run_info(root, name, trace)
+        answer = {"name": name, "status": info["status"], "last_step": None, "steps": [], "networks": {},
+                  "more": False}
+        last = trace.last_step if trace.trace is not None else None
         answer["last_step"] = last
         if last is None:
-            return answer
+            return answer  # not begun yet: no steps
         history = trace.history()
         chosen = [(int(s), _number(loss), _number(acc)) for s, loss, acc in
                   zip(history["step"], history["loss"], history["accuracy"]) if after < s <= last]
