@@ -11,7 +11,7 @@ seen to its first appearance in an answer.
 Play: `simnet play scenarios/moons.toml` trains 3,000 steps through its API
 (`POST /api/session/run`), once with no page open and once with the play
 page open in headless chromium (drawing the network, loss curve and decision
-surface a few times a second), three times each, alternating.
+surface a few times a second), five times each, alternating.
 
     python3 benchmarks/bench_serve.py
 """
@@ -160,7 +160,7 @@ def section(quick=False):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
         alone, followed, fps = [], [], []
-        for _ in range(1 if quick else 3):
+        for _ in range(1 if quick else 5):
             alone.append(play_rate(None)[0])
             rate, frames = play_rate(browser)
             followed.append(rate)

@@ -178,24 +178,25 @@ def play_app(session):
         except SimnetError as error:
             return _error(error, 409 if isinstance(error, SessionClosed) else 400)
 
-    def state(request):
+    async def state(request):
         return JSONResponse(session.state())
 
-    def network(request):
+    async def network(request):
         return JSONResponse(session.network())
 
+    # the answers that only read what the session has published are async: no thread hand-over per frame
     def steps_after(request):
         after = int(request.query_params.get("after", "0"))
         return [[s, _json_number(loss), _json_number(acc)]
                 for s, loss, acc in list(session.history) if s > after][:STEPS_PER_ANSWER]
 
-    def history(request):
+    async def history(request):
         try:
             return JSONResponse(steps_after(request))
         except ValueError:
             return _error("after: expected a step number")
 
-    def frame(request):
+    async def frame(request):
         """What the page draws, in one answer: state, network and the steps after `after`."""
         try:
             return JSONResponse({"state": session.state(), "network": session.network(),
@@ -203,7 +204,7 @@ def play_app(session):
         except ValueError:
             return _error("after: expected a step number")
 
-    def data(request):
+    async def data(request):
         X, Y = session.data
         return JSONResponse({"points": [[float(x[0]), float(x[1]), float(y[0])] for x, y in zip(X, Y)]
                              if X.shape[1] == 2 else None})
