@@ -1,15 +1,17 @@
 """The live pages in a real browser (Debian's chromium through Playwright, as for the replay page): a
 run followed to its end, a killed run, and a play session driven through its buttons, saved and run again."""
 import os
+import shutil
 import signal
 
 import numpy as np
 from PIL import Image
 
-from serving_helpers import Server, simnet_running, until
+from serving_helpers import ROOT, Server, simnet_running, until
 from test_html_browser import SCREENSHOT_DIR, browser  # noqa: F401  (the fixture)
 from test_play import events_of, final_network, network_of, run_saved
 from test_serve import long_scenario
+from simnet.runner import run
 from simnet.trace import open_trace
 
 
@@ -128,3 +130,26 @@ def test_a_play_session_driven_by_its_buttons_is_repeated_by_its_saved_scenario(
     with open_trace(tmp_path / "session") as session, open_trace(run_saved(text, tmp_path)) as rerun:
         assert events_of(session) == events_of(rerun)
         assert final_network(session) == final_network(rerun) == network_of(network)
+
+
+def test_the_index_sorts_a_sweep_and_shows_names_as_text(browser, tmp_path):  # noqa: F811
+    runs = tmp_path / "runs"
+    run(ROOT / "scenarios" / "xor.toml", runs / "sweep" / "lr_9", steps=5, gifs=False)
+    shutil.copytree(runs / "sweep" / "lr_9", runs / "<img src=x onerror=alert(1)>")
+    (runs / "sweep" / "runs.csv").write_text("run,learning_rate,loss\nlr_9,9,0.5\nlr_10,10,0.25\nlr_2,2,0.75\n")
+    with Server("serve", runs) as server:
+        page = open_live(browser, server.url)
+        assert page.locator("img").count() == 0
+        assert page.locator("tr[data-name='<img src=x onerror=alert(1)>'] a").first.text_content() == \
+            "<img src=x onerror=alert(1)>"
+        sweep = page.locator("#sweeps table")
+        column = sweep.locator("tbody tr td:nth-child(2)")
+        sweep.locator("th", has_text="learning_rate").click()
+        assert column.all_text_contents() == ["2", "9", "10"]  # as numbers, not as text
+        sweep.locator("th", has_text="learning_rate").click()
+        assert column.all_text_contents() == ["10", "9", "2"]
+        screenshot(page, tmp_path, "serve_index_sweep.png")
+        assert sweep.locator("a").all_text_contents() == ["lr_9"]  # the one run of the table that exists
+        page.wait_for_timeout(2500)  # a refresh of the statuses changes nothing of that
+        assert page.locator("img").count() == 0
+        assert page.errors == []

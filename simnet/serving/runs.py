@@ -94,11 +94,20 @@ def find_sweeps(root):
         except (OSError, UnicodeDecodeError, csv.Error):
             continue
         columns, rows = (rows[0], rows[1:]) if rows else ([], [])
-        prefix = f"{name}/" if name else ""
-        links = [[prefix + cell if cell and "/" not in cell and _is_run(Path(root) / name / cell) else None
-                  for cell in row] for row in rows]
+        links = [[_run_named(root, name, cell) for cell in row] for row in rows]
         sweeps.append({"name": name or ".", "path": name, "columns": columns, "rows": rows, "links": links})
     return sweeps
+
+
+def _run_named(root, sweep, cell):
+    """The name under `root` of the run a sweep's cell names (relative to the sweep, or to `root`), or None."""
+    for name in (f"{sweep}/{cell}" if sweep else cell, cell):
+        try:
+            if cell and _is_run(resolve_under(root, name)):
+                return name
+        except InputError:
+            pass
+    return None
 
 
 def _summary(path):
