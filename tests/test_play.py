@@ -143,6 +143,10 @@ def test_a_bad_action_leaves_the_session_as_it_was_and_saving_before_any_step_is
             session.act({"action": "set_learning_rate", "value": 1.0, "at": 3})
         assert session.network() == before and session.actions == []
         session.run(3, wait=True)
+        def recorded():  # a paused session's trace gets every step so far (its writer commits them)
+            with open_trace(tmp_path / "session") as trace:
+                return trace.last_step == 3 and trace.running
+        until(recorded, "the steps to be committed")
     finally:
         session.close()
     with open_trace(tmp_path / "session") as trace:

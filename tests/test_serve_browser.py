@@ -46,6 +46,8 @@ def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # 
             counts = set()
             while page.text_content("#banner") in ("", "running"):
                 counts.add(page.text_content("#step-count"))
+                if len(counts) == 3:
+                    screenshot(page, tmp_path, "serve_running_run.png")
                 page.wait_for_timeout(100)
             page.wait_for_function("document.getElementById('step-count').textContent === '20000'", timeout=60_000)
             assert page.text_content("#banner") == "complete"

@@ -107,8 +107,11 @@ function drawLoss(svg, points, marker) {
   const first = points[0][0], last = Math.max(first + 1, points[points.length - 1][0]);
   const losses = finite.map(p => p[1]);
   const low = Math.min(...losses), high = Math.max(low + 1e-12, ...losses);
+  // a loss that falls by more than two orders of magnitude is drawn on a log scale, so its tail shows
+  const log = low > 0 && high / low > 100;
+  const scale = v => (log ? Math.log(v) : v), bottom = scale(low), top = Math.max(bottom + 1e-12, scale(high));
   const x = s => 30 + (width - 40) * (s - first) / (last - first);
-  const y = v => 10 + (height - 30) * (1 - (v - low) / (high - low));
+  const y = v => 10 + (height - 30) * (1 - (scale(v) - bottom) / (top - bottom));
   element("polyline", {points: finite.map(p => `${x(p[0])},${y(p[1])}`).join(" "), fill: "none",
                        stroke: "#222", "stroke-width": 1.5, id: "loss-line"}, svg);
   const accuracy = points.filter(p => p[2] !== null && isFinite(p[2]));
@@ -119,7 +122,7 @@ function drawLoss(svg, points, marker) {
   if (marker !== undefined) element("line", {x1: x(marker), x2: x(marker), y1: 5, y2: height - 18, stroke: "#c22"}, svg);
   element("text", {x: 30, y: height - 4}, svg).textContent = `step ${first}`;
   element("text", {x: width - 10, y: height - 4, "text-anchor": "end"}, svg).textContent = `step ${last}`;
-  element("text", {x: 2, y: 12}, svg).textContent = high.toPrecision(3);
+  element("text", {x: 2, y: 12}, svg).textContent = high.toPrecision(3) + (log ? " (log scale)" : "");
   element("text", {x: 2, y: height - 20}, svg).textContent = low.toPrecision(3);
 }
 

@@ -202,8 +202,9 @@ class Recorder:
                 raise self._failure from None
 
     def flush(self) -> None:
-        """Commit what is buffered now, between steps (a live session that pauses): readers see every
-        whole step so far.  Within a step, or before the run's first, it waits for the usual commit."""
+        """Hand what is buffered to the writer now, between steps (a live session that pauses), which
+        commits it as one transaction: readers then see every whole step so far.  Within a step, or before
+        the run's first, it waits for the usual commit."""
         if self._failure is None and self._open_step is None and self._announced is None and (
                 self._rows or self._batches or self._sql):
             self._commit()
