@@ -15,30 +15,6 @@ from simnet.runner import run
 from simnet.serving.runs import resolve_under
 from simnet.trace import open_trace
 
-LONG = """name = "long_xor"
-seed = 7
-[network]
-layers = [2, 4, 1]
-hidden = "tanh"
-output = "sigmoid"
-[data]
-kind = "xor"
-[training]
-steps = {steps}
-learning_rate = 0.5
-loss = "bce"
-[record]
-every = 50
-gifs = []
-"""
-
-
-def long_scenario(tmp_path, steps):
-    path = tmp_path / "long_xor.toml"
-    path.write_text(LONG.format(steps=steps))
-    return path
-
-
 def run_named(server, name):
     return {r["name"]: r for r in server.get("/api/runs")}.get(name)
 
@@ -48,7 +24,8 @@ def test_a_run_training_into_the_directory_is_followed_to_its_end(tmp_path):
     runs.mkdir()
     with Server("serve", runs) as server:
         assert server.get("/api/runs") == []
-        with simnet_running("run", long_scenario(tmp_path, 3000), "-o", runs / "live", "-q") as training:
+        with simnet_running("run", "scenarios/xor.toml", "--steps", 3000, "--no-gif", "-q",
+                            "-o", runs / "live") as training:
             until(lambda: (run_named(server, "live") or {}).get("status") == "running", "the run to show as running")
             page = server.get("/runs/live/")
             assert "simnet live" in page  # a running run's page follows it
@@ -79,7 +56,8 @@ def test_a_run_training_into_the_directory_is_followed_to_its_end(tmp_path):
 def test_a_run_killed_with_sigkill_shows_as_incomplete(tmp_path):
     runs = tmp_path / "runs"
     runs.mkdir()
-    with simnet_running("run", long_scenario(tmp_path, 10**6), "-o", runs / "doomed", "-q") as training:
+    with simnet_running("run", "scenarios/xor.toml", "--steps", 10**6, "--no-gif", "-q",
+                        "-o", runs / "doomed") as training:
         with Server("serve", runs) as server:
             until(lambda: (run_named(server, "doomed") or {}).get("last_step"), "steps to be committed")
             assert run_named(server, "doomed")["status"] == "running"

@@ -10,7 +10,6 @@ from PIL import Image
 from serving_helpers import ROOT, Server, simnet_running, until
 from test_html_browser import SCREENSHOT_DIR, browser  # noqa: F401  (the fixture)
 from test_play import events_of, final_network, network_of, run_saved
-from test_serve import long_scenario
 from simnet.runner import run
 from simnet.trace import open_trace
 
@@ -38,7 +37,8 @@ def screenshot(page, tmp_path, name):
 def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # noqa: F811
     runs = tmp_path / "runs"
     runs.mkdir()
-    with simnet_running("run", long_scenario(tmp_path, 20000), "-o", runs / "live", "-q") as training:
+    with simnet_running("run", "scenarios/xor.toml", "--steps", 20000, "--no-gif", "-q",
+                        "-o", runs / "live") as training:
         with Server("serve", runs) as server:
             until(lambda: {r["name"]: r for r in server.get("/api/runs")}.get("live", {}).get("status") == "running",
                   "the run to start")
@@ -65,7 +65,8 @@ def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # 
 def test_the_page_of_a_killed_run_says_its_process_died(browser, tmp_path):  # noqa: F811
     runs = tmp_path / "runs"
     runs.mkdir()
-    with simnet_running("run", long_scenario(tmp_path, 10**6), "-o", runs / "doomed", "-q") as training:
+    with simnet_running("run", "scenarios/xor.toml", "--steps", 10**6, "--no-gif", "-q",
+                        "-o", runs / "doomed") as training:
         with Server("serve", runs) as server:
             page = open_live(browser, server.url + "runs/doomed/live")
             page.wait_for_function("+document.getElementById('step-count').textContent > 0", timeout=60_000)
