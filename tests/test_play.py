@@ -151,3 +151,19 @@ def test_a_bad_action_leaves_the_session_as_it_was_and_saving_before_any_step_is
         session.close()
     with open_trace(tmp_path / "session") as trace:
         assert trace.last_step == 3 and trace.actions() == [] and "half" not in trace.snapshot(3)
+
+
+def test_a_session_stopped_before_the_scenarios_own_script_saves_without_it(tmp_path):
+    session = PlaySession(ROOT / "scenarios" / "growing.toml", tmp_path / "session")
+    try:
+        session.run(12, wait=True)
+        session.act({"action": "set_bias", "name": "h1_0", "bias": 0.5})
+        session.run(3, wait=True)
+        text = session.scenario_text()
+        network = session.network()
+    finally:
+        session.close()
+    assert "at = 301" not in text and "[expect" not in text and text.count("[[script]]") == 1
+    with open_trace(tmp_path / "session") as recorded, open_trace(run_saved(text, tmp_path)) as rerun:
+        assert events_of(recorded) == events_of(rerun)
+        assert final_network(recorded) == final_network(rerun) == network_of(network)

@@ -13,6 +13,7 @@ import json
 import math
 import re
 import threading
+import tomllib
 import time
 from collections import deque
 from concurrent.futures import Future
@@ -142,14 +143,14 @@ class PlaySession:
 
     def scenario_text(self):
         """The scenario as TOML: the file's text with ``steps`` set to the steps trained, its expectations
-        left out (a session steered by hand is its own record) and each action taken as a ``[[script]]``
-        entry at the step it took effect.  ScenarioError if that text would not load as this session."""
+        left out (a session steered by hand is its own record), so are its own script entries after that
+        step, and each action taken as a ``[[script]]`` entry at the step it took effect.  ScenarioError if that text would not load as this session."""
         with self._lock:
             steps = self._step
             actions = [(a, entry) for a, entry in self.actions if a.at <= steps]
         if steps < 1:
             raise ScenarioError(self.scenario.path, "training.steps", "no step trained yet; run the session first")
-        text = _without_expectations(self.scenario.text)
+        text = _kept_tables(self.scenario.text, steps)
         text = _set_in_training(text, "steps", str(steps), self.scenario.path)
         text = _set_in_training(text, "engine", json.dumps(self.scenario.training.engine), self.scenario.path)
         text = text.rstrip("\n") + "\n"
@@ -313,11 +314,22 @@ def _set_in_training(text, key, value, file):
     return text[:table.start()] + body + text[table.end():]
 
 
-_EXPECT_TABLE = re.compile(r"^\[{1,2}[ \t]*expect[\].][^\n]*\n(?:(?!\[)[^\n]*\n?)*", re.MULTILINE)
+# a table: its header line and the lines up to the next header
+_TABLE = re.compile(r"^[ \t]*\[\[?[ \t]*[A-Za-z0-9_.\"' -]+\]\]?[ \t]*(?:#[^\n]*)?(?:\n|$)"
+                    r"(?:(?![ \t]*\[\[?[ \t]*[A-Za-z0-9_.\"' -]+\]\]?[ \t]*(?:#[^\n]*)?(?:\n|$))[^\n]*(?:\n|$))*",
+                    re.MULTILINE)
 
 
-def _without_expectations(text):
-    return _EXPECT_TABLE.sub("", text if text.endswith("\n") else text + "\n")
+def _kept_tables(text, steps):
+    """`text` without its expectations and without the script entries after step `steps`."""
+    def kept(table):
+        header = table.group(0).split("\n", 1)[0].split("#", 1)[0].strip(" \t[]").replace(" ", "")
+        if header == "expect" or header.startswith("expect."):
+            return ""
+        if header == "script" and tomllib.loads(table.group(0))["script"][0].get("at", 0) > steps:
+            return ""
+        return table.group(0)
+    return _TABLE.sub(kept, text if text.endswith("\n") else text + "\n")
 
 
 def _toml_value(value):
