@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -82,6 +84,14 @@ def test_a_session_steered_through_the_api_is_repeated_bit_for_bit_by_its_saved_
                               ({"action": "teleport"}, "action")]:
             status, answer = server.post("/api/session/action", entry)
             assert status == 400 and reason in answer["error"] and "\n" not in answer["error"], (entry, answer)
+        assert server.get("/api/session/network") == unchanged
+        # another site's page can only send a form or plain text, never JSON without asking first
+        request = urllib.request.Request(server.url + "api/session/action", method="POST",
+                                         data=b'{"action": "set_learning_rate", "value": 9}',
+                                         headers={"content-type": "text/plain"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 415
         assert server.get("/api/session/network") == unchanged
         # actions while it trains: they take effect at whatever step boundary comes next
         server.post("/api/session/run", {"steps": None})

@@ -155,3 +155,14 @@ def test_an_address_in_use_is_one_line_and_leaves_nothing_behind(tmp_path):
             assert done.returncode == 2 and done.stderr == \
                 f"simnet: error: 127.0.0.1:{port}: --port: cannot listen there: Address already in use\n"
     assert not (tmp_path / "session").exists()
+
+
+def test_a_local_server_answers_only_to_this_machines_names(served):
+    import http.client
+    server, _ = served
+    port = int(server.url.rsplit(":", 1)[1].strip("/"))
+    for host, status in (("127.0.0.1", 200), ("localhost", 200), ("evil.example", 400)):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        connection.request("GET", "/api/runs", headers={"Host": f"{host}:{port}"})
+        assert connection.getresponse().status == status, host
+        connection.close()

@@ -18,6 +18,7 @@ from importlib import resources
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
@@ -27,7 +28,9 @@ from ..viz.page import render_page
 from .runs import ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, resolve_under, run_info, steps_after
 from .session import SessionClosed
 
-__all__ = ["listen", "page", "play_app", "serve_app", "start"]
+__all__ = ["LOCAL_NAMES", "listen", "page", "play_app", "serve_app", "start"]
+
+LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")  # Host headers a server listening on this machine only answers
 
 
 def page(name, title, config, scripts=("draw",), **html_parts):
@@ -144,6 +147,10 @@ def play_app(session):
         return request_json if isinstance(request_json, dict) else {}
 
     async def read(request):
+        # JSON only: a page elsewhere cannot send that without the browser asking this server first, which
+        # it does not answer, so no other site can steer the session
+        if request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return None
         try:
             return body(await request.json())
         except ValueError:
@@ -157,7 +164,7 @@ def play_app(session):
     async def run(request):
         given = await read(request)
         if given is None:
-            return _error("the body must be JSON")
+            return _error("the body must be JSON (content-type application/json)", 415)
         try:
             return JSONResponse(session.run(given.get("steps"), speed=given.get("speed")))
         except SimnetError as error:
@@ -169,7 +176,7 @@ def play_app(session):
     async def action(request):
         given = await read(request)
         if given is None:
-            return _error("the body must be JSON: a [[script]] entry's keys")
+            return _error("the body must be JSON (content-type application/json): a [[script]] entry's keys", 415)
         return await run_in_threadpool(_act, given)
 
     def _act(given):
@@ -255,9 +262,12 @@ def start(app, sock, *, open_browser=True, what="simnet", on_exit=None):
     has stopped."""
     import uvicorn
     try:
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         host, port = sock.getsockname()[:2]
         local = ipaddress.ip_address(host).is_loopback
+        if local:
+            # a name that some site points at 127.0.0.1 gets nothing: only this machine's own names are served
+            app = TrustedHostMiddleware(app, allowed_hosts=list(LOCAL_NAMES))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off"))
         url = f"http://{host if local or not ipaddress.ip_address(host).is_unspecified else '127.0.0.1'}:{port}/"
 
         def announce():

@@ -97,6 +97,7 @@ class PlaySession:
             self._check_open()
             self._budget = MAX_STEPS if steps is None else steps
             self._speed = speed
+            self._waiting = False  # running from now on, as the state says, until these steps are done
             target = self._step + self._budget
             self._lock.notify_all()
         if wait:
@@ -144,7 +145,8 @@ class PlaySession:
     def scenario_text(self):
         """The scenario as TOML: the file's text with ``steps`` set to the steps trained, its expectations
         left out (a session steered by hand is its own record), so are its own script entries after that
-        step, and each action taken as a ``[[script]]`` entry at the step it took effect.  ScenarioError if that text would not load as this session."""
+        step, and each action taken as a ``[[script]]`` entry at the step it took effect.  ScenarioError
+        if that text would not load as this session."""
         with self._lock:
             steps = self._step
             actions = [(a, entry) for a, entry in self.actions if a.at <= steps]
