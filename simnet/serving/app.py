@@ -28,8 +28,9 @@ from ..viz.page import render_page
 from .runs import ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, resolve_under, run_info, steps_after
 from .session import SessionClosed
 
-__all__ = ["LOCAL_NAMES", "listen", "page", "play_app", "serve_app", "start"]
+__all__ = ["LOCAL_NAMES", "REPLAY_PAGES_KEPT", "listen", "page", "play_app", "serve_app", "start"]
 
+REPLAY_PAGES_KEPT = 8  # replay pages a server keeps made, the last asked for
 LOCAL_NAMES = ("127.0.0.1", "localhost", "[::1]")  # Host headers a server listening on this machine only answers
 
 
@@ -88,11 +89,22 @@ def serve_app(root):
             return _error(error, 404)
         if not live and info["status"] in ENDED:
             try:
-                with open_trace(path) as trace:
-                    return HTMLResponse(render_page(trace))
-            except SimnetError:
+                return HTMLResponse(replay_page(path))
+            except (SimnetError, OSError):
                 pass  # a run that ended without a readable trace: the live page says what there is
         return HTMLResponse(page("live", name, {"name": name}))
+
+    pages = {}  # run directory -> (its trace files' sizes and times, its replay page): made once per trace
+
+    def replay_page(path):
+        stamp = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("trace.sqlite*")))
+        if pages.get(path, (None,))[0] != stamp:
+            with open_trace(path) as trace:
+                page = render_page(trace)
+            if len(pages) >= REPLAY_PAGES_KEPT:
+                pages.pop(next(iter(pages)))
+            pages[path] = (stamp, page)
+        return pages[path][1]
 
     def files(request):
         try:
