@@ -177,3 +177,62 @@ def test_a_session_stopped_before_the_scenarios_own_script_saves_without_it(tmp_
     with open_trace(tmp_path / "session") as recorded, open_trace(run_saved(text, tmp_path)) as rerun:
         assert events_of(recorded) == events_of(rerun)
         assert final_network(recorded) == final_network(rerun) == network_of(network)
+
+
+def random_entry(rng, network, count):
+    """A script entry drawn at random for `network` (as the session API gives it); some cannot be done."""
+    names = [n["name"] for n in network["neurons"]]
+    hidden = [n["name"] for n in network["neurons"] if n["role"] == "hidden"]
+    edges = [(c["source"], c["target"]) for c in network["connections"]]
+    source, target = edges[rng.integers(len(edges))]
+    kind = rng.choice(["set_learning_rate", "add_neuron", "remove_neuron", "connect", "disconnect", "set_weight",
+                       "set_bias", "freeze", "unfreeze", "perturb"])
+    if kind == "set_learning_rate":
+        return {"action": kind, "value": float(rng.uniform(0.01, 1.0))}
+    if kind == "add_neuron":
+        return {"action": kind, "name": f"r{count}", "activation": str(rng.choice(["relu", "tanh", "sigmoid"])),
+                "connect_from": ["x0", "x1"][:rng.integers(1, 3)], "connect_to": ["y0"]}
+    if kind == "remove_neuron":
+        return {"action": kind, "name": str(rng.choice(hidden))}
+    if kind == "connect":
+        return {"action": kind, "from": str(rng.choice(names)), "to": str(rng.choice(names)),
+                "weight": float(rng.normal())}
+    if kind == "set_weight":
+        return {"action": kind, "from": source, "to": target, "weight": float(rng.normal())}
+    if kind == "set_bias":
+        return {"action": kind, "name": str(rng.choice(names)), "bias": float(rng.normal())}
+    if kind == "perturb":
+        return {"action": kind, "noise": float(rng.uniform(0.01, 0.5))}
+    return {"action": kind, "from": source, "to": target}
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_sessions_are_repeated_bit_for_bit(tmp_path, seed):
+    """Sessions of random actions (some refused) between runs of random lengths, some stopped by a pause
+    wherever training has got to: every one is repeated by its saved scenario."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    session = PlaySession(ROOT / "scenarios" / "xor.toml", tmp_path / "session",
+                          engine=["actor", "fast"][seed % 2])
+    try:
+        for count in range(12):
+            if rng.random() < 0.3:
+                session.run(None)
+                until(lambda: session.state()["step"] > 0, "a step")
+                session.pause()
+            else:
+                session.run(int(rng.integers(1, 6)), wait=True)
+            for _ in range(int(rng.integers(0, 3))):
+                try:
+                    session.act(random_entry(rng, session.network(), count))
+                except ScenarioError:
+                    pass  # refused, and the session goes on as it was
+        session.run(1, wait=True)
+        text = session.scenario_text()
+        network = session.network()
+    finally:
+        session.close()
+    assert len(session.actions) >= 5
+    with open_trace(tmp_path / "session") as recorded, open_trace(run_saved(text, tmp_path)) as rerun:
+        assert events_of(recorded) == events_of(rerun)
+        assert final_network(recorded) == final_network(rerun) == network_of(network)
