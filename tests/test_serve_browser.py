@@ -108,6 +108,12 @@ def test_a_play_session_driven_by_its_buttons_is_repeated_by_its_saved_scenario(
         page.fill("#selected-value", "0.25")
         page.click("#set-selected")
         page.wait_for_function("document.getElementById('message').textContent.startsWith('bias h2_3 = 0.25')")
+        page.click("#perturb")
+        page.wait_for_function("document.getElementById('message').textContent.startsWith('perturb 0.1')")
+        page.dispatch_event("g.neuron[data-name='h2_5']", "click")
+        page.click("#remove-neuron")
+        page.wait_for_function("document.getElementById('message').textContent.startsWith('remove h2_5')")
+        page.wait_for_function("!document.querySelector(\"#network g.neuron[data-name='h2_5']\")")
         before = int(page.text_content("#step-count"))
         page.click("#step10")
         page.wait_for_function("document.getElementById('banner').textContent === 'paused' && "
@@ -129,7 +135,7 @@ def test_a_play_session_driven_by_its_buttons_is_repeated_by_its_saved_scenario(
         network = server.get("/api/session/network")
         assert page.errors == []
     text = open(saved).read()
-    assert text.count("[[script]]") == 5
+    assert text.count("[[script]]") == 7
     with open_trace(tmp_path / "session") as session, open_trace(run_saved(text, tmp_path)) as rerun:
         assert events_of(session) == events_of(rerun)
         assert final_network(session) == final_network(rerun) == network_of(network)

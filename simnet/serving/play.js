@@ -24,7 +24,8 @@ async function act(entry) {
   try {
     const done = await post("action", entry);
     say(`${done.label} (before step ${done.step})`);
-  } catch (e) { say(e.message, true); }
+    return true;
+  } catch (e) { say(e.message, true); return false; }
 }
 
 function names(text) { return text.split(",").map(s => s.trim()).filter(Boolean); }
@@ -44,8 +45,13 @@ $("set-selected").onclick = () => {
   act(selected.source ? {action: "set_weight", from: selected.source, to: selected.target, weight: value}
                       : {action: "set_bias", name: selected.name, bias: value});
 };
-$("remove-neuron").onclick = () => selected && !selected.source ? act({action: "remove_neuron", name: selected.name})
-                                                                 : say("click a neuron first", true);
+$("remove-neuron").onclick = async () => {
+  if (!selected || selected.source) return say("click a neuron first", true);
+  if (await act({action: "remove_neuron", name: selected.name})) {
+    selected = null;
+    $("selected").textContent = "click a neuron or connection";
+  }
+};
 $("freeze").onclick = () => selected && selected.source ?
   act({action: selected.frozen ? "unfreeze" : "freeze", from: selected.source, to: selected.target}) : say("click a connection first", true);
 $("disconnect").onclick = () => selected && selected.source ?
