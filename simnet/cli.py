@@ -7,6 +7,8 @@
     simnet inspect RUN_DIR --step N --sample I
     simnet export RUN_DIR --format jsonl|csv|perfetto|graphml|gexf -o FILE [--step N]
     simnet check SCENARIO.toml|DIR ... [--engine actor|fast] [-q]
+    simnet serve [DIR] [--port 8000] [--host 127.0.0.1] [--no-browser]
+    simnet play SCENARIO.toml [-o DIR] [--port 8000] [--host 127.0.0.1] [--no-browser]
 
 Exit codes: 0 success; 1 a failed expectation, a diverged run, or a run that
 failed on the way (its trace writer died, the disk filled up); 2 bad input,
@@ -31,8 +33,8 @@ from .files import partial_name, written_whole
 from .progress import bar, frame_progress
 from .version import __version__
 
-__all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_export", "cmd_inspect", "cmd_list", "cmd_replay", "cmd_run",
-           "main"]
+__all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_export", "cmd_inspect", "cmd_list", "cmd_play", "cmd_replay",
+           "cmd_run", "cmd_serve", "main"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 
@@ -137,6 +139,7 @@ def _parser():
     check.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     check.set_defaults(command=cmd_check, subject_from="scenarios")
 
+    _serving_commands(commands)
     return parser
 
 
@@ -465,3 +468,73 @@ def cmd_export(args):
         with _output_file(args.output, _trace_inputs(trace)) as temp:
             export(trace, args.fmt, temp, step=step)
     return 0
+
+
+# ---- serve and play: the web server of the serve extra ------------------------------
+
+_SERVE_EXTRA = "simnet: error: this command needs the web server: pip install 'simnet[serve]' (Starlette and uvicorn)"
+
+
+def _serving_commands(commands):
+    def port(text):
+        value = _int_at_least(0, "a port")(text)
+        if value > 65535:
+            raise argparse.ArgumentTypeError(f"a port is at most 65535, got {text}")
+        return value
+
+    def web_options(command):
+        command.add_argument("--port", type=port, default=8000, help="default: 8000 (0: any free port)")
+        command.add_argument("--host", default="127.0.0.1",
+                             help="address to listen on (default: 127.0.0.1, this machine only)")
+        command.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    serve = commands.add_parser("serve", help="serve a directory of runs in the browser, following runs live")
+    serve.add_argument("directory", metavar="DIR", nargs="?", default="output")
+    web_options(serve)
+    serve.set_defaults(command=cmd_serve, subject_from="directory")
+
+    play = commands.add_parser("play", help="train a scenario live in the browser, steering it by hand")
+    play.add_argument("scenario", metavar="SCENARIO.toml")
+    play.add_argument("-o", "--output", metavar="DIR", help="where the session's trace goes "
+                      "(default: output/<scenario name>-play)")
+    play.add_argument("--engine", choices=("actor", "fast"), help="override the scenario's engine")
+    web_options(play)
+    play.set_defaults(command=cmd_play, subject_from="scenario")
+
+
+def _server():
+    """simnet.serving.app, or None (having said what to install) without the serve extra."""
+    try:
+        from .serving import app
+    except ImportError:
+        print(_SERVE_EXTRA, file=sys.stderr)
+        return None
+    return app
+
+
+def cmd_serve(args):
+    """`simnet serve`: the runs under DIR in the browser, until Ctrl-C; returns the exit code."""
+    app = _server()
+    if app is None:
+        return 2
+    if not Path(args.directory).is_dir():
+        raise InputError(args.directory, "DIR", "no such directory")
+    return app.start(app.serve_app(Path(args.directory)), app.listen(args.host, args.port),
+                     open_browser=not args.no_browser, what="simnet serve")
+
+
+def cmd_play(args):
+    """`simnet play`: a live session of a scenario in the browser, until Ctrl-C; returns the exit code."""
+    app = _server()
+    if app is None:
+        return 2
+    from .serving.session import PlaySession
+    sock = app.listen(args.host, args.port)  # before the session: an address in use leaves nothing behind
+    try:
+        session = PlaySession(args.scenario, args.output, engine=args.engine)
+    except BaseException:
+        sock.close()
+        raise
+    print(f"simnet play: the session records into {session.directory}{os.sep}", flush=True)
+    return app.start(app.play_app(session), sock, open_browser=not args.no_browser, what="simnet play",
+                     on_exit=session.close)

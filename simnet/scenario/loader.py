@@ -26,7 +26,7 @@ from .sizes import check_sizes
 from .tables import (Table, array_of, boolean, choice, integer, neuron_name, number, printable_text,
                      scenario_name, string)
 
-__all__ = ["DETAILS", "MAX_FILE_BYTES", "load", "loads", "recorded"]
+__all__ = ["DETAILS", "MAX_FILE_BYTES", "load", "loads", "recorded", "script_action"]
 
 DETAILS = ("updates", "messages")
 MAX_FILE_BYTES = 4 * 2**20
@@ -210,6 +210,24 @@ def _parse_action(t, index, steps):
     params = {key: t.get(key, check, default) for key, (check, default) in spec.keys.items()}
     t.finish()
     return Action(index, at, kind, params, label or spec.label(params))
+
+
+def script_action(entry, index, at, file="<action>"):
+    """The Action a ``[[script]]`` entry `entry` (a dict, without ``at``) would be as entry `index` of a
+    file, taking effect before step `at`; ScenarioError at ``script[index].<key>`` for a bad key or value.
+
+    Checked exactly as the loader checks the file's own entries: an action given
+    this way and the same entry in a file are the same Action.
+
+    >>> script_action({"action": "set_learning_rate", "value": 0.1}, 0, 5).label
+    'lr = 0.1'
+    """
+    if not isinstance(entry, dict):
+        raise ScenarioError(file, f"script[{index}]", "expected a table of an action's keys")
+    if "at" in entry:
+        raise ScenarioError(file, f"script[{index}].at", "is where the action takes effect: the next step, "
+                            "not given with the action")
+    return _parse_action(Table(file, f"script[{index}]", {**entry, "at": at}), index, at)
 
 
 def _parse_checks(t, step=None):

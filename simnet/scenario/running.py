@@ -207,10 +207,14 @@ class Timeline:
     def __call__(self, net, step):
         self.check_state_after(net, step - 1)
         for action in self.actions.get(step, ()):
-            if net.bus:
-                net.bus.emit(step, "script", "action",
-                             data={"action": action.action, "label": action.label, "params": dict(action.params)})
-            action.perform(net, self.scenario.seed, self.scenario.path)
+            self.apply(net, step, action)
+
+    def apply(self, net, step, action):
+        """Announce `action` on the network's bus and perform it before `step`, as the script does."""
+        if net.bus:
+            net.bus.emit(step, "script", "action",
+                         data={"action": action.action, "label": action.label, "params": dict(action.params)})
+        action.perform(net, self.scenario.seed, self.scenario.path)
 
 
 def execute(scenario, *, data=None, recorder=None, progress=None, test=None, on_evaluation=None):

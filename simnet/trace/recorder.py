@@ -214,6 +214,14 @@ class Recorder:
         self._sql.append(("INSERT OR REPLACE INTO held_out VALUES (?,?,?,?)",
                           (evaluation.step, evaluation.loss, evaluation.accuracy, confusion)))
 
+    def flush(self) -> None:
+        """Hand what is buffered to the writer now, between steps (a live session that pauses), which
+        commits it as one transaction: readers then see every whole step so far.  Within a step, or before
+        the run's first, it waits for the usual commit."""
+        if self._failure is None and self._open_step is None and self._announced is None and (
+                self._rows or self._batches or self._sql):
+            self._commit()
+
     @property
     def state(self):
         """The network (a NetworkState) as the events recorded so far describe it."""
