@@ -1,6 +1,6 @@
 """The command line: run and check scenarios, list them, replay, inspect and export traces.
 
-    simnet run SCENARIO.toml [-o DIR] [--steps N] [--seed S] [--engine actor|fast] [--no-gif] [-q]
+    simnet run SCENARIO.toml [-o DIR] [--steps N] [--seed S] [--engine actor|fast] [--set KEY=VALUE]... [--no-gif] [-q]
     simnet list [DIR]
     simnet replay RUN_DIR [--gif activations|weights|sweep] [--step N] [--html] [-o FILE]
     simnet inspect RUN_DIR [--step N] [--neuron NAME] [--kind KIND] [--format table|jsonl|csv]
@@ -92,6 +92,7 @@ def _parser():
     run.add_argument("scenario", metavar="SCENARIO.toml")
     run.add_argument("-o", "--output", metavar="DIR", help="run directory (default: output/<scenario name>)")
     _overrides(run)
+    _settings(run)
     run.add_argument("--no-gif", action="store_true", help="write the trace and loss plot, skip the GIFs")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no closing line")
     run.set_defaults(command=cmd_run, subject_from="scenario")
@@ -143,6 +144,20 @@ def _overrides(command):
     command.add_argument("--engine", choices=("actor", "fast"), help="use this engine instead of the scenario's")
 
 
+def _settings(command):
+    command.add_argument("--set", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
+                         dest="settings", help="set KEY (a dotted path: training.learning_rate, script[0].at) to "
+                         "VALUE (a TOML value: 0.1, [2, 8, 1], \"adam\"); repeatable")
+
+
+def _assignment(text):
+    from .scenario.overrides import parse_assignment
+    try:
+        return parse_assignment(text)
+    except SimnetError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # The largest number a trace, its JSON and SQLite hold exactly (int64), and numpy seeds from.
 INT_MAX = 2**63 - 1
 
@@ -170,7 +185,7 @@ def cmd_run(args):
     """`simnet run`: run a scenario into its directory (see :func:`simnet.runner.run`); returns the exit code."""
     from .runner import run
     result = run(args.scenario, args.output, steps=args.steps, seed=args.seed, engine=args.engine,
-                 gifs=not args.no_gif, show_progress=not args.quiet and sys.stderr.isatty())
+                 gifs=not args.no_gif, show_progress=not args.quiet and sys.stderr.isatty(), overrides=args.settings)
     if result.stopped:
         print(f"simnet: {result.scenario.name}: {result.end_reason}"
               f"{'' if result.error is None else ': ' + result.error}; "
