@@ -6,6 +6,8 @@
     simnet inspect RUN_DIR [--step N] [--neuron NAME] [--kind KIND] [--format table|jsonl|csv]
     simnet export RUN_DIR --format jsonl|csv|perfetto|graphml|gexf -o FILE [--step N]
     simnet check SCENARIO.toml|DIR ... [--engine actor|fast] [-q]
+    simnet sweep SCENARIO.toml [--grid KEY=[V1, V2]]... [--seeds 0-9|0,3,7] [--workers N]
+                 [--dask local|ADDRESS] [-o DIR] [--gifs] [--force] [-q]
 
 Exit codes: 0 success; 1 a failed expectation, a diverged run, or a run that
 failed on the way (its trace writer died, the disk filled up); 2 bad input,
@@ -31,7 +33,7 @@ from .progress import bar, frame_progress
 from .version import __version__
 
 __all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_export", "cmd_inspect", "cmd_list", "cmd_replay", "cmd_run",
-           "main"]
+           "cmd_sweep", "main"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 
@@ -135,6 +137,7 @@ def _parser():
     check.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     check.set_defaults(command=cmd_check, subject_from="scenarios")
 
+    _sweep_parser(commands)
     return parser
 
 
@@ -466,3 +469,54 @@ def cmd_export(args):
         with _output_file(args.output, _trace_inputs(trace)) as temp:
             export(trace, args.fmt, temp, step=step)
     return 0
+
+
+# ---- sweep -------------------------------------------------------------------
+
+def _sweep_parser(commands):
+    sweep = commands.add_parser("sweep", help="run a scenario for every point of a grid of settings and every seed")
+    sweep.add_argument("scenario", metavar="SCENARIO.toml")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=[V1, V2]",
+                       help="sweep KEY (a dotted path) over these TOML values; adds to or replaces [sweep.grid]")
+    sweep.add_argument("--seeds", metavar="0-9|0,3,7", help="the seeds (replaces [sweep] seeds)")
+    sweep.add_argument("--workers", type=_positive_int, help="worker processes (default: the number of cores)")
+    sweep.add_argument("--dask", metavar="local|ADDRESS", help="run on Dask: a LocalCluster of --workers "
+                       "processes, or the scheduler at ADDRESS (tcp://HOST:8786)")
+    sweep.add_argument("-o", "--output", metavar="DIR", help="the sweep's directory (default: output/<name>)")
+    sweep.add_argument("--gifs", action="store_true", help="draw every run's GIFs too")
+    sweep.add_argument("--force", action="store_true", help="rerun the runs that already finished")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no closing line")
+    sweep.set_defaults(command=cmd_sweep, subject_from="scenario")
+
+
+def cmd_sweep(args):
+    """`simnet sweep`: run a sweep (see :mod:`simnet.experiments.sweep`); returns the exit code."""
+    from .experiments.backends import DaskWorkers, LocalWorkers, dask_client, default_workers
+    from .experiments.plan import parse_grid, parse_seeds, plan
+    from .experiments.sweep import run_sweep
+    grid = parse_grid(args.grid)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    the_plan = plan(args.scenario, grid, seeds)
+    workers = args.workers or default_workers()
+    client = dask_client(args.dask, workers) if args.dask else None
+    try:
+        backend = DaskWorkers(client) if client is not None else LocalWorkers(workers)
+        result = run_sweep(the_plan, args.output, backend, gifs=args.gifs, force=args.force,
+                           show_progress=not args.quiet and sys.stderr.isatty())
+    finally:
+        if client is not None:
+            cluster = client.cluster if args.dask == "local" else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    counts = ", ".join(f"{n} {status}" for status, n in result.counts.items())
+    total = sum(result.counts.values())
+    resumed = f", {result.resumed} kept from before" if result.resumed else ""
+    where = f"{result.directory}{os.sep}"
+    if result.interrupted:
+        print(f"simnet: sweep {the_plan.scenario.name}: interrupted with {total} of {len(the_plan)} runs done "
+              f"({counts}); run the same command again to finish it -> {where}", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"sweep {the_plan.scenario.name}: {total} runs: {counts}{resumed} -> {where}")
+    return 0 if set(result.counts) <= {"ok"} else 1

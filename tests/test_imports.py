@@ -21,6 +21,7 @@ LAYERS = [
     ("simnet.trace",),
     ("simnet.viz",),
     ("simnet.runner",),
+    ("simnet.experiments",),
     ("simnet.cli", "simnet.__main__"),
 ]
 DISPLAY_HOOKS = {"_repr_png_", "_repr_html_"}

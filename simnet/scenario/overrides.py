@@ -15,7 +15,7 @@ import tomllib
 
 from ..errors import ScenarioError
 
-__all__ = ["KEY_PATH", "apply", "dumps", "key_parts", "parse_assignment", "parse_value"]
+__all__ = ["KEY_PATH", "apply", "dumps", "key_parts", "parse_assignment", "parse_value", "toml_value"]
 
 # name, then [index]...; names joined by dots: training.learning_rate, script[0].at, expect.at_step[1].step
 _PART = r"[A-Za-z0-9_-]+(?:\[\d+\])*"
@@ -149,7 +149,7 @@ def _table(table, path, lines):
         if isinstance(value, dict) or _array_of_tables(value):
             nested.append((key, value))
         else:
-            lines.append(f"{_key(key)} = {_value(value)}")
+            lines.append(f"{_key(key)} = {toml_value(value)}")
     for key, value in nested:
         inner = path + [key]
         if isinstance(value, dict):
@@ -165,7 +165,12 @@ def _key(key):
     return key if _BARE_KEY.fullmatch(key) else json.dumps(key, ensure_ascii=False)
 
 
-def _value(value):
+def toml_value(value):
+    """`value` (as tomllib gives it) written as TOML.
+
+    >>> toml_value([2, 8, 1]), toml_value("adam")
+    ('[2, 8, 1]', '"adam"')
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -177,9 +182,9 @@ def _value(value):
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ", ".join(map(_value, value)) + "]"
+        return "[" + ", ".join(map(toml_value, value)) + "]"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"{_key(k)} = {_value(v)}" for k, v in value.items()) + "}"
+        return "{" + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return value.isoformat()
     raise TypeError(f"cannot write {type(value).__name__} as TOML")
