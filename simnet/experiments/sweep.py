@@ -202,6 +202,8 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
             writer = csv.DictWriter(f, columns)
             for task, result in backend.run(tasks(), stopper.stopping):
                 spec = specs[task["run"]]
+                if "died" in result and task["scratch"] is not None:
+                    result["directory"] = Path(task["scratch"]) / "run"  # what the run recorded before it died
                 placed = _place(directory / "runs", spec.run, result)
                 outcome = result.get("row") or row_of(None if placed is None else placed / "summary.json",
                                                       result.get("died", "the run left nothing"))
@@ -247,8 +249,6 @@ def _place(runs_dir, run_id, result):
         for name, content in result["files"].items():
             if name in RUN_FILES:  # a worker sends back a run's files, and nothing else lands here
                 (source / name).write_bytes(content)
-    elif source is None and "died" in result:
-        return None
     if source is None or not Path(source).is_dir():
         return None
     if target.exists():
