@@ -36,7 +36,7 @@ from .backends import DaskWorkers, LocalWorkers, dask_client, default_workers
 from .plan import plan as make_plan
 from .worker import STATUSES, row_of
 
-__all__ = ["RUN_COLUMNS", "SweepResult", "read_csv", "run_sweep", "sweep"]
+__all__ = ["RUN_COLUMNS", "Groups", "SweepResult", "read_csv", "run_sweep", "sweep"]
 
 RUN_COLUMNS = ("seed", "status", "loss", "accuracy", "steps", "train_time", "wall_time", "error", "path")
 FINISHED = ("complete", "diverged")  # a run that ended on its own: resuming keeps it
@@ -65,8 +65,8 @@ class SweepResult:
         return pd.DataFrame(self.runs if table == "runs" else self.configs)
 
 
-def sweep(scenario: str | os.PathLike, grid: dict | None = None, seeds=None, workers: int | None = None,
-          client=None, output: str | os.PathLike | None = None, *, gifs: bool = False, force: bool = False,
+def sweep(scenario: str | os.PathLike, grid: dict | None = None, seeds: list[int] | None = None,
+          workers: int | None = None, client: "distributed.Client | None" = None, output: str | os.PathLike | None = None, *, gifs: bool = False, force: bool = False,
           show_progress: bool = False) -> SweepResult:
     """Run `scenario` for every point of `grid` and every seed; returns a :class:`SweepResult`.
 
