@@ -8,6 +8,7 @@
     simnet check SCENARIO.toml|DIR ... [--engine actor|fast] [-q]
     simnet sweep SCENARIO.toml [--grid KEY=[V1, V2]]... [--seeds 0-9|0,3,7] [--workers N]
                  [--dask local|ADDRESS] [-o DIR] [--gifs] [--force] [-q]
+    simnet compare RUN_DIR|SWEEP_DIR ... [-o DIR] [--format text|json]
 
 Exit codes: 0 success; 1 a failed expectation, a diverged run, or a run that
 failed on the way (its trace writer died, the disk filled up); 2 bad input,
@@ -33,7 +34,7 @@ from .progress import bar, frame_progress
 from .version import __version__
 
 __all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_export", "cmd_inspect", "cmd_list", "cmd_replay", "cmd_run",
-           "cmd_sweep", "main"]
+           "cmd_compare", "cmd_sweep", "main"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 
@@ -138,6 +139,7 @@ def _parser():
     check.set_defaults(command=cmd_check, subject_from="scenarios")
 
     _sweep_parser(commands)
+    _compare_parser(commands)
     return parser
 
 
@@ -520,3 +522,27 @@ def cmd_sweep(args):
     if not args.quiet:
         print(f"sweep {the_plan.scenario.name}: {total} runs: {counts}{resumed} -> {where}")
     return 0 if set(result.counts) <= {"ok"} else 1
+
+
+# ---- compare -----------------------------------------------------------------
+
+def _compare_parser(commands):
+    compare = commands.add_parser("compare", help="compare runs: settings, first divergence, topology, curves")
+    compare.add_argument("run_dirs", metavar="RUN_DIR|SWEEP_DIR", nargs="+")
+    compare.add_argument("-o", "--output", metavar="DIR", default="output/compare",
+                         help="where compare.png goes (default: output/compare)")
+    compare.add_argument("--format", choices=("text", "json"), default="text", dest="fmt")
+    compare.set_defaults(command=cmd_compare, subject_from="run_dirs")
+
+
+def cmd_compare(args):
+    """`simnet compare`: compare runs (see :mod:`simnet.experiments.compare`); returns the exit code."""
+    import json
+    from .experiments.compare import compare
+    result = compare(args.run_dirs, args.output)
+    if args.fmt == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(result.text())
+        print(f"wrote {Path(args.output) / 'compare.png'}")
+    return 0
