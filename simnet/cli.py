@@ -530,7 +530,7 @@ def _compare_parser(commands):
     compare = commands.add_parser("compare", help="compare runs: settings, first divergence, topology, curves")
     compare.add_argument("run_dirs", metavar="RUN_DIR|SWEEP_DIR", nargs="+")
     compare.add_argument("-o", "--output", metavar="DIR", default="output/compare",
-                         help="where compare.png goes (default: output/compare)")
+                         help="where compare.png and compare.html go (default: output/compare)")
     compare.add_argument("--format", choices=("text", "json"), default="text", dest="fmt")
     compare.set_defaults(command=cmd_compare, subject_from="run_dirs")
 
@@ -544,5 +544,5 @@ def cmd_compare(args):
         print(json.dumps(result.as_dict(), indent=2))
     else:
         print(result.text())
-        print(f"wrote {Path(args.output) / 'compare.png'}")
+        print(f"wrote {', '.join(map(str, result.written))}")
     return 0

@@ -1,10 +1,12 @@
 """`simnet compare`: settings that differ, the first divergence and which weights, identical runs, sweeps."""
 import json
+import os
 
 import pytest
 
 import simnet as sn
 from simnet.cli import main
+from test_html_browser import SCREENSHOT_DIR, browser  # noqa: F401  (the fixture)
 from test_sweep import tiny
 
 
@@ -45,7 +47,8 @@ def test_identical_runs_are_reported_identical(tmp_path, capsys):
 
 def test_a_neuron_added_in_one_run_only_is_a_topology_difference(tmp_path, capsys):
     a = run(tmp_path, "a")
-    b = run(tmp_path, "b", 'script=[{at = 6, action = "add_neuron", name = "extra", connect_from = ["x0"], connect_to = ["y0"]}]')
+    b = run(tmp_path, "b", 'script=[{at = 6, action = "add_neuron", name = "extra", connect_from = ["x0"], '
+                           'connect_to = ["y0"]}]')
     result = sn.compare([a, b])
     assert {"what": "neuron extra", "only_in": 1, "from_step": 6, "runs": [0, 1]} in result.topology_differ
     assert result.first_divergence["step"] == 6
@@ -60,3 +63,22 @@ def test_a_sweep_directory_stands_for_its_runs_and_a_lone_run_is_refused(tmp_pat
     with pytest.raises(sn.InputError, match="at least two"):
         sn.compare([out / "runs" / "seed=0"])
     assert main(["compare", str(tmp_path / "nothing"), str(out)]) == 2
+
+
+def test_compare_html_drives_every_replay_page_with_one_slider(tmp_path, capsys, browser):
+    a, b = run(tmp_path, "a"), run(tmp_path, "b", "training.learning_rate=0.25")
+    sn.compare([a, b], tmp_path / "cmp")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto((tmp_path / "cmp" / "compare.html").as_uri())
+    frames = [page.frame_locator("iframe").nth(i) for i in range(2)]
+    for frame in frames:
+        frame.locator("#step-number").wait_for()
+    page.locator("#step").fill("12")
+    for frame, run_dir in zip(frames, (a, b)):
+        with sn.open_trace(run_dir) as trace:
+            shown = max(s for s in trace.steps if s <= 12)
+        assert frame.locator("#step-number").inner_text() == str(shown)
+    assert page.locator("#shown").inner_text() == "12"
+    if SCREENSHOT_DIR:
+        page.screenshot(path=os.path.join(SCREENSHOT_DIR, "compare.png"))
+    page.close()

@@ -13,8 +13,9 @@ import pytest
 
 import simnet as sn
 from simnet.cli import main
+from test_faults import last_step, wait_until
 
-TIMEOUT = 120
+TIMEOUT = 60
 
 TINY = """name = "tiny"
 seed = 0
@@ -50,16 +51,6 @@ def tiny(tmp_path, extra=""):
 def rows(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
-
-
-def wait_until(condition, what):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"no {what} within {TIMEOUT} s")
 
 
 def start(*argv):
@@ -171,26 +162,31 @@ def worker_running(sweep_pid, run_dir):
 def test_a_worker_killed_in_the_middle_of_a_run_marks_that_run_and_the_rest_finish(tmp_path):
     scenario = tiny(tmp_path)
     out = tmp_path / "sweep"
-    process = start(scenario, "--grid", "training.steps=[10, 1000000, 12]", "--seeds", "0,1", "--workers", "2",
+    process = start(scenario, "--grid", "training.steps=[10, 12, 1000000]", "--seeds", "0,1", "--workers", "2",
                     "-o", out)
     long_run = "steps=1000000,seed=0"
     scratch = out / ".work" / long_run / "run"
-    worker = wait_until(lambda: (scratch / "trace.sqlite").exists() and worker_running(process.pid, scratch),
-                        "worker running the long run")
+    worker = wait_until(lambda: last_step(scratch) and worker_running(process.pid, scratch),
+                        "worker training the long run")
     os.kill(worker, signal.SIGKILL)
+    wait_until(lambda: len(rows(out / "runs.csv")) == 5, "the killed run's row and the short runs' rows")
     # the other long run (seed 1) would take minutes: once it started, the sweep is asked to stop
     wait_until(lambda: (out / ".work" / "steps=1000000,seed=1" / "run" / "trace.sqlite").exists(), "second long run")
     process.send_signal(signal.SIGINT)
-    time.sleep(0.5)
+    assert "stopping once the runs under way finish" in process.stderr.readline()
     process.send_signal(signal.SIGINT)  # and to abandon it
     process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 130
     table = {r["run"]: r for r in rows(out / "runs.csv")}
     assert table[long_run]["status"] == "error" and "killed by SIGKILL" in table[long_run]["error"]
     for run in ("steps=10,seed=0", "steps=10,seed=1", "steps=12,seed=0", "steps=12,seed=1"):
         assert table[run]["status"] in ("ok", "expectation_failed"), table[run]
     # the killed run's record stays where it belongs
     with sn.open_trace(out / "runs" / long_run) as trace:
-        assert trace.end_reason is None and not trace.running
+        assert trace.end_reason is None and not trace.running and trace.last_step >= 1
+    # so does the abandoned one's, without a row: the next invocation runs it again
+    assert (out / "runs" / "steps=1000000,seed=1" / "trace.sqlite").is_file()
+    assert "steps=1000000,seed=1" not in table and not (out / ".work").exists()
 
 
 def test_resume_after_an_interrupted_sweep_runs_only_the_missing_runs(tmp_path, capsys):

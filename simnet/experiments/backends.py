@@ -166,16 +166,24 @@ class DaskWorkers:
                 # pure=False: the same task is a new run each time, never a cached result
                 future = self.client.submit(run_task, task, pure=False)
                 held[future.key] = task
+                futures[future.key] = future
                 pending.add(future)
 
-        submit()
-        while held:
-            future = next(pending)
-            task = held.pop(future.key)
-            try:
-                result = future.result()
-            except Exception as e:  # the worker died (KilledWorker) or the cluster went away
-                result = {"died": f"its Dask worker failed: {type(e).__name__}: {' '.join(str(e).split())}"[:300]}
-            future.release()
-            yield task, result
+        futures = {}
+        try:
             submit()
+            while held:
+                future = next(pending)
+                task = held.pop(future.key)
+                futures.pop(future.key, None)
+                try:
+                    result = future.result()
+                except Exception as e:  # the worker died (KilledWorker) or the cluster went away
+                    result = {"died": f"its Dask worker failed: {type(e).__name__}: "
+                                      f"{' '.join(str(e).split())}"[:300]}
+                future.release()
+                yield task, result
+                submit()
+        finally:
+            for future in futures.values():  # abandoned: no result is wanted any more
+                future.cancel()

@@ -19,10 +19,11 @@ from ..errors import InputError, SimnetError
 from ..files import written_whole
 from ..trace import open_trace
 
-__all__ = ["Comparison", "MOST_DIFFERENT", "compare", "compare_figure", "flatten", "run_directories",
-           "write_compare_png"]
+__all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "compare", "compare_figure", "compare_page", "flatten",
+           "run_directories", "write_compare_page", "write_compare_png"]
 
 MOST_DIFFERENT = 5
+MOST_PAGES = 4  # replay pages side by side in compare.html
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Comparison:
     topology_differ: list           # {"what", "only_in", "from_step", "runs"}
     most_different: list            # {"connection", "weights", "spread"}
     notes: list = field(default_factory=list)
+    written: list = field(default_factory=list)  # the files compare wrote (compare.png, compare.html)
 
     def as_dict(self) -> dict:
         """The comparison as plain data (JSON)."""
@@ -178,7 +180,12 @@ def compare(paths: list[str | os.PathLike], output: str | os.PathLike | None = N
         result = Comparison(runs, differ, None, None, [], [], [])
         _walk(traces, result)
         if output is not None:
-            write_compare_png(traces, runs, Path(output) / "compare.png")
+            result.written.append(write_compare_png(traces, runs, Path(output) / "compare.png"))
+            if 2 <= len(runs) <= MOST_PAGES and all(t is not None and t.last_step is not None for t in traces):
+                result.written.append(write_compare_page(traces, runs, differ, Path(output) / "compare.html"))
+            else:
+                result.notes.append(f"compare.html shows {MOST_PAGES} runs at most, each with a readable trace; "
+                                    "give the runs to see side by side")
         return result
     finally:
         for trace in traces:
@@ -284,4 +291,69 @@ def write_compare_png(traces, runs, path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(path) as temp:
         compare_figure(traces, runs).savefig(temp, format="png")
+    return path
+
+
+# one slider for every page: each page shows the last step it kept at or before the slider's
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font: 13px system-ui, sans-serif; margin: 8px; }}
+#bar {{ position: sticky; top: 0; background: #fff; padding: 6px 0 8px; z-index: 1; border-bottom: 1px solid #ddd; }}
+#step {{ width: 60%; vertical-align: middle; }}
+.runs {{ display: grid; grid-template-columns: repeat({columns}, 1fr); gap: 8px; margin-top: 8px; }}
+.run h2 {{ font-size: 13px; margin: 2px 0 4px; }}
+.run p {{ margin: 0 0 4px; color: #444; }}
+iframe {{ width: 100%; height: 1000px; border: 1px solid #ccc; }}
+</style></head><body>
+<div id="bar"><b>{title}</b> &nbsp; <label>step <input id="step" type="range" min="0" max="{last}" value="0"
+aria-label="step of every run"> <span id="shown">0</span></label></div>
+<div class="runs">{cells}</div>
+<script>
+const frames = Array.from(document.querySelectorAll("iframe"));
+const slider = document.getElementById("step");
+function keptSteps(frame) {{
+  if (!frame.keptSteps) frame.keptSteps = JSON.parse(frame.contentDocument.getElementById("run-data").textContent).steps;
+  return frame.keptSteps;
+}}
+function show(step) {{
+  document.getElementById("shown").textContent = String(step);
+  for (const frame of frames) {{
+    const page = frame.contentDocument;
+    if (!page || !page.getElementById("slider") || !page.getElementById("run-data")) continue;
+    const steps = keptSteps(frame);
+    let i = 0;
+    while (i + 1 !== steps.length && steps[i + 1] <= step) i++;
+    const own = page.getElementById("slider");
+    own.value = String(i);
+    own.dispatchEvent(new Event("input"));
+  }}
+}}
+slider.addEventListener("input", () => show(Number(slider.value)));
+for (const frame of frames) frame.addEventListener("load", () => show(Number(slider.value)));
+</script>
+</body></html>
+"""
+
+
+def compare_page(traces, runs, differ):
+    """compare.html: the replay pages of `traces` side by side in one self-contained file, one step slider
+    driving them all; each page is headed by its run's path and the settings that differ."""
+    import html
+    from ..viz.page import PAGE_BUDGET, render_page
+    cells = []
+    for i, (trace, run) in enumerate(zip(traces, runs)):
+        page = render_page(trace, budget=PAGE_BUDGET // len(traces))
+        settings = ", ".join(f"{key}={_shown(values[i])}" for key, values in differ.items()) or "the same settings"
+        cells.append(f'<div class="run"><h2>[{i}] {html.escape(run["path"])}</h2><p>{html.escape(settings)}</p>'
+                     f'<iframe title="run {i}" srcdoc="{html.escape(page, quote=True)}"></iframe></div>')
+    return _PAGE.format(title=f"{len(runs)} runs compared", columns=len(runs), cells="\n".join(cells),
+                        last=max(t.last_step for t in traces))
+
+
+def write_compare_page(traces, runs, differ, path):
+    """Write :func:`compare_page` to `path`, whole; returns the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with written_whole(path) as temp:
+        temp.write_text(compare_page(traces, runs, differ), encoding="utf-8")
     return path

@@ -22,6 +22,7 @@ import signal
 import statistics
 import sys
 import threading
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -66,7 +67,8 @@ class SweepResult:
 
 
 def sweep(scenario: str | os.PathLike, grid: dict | None = None, seeds: list[int] | None = None,
-          workers: int | None = None, client: "distributed.Client | None" = None, output: str | os.PathLike | None = None, *, gifs: bool = False, force: bool = False,
+          workers: int | None = None, client: "distributed.Client | None" = None,
+          output: str | os.PathLike | None = None, *, gifs: bool = False, force: bool = False,
           show_progress: bool = False) -> SweepResult:
     """Run `scenario` for every point of `grid` and every seed; returns a :class:`SweepResult`.
 
@@ -197,10 +199,11 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
 
     failures = 0
     try:
-        with stopper, open(runs_csv, "a", newline="") as f, \
+        with stopper, closing(backend.run(tasks(), stopper.stopping)) as runs, \
+                open(runs_csv, "a", newline="") as f, \
                 bar(show_progress, len(pending), f"sweep {scenario.name}", "run") as progress:
             writer = csv.DictWriter(f, columns)
-            for task, result in backend.run(tasks(), stopper.stopping):
+            for task, result in runs:
                 spec = specs[task["run"]]
                 if "died" in result and task["scratch"] is not None:
                     result["directory"] = Path(task["scratch"]) / "run"  # what the run recorded before it died
@@ -217,7 +220,7 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
                     progress.update(1)
                     progress.set_postfix(failed=failures, refresh=False)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        _keep_abandoned(work, directory / "runs")
         _sort_rows(runs_csv, [spec.run for spec in the_plan.runs()])
         groups.write(directory / "configs.csv", keys)
         from .report import draw_sweep
@@ -227,6 +230,17 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
         _write_json(directory / "sweep.json", sweep_json)
     return SweepResult(directory, counts={k: v for k, v in counts.items() if v}, interrupted=stopper.stopped,
                        resumed=len(skipped))
+
+
+def _keep_abandoned(work, runs_dir):
+    """Move the runs left in the scratch directory `work` (abandoned by a second Ctrl-C) to runs/, then
+    remove what is left of it: a record of a run that started stays where its finished runs are."""
+    if not work.is_dir():
+        return
+    for scratch in work.iterdir():
+        if (scratch / "run" / "summary.json").is_file():
+            _place(runs_dir, scratch.name, {"directory": scratch / "run"})
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def _row(spec, outcome, has_directory=True):
