@@ -264,3 +264,12 @@ def test_a_directory_that_is_not_a_sweeps_is_refused(tmp_path, capsys):
     assert main(["sweep", str(tiny(tmp_path)), "-o", str(out)]) == 2
     assert "not a simnet sweep's directory" in capsys.readouterr().err
     assert sorted(os.listdir(out)) == ["notes.txt"]
+
+
+def test_dask_without_the_extra_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if it were not installed: importing it fails
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(tiny(tmp_path)), "--dask", "local", "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'simnet[dask]'" in err and err.count("\n") == 1
+    assert not out.exists()
