@@ -9,6 +9,8 @@ drawing included), and beyond its training time alone.
 
     python3 benchmarks/bench_sweep.py [--quick]
 """
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -31,11 +33,18 @@ XOR = Path(__file__).resolve().parents[1] / "scenarios" / "xor.toml"
 TINY = {"network.layers": [[2, 2, 1]], "data.samples": [16], "training.steps": [20], "record.gifs": [[]]}
 
 
+def children_cpu():
+    """CPU seconds used by this process's finished children and theirs (local workers, trace writers)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed_sweep(runs, out, workers=None, client=None):
-    """(seconds, rows of runs.csv) of a sweep of `runs` seeds of the tiny network into `out`."""
-    start = time.perf_counter()
+    """(seconds, rows of runs.csv, CPU seconds of the local workers and their runs' trace writers) of a
+    sweep of `runs` seeds of the tiny network into `out`."""
+    start, cpu = time.perf_counter(), children_cpu()
     result = sn.sweep(XOR, grid=TINY, seeds=list(range(runs)), workers=workers, client=client, output=out)
-    return time.perf_counter() - start, result.runs
+    return time.perf_counter() - start, result.runs, children_cpu() - cpu
 
 
 def coordinator_peak(runs, out, workers=2):
@@ -58,8 +67,9 @@ def section(quick=False):
     many = 400 if quick else 2000
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
-        one, rows = timed_sweep(runs, directory / "one", workers=1)
-        two, _ = timed_sweep(runs, directory / "two", workers=2)
+        load_before = os.getloadavg()[0]
+        one, rows, cpu = timed_sweep(runs, directory / "one", workers=1)
+        two, _, _ = timed_sweep(runs, directory / "two", workers=2)
         try:
             from distributed import Client, LocalCluster
         except ImportError:
@@ -67,12 +77,13 @@ def section(quick=False):
         else:
             with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=40) as cluster, \
                     Client(cluster) as client:
-                dask, _ = timed_sweep(runs, directory / "dask", client=client)
+                dask, _, _ = timed_sweep(runs, directory / "dask", client=client)
         own = statistics.fmean(float(r["wall_time"]) for r in rows)
         training = statistics.fmean(float(r["train_time"]) for r in rows)
         small = coordinator_peak(runs, directory / "mem_small")
         large = coordinator_peak(many, directory / "mem_large")
         statuses = {r["status"] for r in rows}
+        load_after = os.getloadavg()[0]
     per_run = one / runs
     lines = [
         "## Sweeps", "",
@@ -100,6 +111,10 @@ def section(quick=False):
         f"{'met' if overhead <= OVERHEAD_TARGET_MS else 'NOT met'}). Beyond its training time alone: "
         f"{(per_run - training) * 1000:.0f} ms, most of it the run's own recording (a trace writer process "
         "per run) and loss.png.",
+        f"- CPU per run on one worker, the worker and its run's trace writer process together: "
+        f"{cpu / runs * 1000:.0f} ms against {per_run * 1000:.0f} ms of wall time, so one worker already keeps "
+        f"{cpu / one:.2f} cores busy and two workers on 2 cores can be at most {2 / max(cpu / one, 1):.2f}× faster. "
+        f"Load average (1 min) {load_before:.1f} before and {load_after:.1f} after: other processes share the cores.",
         f"- Coordinator's peak memory: {small:.0f} MiB for {runs} runs, {large:.0f} MiB for {many:,} runs: "
         f"{large / small:.2f}× (target ≤ {MEMORY_RATIO_TARGET}×: "
         f"{'met' if large / small <= MEMORY_RATIO_TARGET else 'NOT met'}); rows go to runs.csv as runs finish.",
