@@ -498,7 +498,7 @@ def cmd_sweep(args):
     from .experiments.sweep import run_sweep
     grid = parse_grid(args.grid)
     seeds = parse_seeds(args.seeds) if args.seeds is not None else None
-    the_plan = plan(args.scenario, grid, seeds)
+    the_plan = plan(args.scenario, grid, seeds, args.gifs)
     workers = args.workers or default_workers()
     client = dask_client(args.dask, workers) if args.dask else None
     try:

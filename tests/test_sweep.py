@@ -273,3 +273,21 @@ def test_dask_without_the_extra_says_what_to_install(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err
     assert "pip install 'simnet[dask]'" in err and err.count("\n") == 1
     assert not out.exists()
+
+
+def test_gifs_of_a_network_too_large_to_draw_are_refused_before_anything_starts(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    argv = ["sweep", str(tiny(tmp_path)), "--grid", "network.layers=[[2, 2, 1], [2, 10000, 1]]", "--grid",
+            "record.gifs=[[\"weights\"]]", "-o", str(out)]
+    assert main(argv + ["--gifs"]) == 2
+    err = capsys.readouterr().err
+    assert "network.layers" in err and "layers=2-10000-1" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+def test_a_run_that_fails_in_its_worker_is_an_error_row_with_one_line(tmp_path):
+    from simnet.experiments.worker import run_task
+    result = run_task({"run": "broken", "file": "broken.toml", "text": "[network]\nlayers = [2, 1]\n",
+                       "overrides": [("seed", 0)]})
+    assert result["row"]["status"] == "error" and "broken.toml" in result["row"]["error"]
+    assert "\n" not in result["row"]["error"] and result["files"] == {}

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..core.graph import MAX_SEED
 from ..errors import InputError, ScenarioError
+from ..runner import check_drawable
 from ..scenario import load, loads
 from ..scenario.overrides import apply, dumps, key_parts, parse_value
 from ..scenario.reading import read_bounded
@@ -160,7 +161,7 @@ def parse_seeds(text):
     return seeds
 
 
-def plan(scenario, grid=None, seeds=None):
+def plan(scenario, grid=None, seeds=None, gifs=False):
     """The Plan of a sweep of `scenario` (a path); every configuration is loaded and checked first.
 
     grid: (key path, values) pairs or a dict, added to the scenario's [sweep]
@@ -200,7 +201,9 @@ def plan(scenario, grid=None, seeds=None):
     # every configuration is checked as `simnet run --set` would check it, before anything starts
     for _, settings in result.configurations():
         try:
-            loads(base.text, path, settings + (("seed", seeds[0]),))
+            configured = loads(base.text, path, settings + (("seed", seeds[0]),))
+            if gifs:
+                check_drawable(configured)
         except ScenarioError as e:
             shown = ", ".join(f"{k}={value_text(v)}" for k, v in settings)
             raise ScenarioError(e.file, e.where, f"{e.why} (in the sweep's configuration {shown})") from None

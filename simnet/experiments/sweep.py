@@ -85,7 +85,7 @@ def sweep(scenario: str | os.PathLike, grid: dict | None = None, seeds: list[int
     >>> [(row["run"], row["steps"]) for row in result.runs][:2]
     [('steps=5,seed=0', '5'), ('steps=5,seed=1', '5')]
     """
-    the_plan = make_plan(scenario, grid, seeds)
+    the_plan = make_plan(scenario, grid, seeds, gifs)
     backend = DaskWorkers(client) if client is not None else LocalWorkers(workers or default_workers())
     result = run_sweep(the_plan, output, backend, gifs=gifs, force=force, show_progress=show_progress)
     result.runs = read_csv(result.directory / "runs.csv")
