@@ -18,11 +18,11 @@ __all__ = [
     "Network", "Neuron", "Connection", "History", "Event", "EventBus", "EventLog",
     "Activation", "SGD", "Momentum", "Adam",
     "SimnetError", "TopologyError", "InputError", "ScenarioError", "TraceError", "DivergenceError",
-    "Recorder", "open_trace", "Trace", "__version__",
+    "Recorder", "open_trace", "Trace", "__version__", "sweep", "compare",
 ]
 
 # The trace store pulls in sqlite3 and the renderers matplotlib; load them on first use.
-_LAZY = {"Recorder": "trace", "open_trace": "trace", "Trace": "trace"}
+_LAZY = {"Recorder": "trace", "open_trace": "trace", "Trace": "trace", "sweep": "experiments", "compare": "experiments"}
 
 
 def __getattr__(name):

@@ -1,6 +1,6 @@
 """The command line: run and check scenarios, list them, replay, inspect and export traces.
 
-    simnet run SCENARIO.toml [-o DIR] [--steps N] [--seed S] [--engine actor|fast] [--no-gif] [-q]
+    simnet run SCENARIO.toml [-o DIR] [--steps N] [--seed S] [--engine actor|fast] [--set KEY=VALUE]... [--no-gif] [-q]
     simnet list [DIR]
     simnet replay RUN_DIR [--gif activations|weights|sweep] [--step N] [--html] [-o FILE]
     simnet inspect RUN_DIR [--step N] [--neuron NAME] [--kind KIND] [--format table|jsonl|csv]
@@ -9,6 +9,9 @@
     simnet check SCENARIO.toml|DIR ... [--engine actor|fast] [-q]
     simnet serve [DIR] [--port 8000] [--host 127.0.0.1] [--no-browser]
     simnet play SCENARIO.toml [-o DIR] [--port 8000] [--host 127.0.0.1] [--no-browser]
+    simnet sweep SCENARIO.toml [--grid KEY=[V1, V2]]... [--seeds 0-9|0,3,7] [--workers N]
+                 [--dask local|ADDRESS] [-o DIR] [--gifs] [--force] [-q]
+    simnet compare RUN_DIR|SWEEP_DIR ... [-o DIR] [--format text|json]
 
 Exit codes: 0 success; 1 a failed expectation, a diverged run, or a run that
 failed on the way (its trace writer died, the disk filled up); 2 bad input,
@@ -33,8 +36,8 @@ from .files import partial_name, written_whole
 from .progress import bar, frame_progress
 from .version import __version__
 
-__all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_export", "cmd_inspect", "cmd_list", "cmd_play", "cmd_replay",
-           "cmd_run", "cmd_serve", "main"]
+__all__ = ["EXPORT_FORMATS", "INT_MAX", "cmd_check", "cmd_compare", "cmd_export", "cmd_inspect", "cmd_list", "cmd_play",
+           "cmd_replay", "cmd_run", "cmd_serve", "cmd_sweep", "main"]
 
 EXPORT_FORMATS = ("jsonl", "csv", "perfetto", "graphml", "gexf")
 
@@ -95,6 +98,7 @@ def _parser():
     run.add_argument("scenario", metavar="SCENARIO.toml")
     run.add_argument("-o", "--output", metavar="DIR", help="run directory (default: output/<scenario name>)")
     _overrides(run)
+    _settings(run)
     run.add_argument("--no-gif", action="store_true", help="write the trace and loss plot, skip the GIFs")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no closing line")
     run.set_defaults(command=cmd_run, subject_from="scenario")
@@ -139,6 +143,8 @@ def _parser():
     check.add_argument("-q", "--quiet", action="store_true", help="print failures only")
     check.set_defaults(command=cmd_check, subject_from="scenarios")
 
+    _sweep_parser(commands)
+    _compare_parser(commands)
     _serving_commands(commands)
     return parser
 
@@ -147,6 +153,20 @@ def _overrides(command):
     command.add_argument("--steps", type=_positive_int, help="train for N steps instead of the scenario's")
     command.add_argument("--seed", type=_non_negative_int, help="use seed S instead of the scenario's")
     command.add_argument("--engine", choices=("actor", "fast"), help="use this engine instead of the scenario's")
+
+
+def _settings(command):
+    command.add_argument("--set", action="append", type=_assignment, default=[], metavar="KEY=VALUE",
+                         dest="settings", help="set KEY (a dotted path: training.learning_rate, script[0].at) to "
+                         "VALUE (a TOML value: 0.1, [2, 8, 1], \"adam\"); repeatable")
+
+
+def _assignment(text):
+    from .scenario.overrides import parse_assignment
+    try:
+        return parse_assignment(text)
+    except SimnetError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # The largest number a trace, its JSON and SQLite hold exactly (int64), and numpy seeds from.
@@ -176,7 +196,7 @@ def cmd_run(args):
     """`simnet run`: run a scenario into its directory (see :func:`simnet.runner.run`); returns the exit code."""
     from .runner import run
     result = run(args.scenario, args.output, steps=args.steps, seed=args.seed, engine=args.engine,
-                 gifs=not args.no_gif, show_progress=not args.quiet and sys.stderr.isatty())
+                 gifs=not args.no_gif, show_progress=not args.quiet and sys.stderr.isatty(), overrides=args.settings)
     if result.stopped:
         print(f"simnet: {result.scenario.name}: {result.end_reason}"
               f"{'' if result.error is None else ': ' + result.error}; "
@@ -467,6 +487,81 @@ def cmd_export(args):
                            "no step; write one step as graphml")
         with _output_file(args.output, _trace_inputs(trace)) as temp:
             export(trace, args.fmt, temp, step=step)
+    return 0
+
+
+# ---- sweep -------------------------------------------------------------------
+
+def _sweep_parser(commands):
+    sweep = commands.add_parser("sweep", help="run a scenario for every point of a grid of settings and every seed")
+    sweep.add_argument("scenario", metavar="SCENARIO.toml")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=[V1, V2]",
+                       help="sweep KEY (a dotted path) over these TOML values; adds to or replaces [sweep.grid]")
+    sweep.add_argument("--seeds", metavar="0-9|0,3,7", help="the seeds (replaces [sweep] seeds)")
+    sweep.add_argument("--workers", type=_positive_int, help="worker processes (default: the number of cores)")
+    sweep.add_argument("--dask", metavar="local|ADDRESS", help="run on Dask: a LocalCluster of --workers "
+                       "processes, or the scheduler at ADDRESS (tcp://HOST:8786)")
+    sweep.add_argument("-o", "--output", metavar="DIR", help="the sweep's directory (default: output/<name>)")
+    sweep.add_argument("--gifs", action="store_true", help="draw every run's GIFs too")
+    sweep.add_argument("--force", action="store_true", help="rerun the runs that already finished")
+    sweep.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no closing line")
+    sweep.set_defaults(command=cmd_sweep, subject_from="scenario")
+
+
+def cmd_sweep(args):
+    """`simnet sweep`: run a sweep (see :mod:`simnet.experiments.sweep`); returns the exit code."""
+    from .experiments.backends import DaskWorkers, LocalWorkers, dask_client, default_workers
+    from .experiments.plan import parse_grid, parse_seeds, plan
+    from .experiments.sweep import run_sweep
+    grid = parse_grid(args.grid)
+    seeds = parse_seeds(args.seeds) if args.seeds is not None else None
+    the_plan = plan(args.scenario, grid, seeds, args.gifs)
+    workers = args.workers or default_workers()
+    client = dask_client(args.dask, workers) if args.dask else None
+    try:
+        backend = DaskWorkers(client) if client is not None else LocalWorkers(workers)
+        result = run_sweep(the_plan, args.output, backend, gifs=args.gifs, force=args.force,
+                           show_progress=not args.quiet and sys.stderr.isatty())
+    finally:
+        if client is not None:
+            cluster = client.cluster if args.dask == "local" else None
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    counts = ", ".join(f"{n} {status}" for status, n in result.counts.items())
+    total = sum(result.counts.values())
+    resumed = f", {result.resumed} kept from before" if result.resumed else ""
+    where = f"{result.directory}{os.sep}"
+    if result.interrupted:
+        print(f"simnet: sweep {the_plan.scenario.name}: interrupted with {total} of {len(the_plan)} runs done "
+              f"({counts}); run the same command again to finish it -> {where}", file=sys.stderr)
+        return 130
+    if not args.quiet:
+        print(f"sweep {the_plan.scenario.name}: {total} runs: {counts}{resumed} -> {where}")
+    return 0 if set(result.counts) <= {"ok"} else 1
+
+
+# ---- compare -----------------------------------------------------------------
+
+def _compare_parser(commands):
+    compare = commands.add_parser("compare", help="compare runs: settings, first divergence, topology, curves")
+    compare.add_argument("run_dirs", metavar="RUN_DIR|SWEEP_DIR", nargs="+")
+    compare.add_argument("-o", "--output", metavar="DIR", default="output/compare",
+                         help="where compare.png and compare.html go (default: output/compare)")
+    compare.add_argument("--format", choices=("text", "json"), default="text", dest="fmt")
+    compare.set_defaults(command=cmd_compare, subject_from="run_dirs")
+
+
+def cmd_compare(args):
+    """`simnet compare`: compare runs (see :mod:`simnet.experiments.compare`); returns the exit code."""
+    import json
+    from .experiments.compare import compare
+    result = compare(args.run_dirs, args.output)
+    if args.fmt == "json":
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print(result.text())
+        print(f"wrote {', '.join(map(str, result.written))}")
     return 0
 
 

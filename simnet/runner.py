@@ -22,7 +22,7 @@ from pathlib import Path
 from .errors import InputError, ScenarioError, SimnetError, TraceError
 from .files import directory_locked, remove_regular, written_whole
 from .progress import bar, frame_progress, step_progress
-from .scenario import Outcome, Scenario, execute, load
+from .scenario import Outcome, Scenario, execute, load, loads
 from .scenario.runinfo import data_record, standardization_record
 from .trace import Recorder, open_trace
 from .trace.schema import APPLICATION_ID
@@ -66,16 +66,23 @@ class RunResult:
 
 
 def prepare(scenario: str | os.PathLike | Scenario, *, steps: int | None = None, seed: int | None = None,
-            engine: str | None = None, gifs: bool = True) -> Scenario:
+            engine: str | None = None, gifs: bool = True, overrides=()) -> Scenario:
     """The Scenario to run: `scenario` (a path or a Scenario) with the overrides applied, its GIFs checked.
 
+    overrides: (dotted key path, value) pairs set in the scenario's TOML
+    (``--set``), checked like the file; its text becomes the effective one.
     Raises ScenarioError for a scenario that cannot be run as asked.
 
     >>> prepare("scenarios/xor.toml", steps=5).training.steps
     5
+    >>> prepare("scenarios/xor.toml", overrides=[("training.learning_rate", 0.1)]).training.learning_rate
+    0.1
     """
+    overrides = tuple(overrides)
     if not isinstance(scenario, Scenario):
-        scenario = load(scenario)
+        scenario = load(scenario, overrides)
+    elif overrides:
+        scenario = loads(scenario.text, scenario.path, overrides)
     scenario = scenario.with_overrides(steps=steps, seed=seed, engine=engine)
     if gifs:
         check_drawable(scenario)
@@ -98,13 +105,16 @@ def check_drawable(scenario: Scenario) -> None:
 
 def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | None = None, *,
         steps: int | None = None, seed: int | None = None, engine: str | None = None, gifs: bool = True,
-        show_progress: bool = False) -> RunResult:
+        show_progress: bool = False, overrides=()) -> RunResult:
     """Run `scenario` into `directory` (default: output/<name>) and return a :class:`RunResult`.
 
     scenario: a path to a TOML file or a Scenario; steps, seed, engine:
     overrides (expectations are checked only without steps and seed); gifs:
     False draws only loss.png (True: also the scenario's GIFs and, for
-    classification, confusion.png); show_progress: progress bars on stderr.
+    classification, confusion.png); show_progress: progress bars on stderr;
+    overrides: (dotted key path, value) pairs set in the scenario
+    (``--set``), recorded with the effective scenario text in summary.json
+    and the trace's metadata.
 
     Bad input raises InputError or ScenarioError before anything is
     written.  From the recorder's first write on, the run stays in
@@ -118,7 +128,9 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
     ('complete', 20)
     """
     started = time.perf_counter()
-    scenario = prepare(scenario, steps=steps, seed=seed, engine=engine, gifs=gifs)
+    overrides = tuple(overrides)
+    scenario = prepare(scenario, steps=steps, seed=seed, engine=engine, gifs=gifs, overrides=overrides)
+    settings = {key: value for key, value in overrides}
     parts = scenario.parts()
     data = parts.train
     target = Path(directory) if directory is not None else Path("output") / scenario.name
@@ -135,14 +147,15 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
                         metadata={"scenario": scenario.name, "description": scenario.description,
                                   "scenario_path": Path(scenario.path).name, **data_record(scenario, data),
                                   **standardization_record(parts),
-                                  "overrides": {"steps": steps, "seed": seed, "engine": engine}})
+                                  "overrides": {"steps": steps, "seed": seed, "engine": engine,
+                                                **({"set": settings} if settings else {})}})
     outcome, phase = None, "starting"
     try:
         try:
             for name in os.listdir(target):
                 if _ours(name) and name not in TRACE_FILES:
                     remove_regular(target / name)  # the previous run's: the new one never mixes with it
-            _write_json(target / "summary.json", _summary(scenario, None, checked, elapsed()))
+            _write_json(target / "summary.json", _summary(scenario, None, checked, elapsed(), settings=settings))
             phase = "training"
             with bar(show_progress, scenario.training.steps, scenario.name, "step") as training_bar:
                 outcome = execute(scenario, data=data, recorder=recorder, progress=step_progress(training_bar),
@@ -159,11 +172,11 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
         if gifs:  # without GIFs a run draws only loss.png
             _draw_confusion(outcome, target)
         phase = "finishing"
-        final = _summary(scenario, outcome, checked, elapsed())
+        final = _summary(scenario, outcome, checked, elapsed(), settings=settings)
         with signals_held():
             _write_json(target / "summary.json", final)
     except BaseException as error:
-        return _stopped(error, phase, scenario, outcome, target, checked, elapsed())
+        return _stopped(error, phase, scenario, outcome, target, checked, elapsed(), settings)
     return RunResult(scenario, target, outcome, checked, final["status"], final["end_reason"], None, False)
 
 
@@ -184,7 +197,7 @@ def check(scenario: str | os.PathLike | Scenario, *, engine: str | None = None) 
     return execute(prepare(scenario, engine=engine, gifs=False))
 
 
-def _stopped(error, phase, scenario, outcome, target, checked, wall_time):
+def _stopped(error, phase, scenario, outcome, target, checked, wall_time, settings):
     """Mark the run in `target` stopped by `error` while `phase`; returns its RunResult.
 
     Its trace and finished pictures stay.  Bad input found on the way and
@@ -202,7 +215,8 @@ def _stopped(error, phase, scenario, outcome, target, checked, wall_time):
     else:
         why = " ".join(str(error).split())
     end_reason = f"{status} while {phase}"
-    final = _summary(scenario, outcome, checked, wall_time, status=status, end_reason=end_reason, error=why)
+    final = _summary(scenario, outcome, checked, wall_time, status=status, end_reason=end_reason, error=why,
+                     settings=settings)
     with signals_held():
         try:
             _write_json(target / "summary.json", final)
@@ -218,8 +232,11 @@ def _stopped(error, phase, scenario, outcome, target, checked, wall_time):
     return RunResult(scenario, target, outcome, checked, status, end_reason, why, True)
 
 
-def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None, error=None):
-    """summary.json: `status` running while `outcome` is None unless given, then what the outcome says."""
+def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None, error=None, settings=None):
+    """summary.json: `status` running while `outcome` is None unless given, then what the outcome says.
+
+    `settings` (the --set overrides, key path -> value) and the effective scenario text are recorded.
+    """
     sc = scenario if outcome is None else outcome.scenario
     diverged = None if outcome is None else outcome.diverged
     if status is None and outcome is not None:
@@ -248,6 +265,8 @@ def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None
                                                    "quantity": diverged.quantity},
         "expectations": {"checked": False, "reason": "--steps or --seed changes the scenario"},
         "simnet": __version__,
+        "overrides": settings or {},
+        "scenario_text": scenario.text,
     }
     if checked:
         summary["expectations"] = {

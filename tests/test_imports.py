@@ -21,7 +21,7 @@ LAYERS = [
     ("simnet.trace",),
     ("simnet.viz",),
     ("simnet.runner",),
-    ("simnet.serving",),
+    ("simnet.experiments", "simnet.serving"),
     ("simnet.cli", "simnet.__main__"),
 ]
 DISPLAY_HOOKS = {"_repr_png_", "_repr_html_"}

@@ -20,7 +20,8 @@ from ..errors import ScenarioError
 from . import datasets
 from .actions import ACTIONS
 from .model import (ENGINES, GIFS, Action, Checks, CHECK_KEYS, ConnectionSpec, DataSpec, Expect, NetworkSpec,
-                    NeuronSpec, RecordSpec, Scenario, TrainingSpec)
+                    NeuronSpec, RecordSpec, Scenario, SweepSpec, TrainingSpec)
+from . import overrides as overriding
 from .reading import confined, read_bounded
 from .sizes import check_sizes
 from .tables import (Table, array_of, boolean, choice, integer, neuron_name, number, printable_text,
@@ -32,14 +33,21 @@ DETAILS = ("updates", "messages")
 MAX_FILE_BYTES = 4 * 2**20
 
 
-def load(path):
-    """The Scenario in the TOML file at `path`; ScenarioError saying what is wrong otherwise."""
+def load(path, overrides=()):
+    """The Scenario in the TOML file at `path` with `overrides` set; ScenarioError saying what is wrong otherwise.
+
+    overrides: (dotted key path, value) pairs, see :mod:`simnet.scenario.overrides`.
+    """
     path = Path(path)
-    return loads(read_bounded(path, MAX_FILE_BYTES, "a scenario file"), path)
+    return loads(read_bounded(path, MAX_FILE_BYTES, "a scenario file"), path, overrides)
 
 
-def loads(raw, path="<scenario>"):
-    """The Scenario in TOML text or bytes `raw`; `path` names it in errors and anchors relative paths."""
+def loads(raw, path="<scenario>", overrides=()):
+    """The Scenario in TOML text or bytes `raw`; `path` names it in errors and anchors relative paths.
+
+    With `overrides` ((key path, value) pairs) the scenario's text is the
+    effective one: the document with them set, written out again as TOML.
+    """
     path = Path(path)
     if isinstance(raw, bytes):
         if b"\x00" in raw:
@@ -61,6 +69,10 @@ def loads(raw, path="<scenario>"):
         raise ScenarioError(path, where, f"not valid TOML: {why[:1].lower()}{why[1:]}") from None
     if not document:
         raise ScenarioError(path, "file", "is empty; a scenario needs at least [network], [data] and [training]")
+    overrides = tuple(overrides)
+    if overrides:
+        document = overriding.apply(document, overrides, path)
+        raw = overriding.dumps(document)
     scenario = _parse(path, raw, Table(path, "", document))
     check_sizes(scenario)
     _check_fit(scenario)
@@ -83,8 +95,9 @@ def _parse(path, text, top):
     record = _parse_record(top.table_at("record"))
     script = tuple(_parse_action(t, i, training.steps) for i, t in enumerate(top.tables_at("script")))
     expect = _parse_expect(top.table_at("expect"), training, data)
+    sweep = _parse_sweep(top.table_at("sweep")) if "sweep" in top.table else None
     top.finish()
-    return Scenario(path, text, name, description, seed, network, data, training, record, script, expect)
+    return Scenario(path, text, name, description, seed, network, data, training, record, script, expect, sweep)
 
 
 def _parse_network(t):
@@ -273,6 +286,51 @@ def _parse_expect(t, training, data):
                                         f"accuracy applies to classification losses ({', '.join(sorted(CLASSIFICATION))})"
                                         f"; training.loss is {training.loss!r}")
     return Expect(final, tuple(at_step), diverges)
+
+
+def _parse_sweep(t):
+    """[sweep]: `seeds` (a count, or an array of seeds) and [sweep.grid] (dotted key path -> array of values)."""
+    seeds = t.get("seeds", _seeds, None)
+    grid_table = t.table_at("grid")
+    grid = []
+    for key, values in _flattened(grid_table.table):
+        where = grid_table.where(f'"{key}"' if "." in key or "[" in key else key)
+        try:
+            overriding.key_parts(key)
+        except ScenarioError as e:
+            raise ScenarioError(t.file, where, e.why) from None
+        if not isinstance(values, list):
+            raise ScenarioError(t.file, where, f"expected an array of the values to sweep, got {values!r}"[:200])
+        if not values:
+            raise ScenarioError(t.file, where, "is empty; expected at least one value to sweep")
+        if key == "seed":
+            raise ScenarioError(t.file, where, "seeds are swept with [sweep] seeds, not in the grid")
+        grid.append((key, tuple(values)))
+    grid_table.used.update(grid_table.table)
+    t.finish()
+    return SweepSpec(seeds, tuple(grid))
+
+
+def _flattened(table, prefix=""):
+    """(dotted key, value) of a table whose TOML dotted keys made nested tables: training.learning_rate = [...]."""
+    for key, value in table.items():
+        if isinstance(value, dict):
+            yield from _flattened(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
+
+
+def _seeds(value):
+    """[sweep] seeds: a count n (seeds 0 to n-1) or a non-empty array of distinct seeds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return tuple(range(integer(1, 100_000)(value)))
+    seeds = array_of(integer(0, MAX_SEED), min_length=1)(value)
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed {next(s for s in seeds if seeds.count(s) > 1)} is given twice")
+    return seeds
+
+
+_seeds.expects = "a number of seeds or an array of seeds"
 
 
 def recorded(metadata):

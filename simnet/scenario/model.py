@@ -17,7 +17,7 @@ from .sizes import check_sizes, csv_bytes
 from .tables import choice, integer
 
 __all__ = ["CHECK_KEYS", "ENGINES", "GIFS", "Action", "Checks", "ConnectionSpec", "DataParts", "DataSpec", "Expect",
-           "NetworkSpec", "NeuronSpec", "RecordSpec", "Scenario", "TrainingSpec"]
+           "NetworkSpec", "NeuronSpec", "RecordSpec", "Scenario", "SweepSpec", "TrainingSpec"]
 
 ENGINES = ("actor", "fast")
 GIFS = ("activations", "weights")
@@ -213,6 +213,14 @@ class Expect:
 
 
 @dataclass(frozen=True)
+class SweepSpec:
+    """A scenario's [sweep] table: the seeds (None: the scenario's own) and the grid, (key path, values) pairs."""
+
+    seeds: tuple | None = None
+    grid: tuple = ()
+
+
+@dataclass(frozen=True)
 class Scenario:
     path: Path
     text: str
@@ -225,6 +233,7 @@ class Scenario:
     record: RecordSpec
     script: tuple
     expect: Expect
+    sweep: SweepSpec | None = None
 
     def with_overrides(self, *, steps=None, seed=None, engine=None):
         """This scenario with the run's length, seed or engine replaced (None keeps the file's).

@@ -1,0 +1,84 @@
+"""`simnet compare`: settings that differ, the first divergence and which weights, identical runs, sweeps."""
+import json
+import os
+
+import pytest
+
+import simnet as sn
+from simnet.cli import main
+from test_html_browser import SCREENSHOT_DIR, browser  # noqa: F401  (the fixture)
+from test_sweep import tiny
+
+
+def run(tmp_path, name, *settings):
+    out = tmp_path / name
+    assert main(["run", str(tiny(tmp_path)), "-o", str(out), "-q", "--no-gif",
+                 *[a for s in settings for a in ("--set", s)]]) in (0, 1)
+    return out
+
+
+def test_runs_that_differ_only_in_learning_rate_part_at_step_1_in_every_weight_and_bias(tmp_path, capsys):
+    a, b = run(tmp_path, "a"), run(tmp_path, "b", "training.learning_rate=0.25")
+    capsys.readouterr()
+    assert main(["compare", str(a), str(b), "-o", str(tmp_path / "cmp"), "--format", "json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["settings_differ"] == {"training.learning_rate": [0.5, 0.25]}
+    # both start from the same seed, so step 0 is the same; step 1's update uses the learning rate everywhere
+    with sn.open_trace(a) as ta, sn.open_trace(b) as tb:
+        assert list(ta.snapshot(0).edges(data="weight")) == list(tb.snapshot(0).edges(data="weight"))
+        changed = {f"weight {u}->{v}" for u, v, w in ta.snapshot(1).edges(data="weight")
+                   if w != tb.snapshot(1).edges[u, v]["weight"]}
+        changed |= {f"bias {n}" for n, d in ta.snapshot(1).nodes(data=True)
+                    if d["role"] != "input" and d["bias"] != tb.snapshot(1).nodes[n]["bias"]}
+    assert changed
+    assert found["first_divergence"]["step"] == 1 and set(found["first_divergence"]["what"]) == changed
+    assert [r["loss"] for r in found["runs"]] == [json.loads((d / "summary.json").read_text())["loss"] for d in (a, b)]
+    assert found["topology_differ"] == [] and found["most_different"]
+    assert (tmp_path / "cmp" / "compare.png").stat().st_size > 0
+
+
+def test_identical_runs_are_reported_identical(tmp_path, capsys):
+    a, b = run(tmp_path, "a"), run(tmp_path, "b")
+    result = sn.compare([a, b])
+    assert result.first_divergence is None and result.settings_differ == {} and result.most_different == []
+    assert result.identical_until == 15
+    assert "identical bit for bit up to step 15" in result.text()
+
+
+def test_a_neuron_added_in_one_run_only_is_a_topology_difference(tmp_path, capsys):
+    a = run(tmp_path, "a")
+    b = run(tmp_path, "b", 'script=[{at = 6, action = "add_neuron", name = "extra", connect_from = ["x0"], '
+                           'connect_to = ["y0"]}]')
+    result = sn.compare([a, b])
+    assert {"what": "neuron extra", "only_in": 1, "from_step": 6, "runs": [0, 1]} in result.topology_differ
+    assert result.first_divergence["step"] == 6
+
+
+def test_a_sweep_directory_stands_for_its_runs_and_a_lone_run_is_refused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    main(["sweep", str(tiny(tmp_path)), "--seeds", "0,1", "--workers", "1", "-o", str(out), "-q"])
+    result = sn.compare([out])
+    assert len(result.runs) == 2 and result.first_divergence["step"] == 0
+    assert result.settings_differ["seed"] == [0, 1]
+    with pytest.raises(sn.InputError, match="at least two"):
+        sn.compare([out / "runs" / "seed=0"])
+    assert main(["compare", str(tmp_path / "nothing"), str(out)]) == 2
+
+
+def test_compare_html_drives_every_replay_page_with_one_slider(tmp_path, capsys, browser):
+    a, b = run(tmp_path, "a"), run(tmp_path, "b", "training.learning_rate=0.25")
+    sn.compare([a, b], tmp_path / "cmp")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto((tmp_path / "cmp" / "compare.html").as_uri())
+    frames = [page.frame_locator("iframe").nth(i) for i in range(2)]
+    for frame in frames:
+        frame.locator("#step-number").wait_for()
+    page.locator("#step").fill("12")
+    for frame, run_dir in zip(frames, (a, b)):
+        with sn.open_trace(run_dir) as trace:
+            shown = max(s for s in trace.steps if s <= 12)
+        assert frame.locator("#step-number").inner_text() == str(shown)
+    assert page.locator("#shown").inner_text() == "12"
+    if SCREENSHOT_DIR:
+        page.screenshot(path=os.path.join(SCREENSHOT_DIR, "compare.png"))
+    page.close()
