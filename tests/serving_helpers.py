@@ -1,6 +1,5 @@
 """Starting `simnet serve` / `simnet play` as real processes on a free port, and talking to them."""
 import json
-import os
 import re
 import signal
 import subprocess

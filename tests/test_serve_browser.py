@@ -38,7 +38,7 @@ def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # 
     runs = tmp_path / "runs"
     runs.mkdir()
     with simnet_running("run", "scenarios/xor.toml", "--steps", 20000, "--no-gif", "-q",
-                        "-o", runs / "live") as training:
+                        "-o", runs / "live"):
         with Server("serve", runs) as server:
             until(lambda: {r["name"]: r for r in server.get("/api/runs")}.get("live", {}).get("status") == "running",
                   "the run to start")

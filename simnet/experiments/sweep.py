@@ -33,7 +33,7 @@ from ..progress import bar
 from ..runner import RUN_FILES, check_run_directory
 from ..scenario.overrides import toml_value
 from ..version import __version__
-from .backends import DaskWorkers, LocalWorkers, dask_client, default_workers
+from .backends import DaskWorkers, LocalWorkers, default_workers
 from .plan import plan as make_plan
 from .worker import STATUSES, row_of
 
