@@ -5,6 +5,7 @@ Runs are read from their directories (summary.json and the trace); a
 sweep's directory stands for all its runs.  Each run is compared with the
 first one given.
 """
+import base64
 import csv
 import json
 import os
@@ -19,11 +20,13 @@ from ..errors import InputError, SimnetError
 from ..files import written_whole
 from ..trace import open_trace
 
-__all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "compare", "compare_figure", "compare_page", "flatten",
-           "run_directories", "write_compare_page", "write_compare_png"]
+__all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "NO_COUNTERPART", "compare", "compare_figure", "compare_page",
+           "differences", "flatten", "page_run_data", "run_directories", "write_compare_page", "write_compare_png"]
 
 MOST_DIFFERENT = 5
 MOST_PAGES = 4  # replay pages side by side in compare.html
+NO_COUNTERPART = "#8c8c8c"  # a connection run 0 does not have, drawn dashed
+_RUN_DATA = '<script type="application/json" id="run-data">'
 
 
 @dataclass
@@ -294,43 +297,114 @@ def write_compare_png(traces, runs, path):
     return path
 
 
-# one slider for every page: each page shows the last step it kept at or before the slider's
+# one slider for every page: each page shows the last step it kept at or before the slider's; the connection
+# colouring can switch to each weight minus the same connection's weight in run 0 at the step the panel shows
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
 body {{ font: 13px system-ui, sans-serif; margin: 8px; }}
 #bar {{ position: sticky; top: 0; background: #fff; padding: 6px 0 8px; z-index: 1; border-bottom: 1px solid #ddd; }}
-#step {{ width: 60%; vertical-align: middle; }}
+#step {{ width: 50%; vertical-align: middle; }}
+#difference-legend .bar {{ display: inline-block; width: 140px; height: 10px; vertical-align: middle; margin: 0 4px;
+  border: 1px solid #aaa; }}
+#difference-legend .none {{ display: inline-block; width: 22px; vertical-align: middle; margin: 0 4px;
+  border-top: 2px dashed {none}; }}
 .runs {{ display: grid; grid-template-columns: repeat({columns}, 1fr); gap: 8px; margin-top: 8px; }}
 .run h2 {{ font-size: 13px; margin: 2px 0 4px; }}
 .run p {{ margin: 0 0 4px; color: #444; }}
 iframe {{ width: 100%; height: 1000px; border: 1px solid #ccc; }}
 </style></head><body>
 <div id="bar"><b>{title}</b> &nbsp; <label>step <input id="step" type="range" min="0" max="{last}" value="0"
-aria-label="step of every run"> <span id="shown">0</span></label></div>
+aria-label="step of every run"> <span id="shown">0</span></label> &nbsp;
+<label>connection colour <select id="colouring" aria-label="connection colour">
+<option value="own">each run's own</option><option value="difference">weight − run 0's weight</option>
+</select></label>
+<div id="difference-legend" hidden>connection: its weight − the same connection's weight in run 0 at the step each
+panel shows, <span id="difference-low"></span><span class="bar" style="background: linear-gradient(to right,
+{stops})"></span><span id="difference-high"></span> (one scale for every panel, the largest difference at this step
+at the ends) · <span class="none"></span> no counterpart in run 0</div></div>
 <div class="runs">{cells}</div>
+<script type="application/json" id="differences">{differences}</script>
 <script>
 const frames = Array.from(document.querySelectorAll("iframe"));
 const slider = document.getElementById("step");
+const colouring = document.getElementById("colouring");
+const DIFF = JSON.parse(document.getElementById("differences").textContent);
+function floats(b64) {{
+  const s = atob(b64), view = new DataView(new ArrayBuffer(s.length));
+  for (let i = 0; i < s.length; i++) view.setUint8(i, s.charCodeAt(i));
+  return Float64Array.from({{length: s.length / 8}}, (_, i) => view.getFloat64(8 * i, true));
+}}
+for (const panel of DIFF.panels) panel.values = floats(panel.values);
 function keptSteps(frame) {{
   if (!frame.keptSteps) frame.keptSteps = JSON.parse(frame.contentDocument.getElementById("run-data").textContent).steps;
   return frame.keptSteps;
 }}
+function ready(frame) {{
+  const page = frame.contentDocument;
+  return page && page.getElementById("slider") && page.getElementById("run-data") && frame.contentWindow.simnetReplay;
+}}
 function show(step) {{
   document.getElementById("shown").textContent = String(step);
   for (const frame of frames) {{
-    const page = frame.contentDocument;
-    if (!page || !page.getElementById("slider") || !page.getElementById("run-data")) continue;
+    if (!ready(frame)) continue;
     const steps = keptSteps(frame);
     let i = 0;
     while (i + 1 !== steps.length && steps[i + 1] <= step) i++;
-    const own = page.getElementById("slider");
+    const own = frame.contentDocument.getElementById("slider");
     own.value = String(i);
     own.dispatchEvent(new Event("input"));
   }}
 }}
+// the differences of the step each panel shows now: one row of its connections
+function shownRow(p) {{
+  const frame = frames[p], panel = DIFF.panels[p];
+  if (!ready(frame)) return null;
+  const k = panel.steps.indexOf(frame.contentWindow.simnetReplay.step());
+  return k < 0 ? null : panel.values.subarray(k * panel.edges, (k + 1) * panel.edges);
+}}
+const fmt = (x) => x === 0 ? "0" : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toPrecision(4)));
+// every panel's connections on one scale symmetric around 0: blue below, grey at 0, red above
+function recolour() {{
+  if (colouring.value !== "difference") return;
+  const rows = frames.map((_, p) => shownRow(p));
+  let scale = 0;
+  for (const row of rows) if (row) for (const d of row) if (!Number.isNaN(d)) scale = Math.max(scale, Math.abs(d));
+  document.getElementById("difference-low").textContent = "−" + fmt(scale);
+  document.getElementById("difference-high").textContent = "+" + fmt(scale);
+  rows.forEach((row, p) => {{
+    if (!row) return;
+    const page = frames[p].contentDocument;
+    row.forEach((d, j) => {{
+      const line = page.querySelector(`#network line.edge[data-edge="${{j}}"]`);
+      const u = Number.isNaN(d) ? 0.5 : scale > 0 ? (d / scale + 1) / 2 : 0.5;
+      line.setAttribute("stroke", Number.isNaN(d) ? DIFF.none : DIFF.lut[Math.round(u * 255)]);
+      line.setAttribute("stroke-opacity", "1");
+      line.setAttribute("stroke-width", (1 + 3 * Math.abs(2 * u - 1)).toFixed(2));
+      line.setAttribute("stroke-dasharray", Number.isNaN(d) ? "5 4" : "none");
+      line.dataset.difference = String(d);
+    }});
+    // the page's own legend speaks of its own connection colours: say what they are now instead
+    const legend = page.getElementById("legend");
+    if (!legend.querySelector(".difference")) {{
+      for (const span of legend.children) if (/^(connection|width)/.test(span.textContent)) span.hidden = true;
+      legend.insertAdjacentHTML("beforeend", '<span class="difference">connection: weight − run 0’s weight ' +
+        "(scale at the top)</span>");
+    }}
+  }});
+}}
+colouring.addEventListener("change", () => {{
+  document.getElementById("difference-legend").hidden = colouring.value !== "difference";
+  if (colouring.value === "difference") recolour();
+  // each page redraws in its own colours
+  else for (const frame of frames) if (ready(frame)) frame.contentDocument.getElementById("mode").dispatchEvent(new Event("change"));
+}});
 slider.addEventListener("input", () => show(Number(slider.value)));
-for (const frame of frames) frame.addEventListener("load", () => show(Number(slider.value)));
+for (const frame of frames) frame.addEventListener("load", () => {{
+  // a page rewrites its legend whenever it redraws its network, by this slider or by its own controls
+  new MutationObserver(recolour).observe(frame.contentDocument.getElementById("legend"), {{childList: true}});
+  show(Number(slider.value));
+}});
 </script>
 </body></html>
 """
@@ -338,17 +412,57 @@ for (const frame of frames) frame.addEventListener("load", () => show(Number(sli
 
 def compare_page(traces, runs, differ):
     """compare.html: the replay pages of `traces` side by side in one self-contained file, one step slider
-    driving them all; each page is headed by its run's path and the settings that differ."""
+    driving them all; each page is headed by its run's path and the settings that differ.  A control colours
+    every connection by its weight minus the same connection's weight in the first run (:func:`differences`)."""
     import html
-    from ..viz.page import PAGE_BUDGET, render_page
-    cells = []
+    from matplotlib.colors import to_hex
+    from ..viz.frames import CHANGES
+    from ..viz.page import PAGE_BUDGET, pack, render_page
+    cells, pages = [], []
     for i, (trace, run) in enumerate(zip(traces, runs)):
         page = render_page(trace, budget=PAGE_BUDGET // len(traces))
+        pages.append(page_run_data(page))
         settings = ", ".join(f"{key}={_shown(values[i])}" for key, values in differ.items()) or "the same settings"
         cells.append(f'<div class="run"><h2>[{i}] {html.escape(run["path"])}</h2><p>{html.escape(settings)}</p>'
                      f'<iframe title="run {i}" srcdoc="{html.escape(page, quote=True)}"></iframe></div>')
+    # the weight changes' map, continuous: grey at 0, so a connection equal to run 0's still shows
+    diverging = CHANGES.resampled(256)
+    lut = [to_hex(diverging(i / 255)) for i in range(256)]
+    panels = [{"steps": data["steps"], "edges": len(data["edges"]),
+               "values": pack(differences(traces[0], data))} for data in pages]
+    payload = json.dumps({"lut": lut, "none": NO_COUNTERPART, "panels": panels}, separators=(",", ":"))
     return _PAGE.format(title=f"{len(runs)} runs compared", columns=len(runs), cells="\n".join(cells),
-                        last=max(t.last_step for t in traces))
+                        last=max(t.last_step for t in traces), none=NO_COUNTERPART, differences=payload,
+                        stops=", ".join(lut[::16] + lut[-1:]))
+
+
+def page_run_data(page):
+    """The run's data a replay page carries (its #run-data element), as a dict."""
+    start = page.index(_RUN_DATA) + len(_RUN_DATA)
+    return json.loads(page[start:page.index("</script>", start)])
+
+
+def differences(reference, data):
+    """weight − the same connection's weight in `reference` after the same step, for each step and connection
+    of a replay page's run data `data`: float64 array (steps, connections).
+
+    NaN where the connection is not in the page's network at that step or has no counterpart in `reference`
+    (missing from its network, or the step beyond its run).
+    """
+    names = [n["name"] for n in data["nodes"]]
+    edges = [(names[s], names[t]) for s, t in data["edges"]]
+    values = np.frombuffer(base64.b64decode(data["edgeValues"]), dtype="<f8")
+    weights = values.reshape(len(data["steps"]), len(edges), len(data["edgeFields"]))[
+        :, :, data["edgeFields"].index("weight")]
+    out = np.full(weights.shape, np.nan)
+    for k, step in enumerate(data["steps"]):
+        if not reference.first_step <= step <= reference.last_step:
+            continue
+        theirs = reference.snapshot(step)
+        for j, edge in enumerate(edges):
+            if theirs.has_edge(*edge):
+                out[k, j] = weights[k, j] - theirs.edges[edge]["weight"]
+    return out
 
 
 def write_compare_page(traces, runs, differ, path):

@@ -26,7 +26,7 @@ from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIV
 from ..scenario.runinfo import trace_image, training_data
 
 __all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "STEP_FIELDS", "SWEEP_KINDS",
-           "SWEEP_SHARE", "SWEEP_VALUES", "page_data", "render_page", "write_page"]
+           "SWEEP_SHARE", "SWEEP_VALUES", "pack", "page_data", "render_page", "write_page"]
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message
@@ -113,7 +113,7 @@ def page_data(trace, steps, reader, *, progress=None):
     positions = film.layout.positions()
     held_out = trace.held_out() if hasattr(trace, "held_out") else {"step": ()}
     # only a run with a held-out set has the key: the pages of other runs stay as they were
-    extra = {"heldOut": {key: _pack(np.asarray(held_out[key], dtype=np.float64))
+    extra = {"heldOut": {key: pack(np.asarray(held_out[key], dtype=np.float64))
                          for key in ("step", "loss", "accuracy")}} if len(held_out["step"]) else {}
     return {
         **extra,
@@ -129,13 +129,13 @@ def page_data(trace, steps, reader, *, progress=None):
         "nodeFields": list(NODE_FIELDS),
         "edgeFields": list(EDGE_FIELDS),
         "stepFields": list(STEP_FIELDS),
-        "nodeValues": _pack(node_values),
-        "edgeValues": _pack(edge_values),
-        "stepValues": _pack(step_values),
+        "nodeValues": pack(node_values),
+        "edgeValues": pack(edge_values),
+        "stepValues": pack(step_values),
         "frozen": frozen,
         "scales": {name: float(value) for name, value in film.scales.items()},
         "look": _look(),
-        "history": {key: _pack(np.asarray(history[key], dtype=np.float64)) for key in ("step", "loss", "accuracy")
+        "history": {key: pack(np.asarray(history[key], dtype=np.float64)) for key in ("step", "loss", "accuracy")
                     if key in history},
         "actions": [{"step": int(a["step"]), "action": str(a.get("action", "")), "label": str(a.get("label", ""))}
                     for a in trace.actions()],
@@ -212,8 +212,8 @@ def _union(graphs):
     return list(nodes), list(edges)
 
 
-def _pack(array):
-    """float64 values as base64 little-endian bytes: exact, and about half the size of their reprs."""
+def pack(array):
+    """float64 values as base64 little-endian bytes: exact, and about half the size of their reprs (a str)."""
     return base64.b64encode(np.ascontiguousarray(array, dtype="<f8").tobytes()).decode("ascii")
 
 
@@ -274,7 +274,7 @@ def _recorded_sweeps(steps, reader, data, budget):
                            for name in SWEEP_VALUES[code]])
         if codes:
             sweeps[str(s)] = {"codes": _pack_ints(codes, "u1"), "subjects": _pack_ints(subjects, "<u4"),
-                              "values": _pack(np.array(values, dtype=np.float64))}
+                              "values": pack(np.array(values, dtype=np.float64))}
     return sweeps
 
 
