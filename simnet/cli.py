@@ -2,7 +2,7 @@
 
     simnet run SCENARIO.toml [-o DIR] [--steps N] [--seed S] [--engine actor|fast] [--set KEY=VALUE]... [--no-gif] [-q]
     simnet list [DIR]
-    simnet replay RUN_DIR [--gif activations|weights|sweep] [--step N] [--html] [-o FILE]
+    simnet replay RUN_DIR [--gif activations|weights|sweep] [--step N] [--sample I] [--html] [-o FILE]
     simnet inspect RUN_DIR [--step N] [--neuron NAME] [--kind KIND] [--format table|jsonl|csv]
     simnet inspect RUN_DIR --step N --sample I
     simnet export RUN_DIR --format jsonl|csv|perfetto|graphml|gexf -o FILE [--step N]
@@ -111,6 +111,9 @@ def _parser():
     replay.add_argument("run_dir", metavar="RUN_DIR")
     replay.add_argument("--gif", choices=("activations", "weights", "sweep"), default="activations")
     replay.add_argument("--step", type=_non_negative_int, help="the step a sweep GIF shows (default: the last)")
+    replay.add_argument("--sample", type=_non_negative_int, metavar="I",
+                        help="with --gif activations|weights of a run whose inputs are an image: the input panel "
+                        "shows sample I of the data set instead of the batch mean")
     replay.add_argument("--html", action="store_true", help="write the interactive replay page instead")
     replay.add_argument("-o", "--output", metavar="FILE", help="default: RUN_DIR/<kind>.gif or RUN_DIR/replay.html; "
                         "- for standard output (--html)")
@@ -416,6 +419,8 @@ def cmd_replay(args):
         if step is not None and (args.html or args.gif != "sweep"):
             raise InputError(run_dir, f"--step {step}", "only the sweep GIF shows one step; the other GIFs and "
                            "the replay page cover the whole run")
+        if args.sample is not None:
+            _check_sample(trace, run_dir, args)
         if args.html:
             from .viz.page import write_page
             out = args.output or trace.path.parent / "replay.html"
@@ -430,10 +435,22 @@ def cmd_replay(args):
             out = args.output or trace.path.parent / f"{kind}.gif"
             with bar(show, None, kind, "frame") as progress_bar, \
                     _output_file(out, _trace_inputs(trace), picture=(".gif", "a GIF")) as temp:
-                render_gif(trace, kind, temp, step=step, progress=frame_progress(progress_bar))
+                render_gif(trace, kind, temp, step=step, progress=frame_progress(progress_bar), sample=args.sample)
     if not args.quiet and out != "-":
         print(f"wrote {out}")
     return 0
+
+
+def _check_sample(trace, run_dir, args):
+    """Refuse --sample where it draws nothing: another GIF, the page, a run without an image, a sample not there."""
+    if args.html or args.gif == "sweep":
+        raise InputError(run_dir, f"--sample {args.sample}", "goes with --gif activations or weights (the replay "
+                         "page has a sample selector of its own)")
+    from .scenario.runinfo import trace_sample
+    try:
+        trace_sample(trace, args.sample)
+    except SimnetError as e:
+        raise InputError(run_dir, f"--sample {args.sample}", str(e)) from None
 
 
 def cmd_inspect(args):

@@ -276,6 +276,49 @@ def test_digit_frames_show_each_first_layer_neurons_weights_as_an_image(tmp_path
     picture.close()
 
 
+def test_replay_draws_one_sample_as_the_input_image_of_the_gifs(tmp_path, capsys):
+    from PIL import Image
+    from simnet.cli import main
+    from simnet.viz.frames import Film
+    sc = load("scenarios/digits.toml").with_overrides(steps=3)
+    run(sc, tmp_path / "run", gifs=False)
+    X = sc.parts().train[0]
+    index = 7
+    for kind in ("activations", "weights"):
+        assert main(["replay", str(tmp_path / "run"), "--gif", kind, "-q", "-o", str(tmp_path / f"{kind}.gif")]) == 0
+        assert main(["replay", str(tmp_path / "run"), "--gif", kind, "--sample", str(index), "-q",
+                     "-o", str(tmp_path / f"{kind}-{index}.gif")]) == 0
+    with open_trace(tmp_path / "run") as trace:
+        picture = Film([trace.snapshot(s) for s in trace.steps], image=(8, 8)).picture("activations")
+    top, bottom, left, right = picture.surface_box
+    picture.close()
+    # the panel's grid is 53 pixels a side (6 tiles of 8 and their gaps); the input is its top left tile
+    rows = np.arange(bottom - top) * 53 // (bottom - top)
+    cols = np.arange(right - left) * 53 // (right - left)
+    inside = np.ix_(top + np.where(rows < 8)[0], left + np.where(cols < 8)[0])
+    pixel = np.ix_(rows[rows < 8], cols[cols < 8])
+    x = X[index].reshape(8, 8)
+    expected = np.round(255 * (1 - (x - x.min()) / (x.max() - x.min())))[pixel]
+
+    def input_tile(path):
+        with Image.open(path) as gif:
+            gif.seek(gif.n_frames - 1)
+            return np.asarray(gif.convert("RGB"), dtype=float)[inside]
+
+    for kind in ("activations", "weights"):
+        mean, one = input_tile(tmp_path / f"{kind}.gif"), input_tile(tmp_path / f"{kind}-{index}.gif")
+        assert np.abs(one - expected[..., None]).max() <= 8  # the GIF's palette of 256 colours rounds greys
+        assert np.abs(one - mean).max() > 100
+    capsys.readouterr()
+    assert main(["replay", str(tmp_path / "run"), "--sample", str(len(X)), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"--sample {len(X)}" in err and f"(0 to {len(X) - 1})" in err
+    assert not (tmp_path / "run" / "activations.gif").exists()
+    run(load("scenarios/xor.toml").with_overrides(steps=2), tmp_path / "xor", gifs=False)
+    assert main(["replay", str(tmp_path / "xor"), "--sample", "0", "-q"]) == 2
+    assert "--sample 0: the inputs of this run are not an image" in capsys.readouterr().err
+
+
 def test_the_replay_page_shows_the_held_out_curve_and_the_class_surface(tmp_path):
     import base64
     import re

@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import SimnetError
 
 __all__ = ["data_record", "loss_penalty", "penalty", "standardization_record", "trace_data", "trace_image",
-           "training_data"]
+           "trace_sample", "training_data"]
 
 
 def training_data(trace):
@@ -52,6 +52,21 @@ def trace_image(trace):
     except SimnetError:
         return None
     return None if scenario is None else scenario.data.image
+
+
+def trace_sample(trace, index):
+    """The input values of sample `index` of the data set a trace's pictures draw, when its inputs form an
+    image; SimnetError (saying why, and the samples there are) otherwise."""
+    if trace_image(trace) is None:
+        raise SimnetError("the inputs of this run are not an image (digits, or a csv data set with "
+                          "[data] image = [rows, columns])")
+    data, note = trace_data(trace)
+    if data is None:
+        raise SimnetError(note or "no data points: the trace does not say what it trained on")
+    X = data[0]
+    if not 0 <= index < len(X):
+        raise SimnetError(f"sample {index} is not in the data set of {len(X)} samples (0 to {len(X) - 1})")
+    return np.asarray(X[index], dtype=float)
 
 
 def data_record(scenario, data):

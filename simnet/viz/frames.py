@@ -35,8 +35,8 @@ from .picture import Bar, Look, Picture, Surface
 __all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "CLASS_STRENGTH", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS",
            "LEVELS", "MAX_WIDTH", "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID",
            "UNKNOWN", "VALUES", "WIDE_EDGES", "Film", "Frame", "as_number", "blow_up", "class_colours", "class_shades",
-           "class_surface", "held_levels", "max_abs", "mosaic", "nice_scale", "positive_class", "square_root_norm",
-           "symmetric_norm"]
+           "class_surface", "held_levels", "max_abs", "mosaic", "nice_scale", "positive_class", "sample_greys",
+           "square_root_norm", "symmetric_norm"]
 
 KINDS = ("activations", "weights")
 LEVELS = 15  # colours per map: odd, so that zero has a colour of its own
@@ -88,10 +88,13 @@ class Film:
     image: (rows, columns) when the inputs are the pixels of an image: the panel beside
     the network then shows the input (batch mean) and each first-layer neuron's
     receptive field, its incoming weights laid out as the image (see :meth:`fields`).
+    sample: (index, input values in pixel order) of one sample of the data set: with an image, the
+    panel's input shows that sample (:func:`sample_greys`) instead of the batch mean.
     """
 
-    def __init__(self, snapshots, *, data=None, data_note="", penalty="", image=None):
+    def __init__(self, snapshots, *, data=None, data_note="", penalty="", image=None, sample=None):
         self.image = None if image is None else tuple(image)
+        self.sample = sample
         self.layout = Layout()
         self.nodes, self.edges = [], []
         self._node, self._edge = {}, {}
@@ -321,13 +324,14 @@ class Film:
         if self.fields is None:
             return None
         count = len(self.fields[1])
+        shown = "batch mean" if self.sample is None else f"sample {self.sample[0]}"
         if kind == "activations":
             bar = Bar("weight into the first hidden layer", VALUES, symmetric_norm(self._field_scales["weight"]))
-            title = f"input (batch mean), then {count} receptive fields"
+            title = f"input ({shown}), then {count} receptive fields"
         else:
             bar = Bar("weight change into the first hidden layer", CHANGES,
                       square_root_norm(self._field_scales["change"]))
-            title = f"input (batch mean), then {count} fields' changes"
+            title = f"input ({shown}), then {count} fields' changes"
         rows, cols = self.image
         side = math.ceil(math.sqrt(count + 1))
         shape = (side * (rows + 1) - 1, side * (cols + 1) - 1)
@@ -345,7 +349,7 @@ class Film:
     def _fields_look(self, frame, kind):
         """(g, g, 4) uint8: the input image in greys, then each receptive field coloured as the panel's bar says."""
         inputs, fields = self.fields
-        tiles = [self._greys(frame.activation[inputs])]
+        tiles = [self._greys(frame.activation[inputs]) if self.sample is None else sample_greys(self.sample[1])]
         if kind == "activations":
             values, cmap, norm = frame.weight, VALUES, symmetric_norm(self._field_scales["weight"])
         else:
@@ -470,6 +474,14 @@ class Film:
         if kind == "weights" and i > 0:
             parts.append(f"changes since step {self.frames[i - 1].step}")
         return "   ·   ".join(parts)
+
+
+def sample_greys(pixels):
+    """RGBA of one sample's input values: white its smallest, black its largest (as `inspect --sample`)."""
+    pixels = np.asarray(pixels, dtype=float)
+    low, high = pixels.min(), pixels.max()
+    grey = 1.0 - (pixels - low) / max(high - low, 1e-12)
+    return np.column_stack([grey, grey, grey, np.ones_like(grey)])
 
 
 def mosaic(tiles, shape, gap=(0.85, 0.85, 0.85, 1.0)):

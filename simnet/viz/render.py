@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SimnetError, TraceError
 from ..files import written_whole
 from .frames import KINDS as FILM_KINDS, Film
-from ..scenario.runinfo import loss_penalty, trace_data, trace_image
+from ..scenario.runinfo import loss_penalty, trace_data, trace_image, trace_sample
 from .gif import Counter, write_looks
 
 __all__ = ["GIF_KINDS", "LABEL_CHARS", "confusion_figure", "film_gif", "loss_figure", "network_png", "plot_confusion",
@@ -49,8 +49,12 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     return written
 
 
-def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
-    """Write one GIF of `trace` to `path`: kind activations, weights, or sweep (which needs `step`)."""
+def render_gif(trace, kind, path, *, step=None, progress=None, data=None, sample=None):
+    """Write one GIF of `trace` to `path`: kind activations, weights, or sweep (which needs `step`).
+
+    sample: for a run whose inputs form an image, the index of the data set's sample the input panel
+    shows instead of the batch mean (SimnetError for another run or a sample not in the data set).
+    """
     if kind not in GIF_KINDS:
         raise SimnetError(f"unknown GIF kind {kind!r}; expected one of {', '.join(GIF_KINDS)}")
     if kind == "sweep":
@@ -61,7 +65,11 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None):
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
     data, note = (data, "") if data is not None else trace_data(trace)
-    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace), image=trace_image(trace))
+    shown = None if sample is None else (sample, trace_sample(trace, sample))
+    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace), image=trace_image(trace),
+                sample=shown)
+    if shown is not None and film.fields is None:
+        raise SimnetError("this network's inputs are not drawn as an image (too few of them, or not one per pixel)")
     return film_gif(film, kind, path, Counter(progress, len(film)))
 
 
