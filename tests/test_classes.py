@@ -13,6 +13,7 @@ from simnet.runner import run
 from simnet.scenario import datasets, execute, load, loads
 from simnet.trace import open_trace
 from simnet.viz.frames import class_colours, class_shades, class_surface
+from test_html_browser import browser  # noqa: F401  (the fixture)
 
 THREE_CLASSES = """
 name = "three"
@@ -355,6 +356,38 @@ def test_the_replay_page_of_digits_shows_the_receptive_fields_as_the_gif_does(tm
     assert (surface["fields"], surface["n"], surface["w"]) == (32, 53, 53)
     last = np.frombuffer(base64.b64decode(surface["data"][-1]), "u1").reshape(53, 53, 3)
     assert np.array_equal(last, film.fields_mosaic(film.frames[-1])[::-1, :, :3])
+
+
+def test_the_replay_page_of_digits_switches_its_input_between_the_batch_mean_and_one_sample(tmp_path, browser):
+    import os
+    from test_html_browser import SCREENSHOT_DIR, open_page
+    from simnet.viz.page import write_page
+    sc = load("scenarios/digits.toml").with_overrides(steps=3)
+    run(sc, tmp_path / "run", gifs=False)
+    X = sc.parts().train[0]
+    with open_trace(tmp_path / "run") as trace:
+        path = write_page(trace, tmp_path / "replay.html")
+    page = open_page(browser, path)
+    canvas = page.locator("#surface")
+    canvas.scroll_into_view_if_needed()
+    # the centre of each pixel of the input tile, the top left 8×8 of the 53×53 mosaic drawn on 320×320
+    read = """c => { const g = c.getContext("2d"), out = [];
+      for (let r = 0; r < 8; r++) for (let k = 0; k < 8; k++)
+        out.push(g.getImageData(Math.floor((k + 0.5) * 320 / 53), Math.floor((r + 0.5) * 320 / 53), 1, 1).data[0]);
+      return out; }"""
+    mean = canvas.evaluate(read)
+    assert "batch mean" in page.inner_text("#surface-caption")
+    page.locator("#sample").fill("7")
+    x = X[7]
+    assert canvas.evaluate(read) == np.round(255 * (1 - (x - x.min()) / (x.max() - x.min()))).astype(int).tolist()
+    assert canvas.evaluate(read) != mean and "sample 7 of the data set" in page.inner_text("#surface-caption")
+    assert page.locator("#sample").get_attribute("max") == str(len(X) - 1)
+    if SCREENSHOT_DIR:
+        page.screenshot(path=os.path.join(SCREENSHOT_DIR, "digits-sample.png"), full_page=True)
+    page.locator("#sample").fill("")
+    assert canvas.evaluate(read) == mean
+    assert page.errors == []
+    page.close()
 
 
 def test_a_csv_scenario_says_its_inputs_form_an_image(tmp_path):

@@ -22,14 +22,15 @@ from matplotlib.colors import to_hex
 from ..errors import TraceError
 from ..files import written_whole
 from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, SURFACE_GRID, UNKNOWN, VALUES,
-                     Film, as_number, class_colours, class_surface, positive_class)
+                     Film, as_number, class_colours, class_surface, positive_class, sample_greys)
 from ..scenario.runinfo import trace_image, training_data
 
-__all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "STEP_FIELDS", "SWEEP_KINDS",
+__all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "SAMPLE_SHARE", "STEP_FIELDS", "SWEEP_KINDS",
            "SWEEP_SHARE", "SWEEP_VALUES", "pack", "page_data", "render_page", "write_page"]
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message
+SAMPLE_SHARE = 0.05  # of the budget, for the data set's samples an image run's page can show one by one
 MAX_SURFACES = 100  # decision surfaces on a page at most
 B64 = 4 / 3  # base64 makes bytes this much longer
 
@@ -72,6 +73,8 @@ def render_page(trace, *, budget=PAGE_BUDGET, progress=None):
             break
         # shrink in proportion to the overshoot, a little more so one retry is usually enough
         count = max(2, min(len(steps) - 1, int(len(steps) * budget / size * 0.97)))
+    if data["surface"] is not None and "fields" in data["surface"]:
+        size += _add_samples(data["surface"], reader.data(), trace_image(trace), budget * SAMPLE_SHARE)
     # recorded sweeps get what the steps leave, up to their share: a sweep can be derived, a step cannot
     data["sweeps"] = _recorded_sweeps(steps, reader, data, min(budget * SWEEP_SHARE, budget - size))
     data["messages"] = _has_messages(reader, steps)
@@ -276,6 +279,23 @@ def _recorded_sweeps(steps, reader, data, budget):
             sweeps[str(s)] = {"codes": _pack_ints(codes, "u1"), "subjects": _pack_ints(subjects, "<u4"),
                               "values": pack(np.array(values, dtype=np.float64))}
     return sweeps
+
+
+def _add_samples(surface, data, image, budget):
+    """Put the first samples of the data set that fit in `budget` bytes into the `surface` of a run whose inputs
+    form an `image` (rows, columns), each in
+    the greys the GIFs draw it in (:func:`~simnet.viz.frames.sample_greys`), as bytes 0..255 a pixel; returns
+    the bytes added.  Nothing without data."""
+    if data is None:
+        return 0
+    X = np.asarray(data[0], dtype=float)
+    count = min(len(X), int(budget // (B64 * X.shape[1])))
+    if count < 1:
+        return 0
+    greys = np.concatenate([sample_greys(x)[:, 0] for x in X[:count]])
+    surface.update({"samples": _pack_ints(np.round(greys * 255), "u1"), "sampleCount": count,
+                    "dataSize": len(X), "image": [int(image[0]), int(image[1])]})
+    return len(surface["samples"]) + 60
 
 
 def _has_messages(reader, steps):

@@ -444,6 +444,20 @@
   // the names of matplotlib's tab10 colours, which the class surface uses in order
   const COLOUR_NAMES = ["blue", "orange", "green", "red", "purple", "brown", "pink", "grey", "olive", "cyan"];
   const surfaceImages = surface ? surface.data.map(bytes) : [];
+  // an image run's input tile: the batch mean, or one sample of the data set chosen beside the picture
+  const samples = surface && surface.samples ? bytes(surface.samples) : null;
+  if (samples) {
+    $("surface-caption").insertAdjacentHTML("afterend", `<label id="sample-box">input: sample ` +
+      `<input id="sample" type="number" min="0" max="${surface.sampleCount - 1}" step="1" placeholder="batch mean" ` +
+      `aria-label="sample shown as the input"> <small>(empty: the batch mean; 0 to ${surface.sampleCount - 1}` +
+      `${surface.sampleCount < surface.dataSize ? ` of the ${surface.dataSize} samples` : ""})</small></label>`);
+    $("sample").addEventListener("input", drawSurface);
+  }
+  function shownSample() {
+    if (!samples || $("sample").value === "") return null;
+    const i = Number($("sample").value);
+    return Number.isInteger(i) && i >= 0 && i < surface.sampleCount ? i : null;
+  }
 
   function drawSurface() {
     if (!surface) return;
@@ -466,13 +480,22 @@
       }
       data.data[4 * p + 3] = 255;
     }
+    const one = shownSample();
+    if (one !== null) {  // the input tile is the mosaic's top left
+      const [rows, cols] = surface.image;
+      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) {
+        const grey = samples[(one * rows + r) * cols + c];
+        data.data.set([grey, grey, grey], 4 * (r * w + c));
+      }
+    }
     sctx.putImageData(data, 0, 0);
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     ctx.imageSmoothingEnabled = !surface.fields;  // pixels of an image stay sharp
     ctx.drawImage(small, 0, 0, canvas.width, canvas.height);
     if (surface.fields) {
       const [low, , high] = surface.norm;
-      $("surface-caption").textContent = `At step ${surface.steps[m]}: the input (batch mean, darker is larger), ` +
+      const input = one === null ? "batch mean" : `sample ${one} of the data set`;
+      $("surface-caption").textContent = `At step ${surface.steps[m]}: the input (${input}, darker is larger), ` +
         `then the receptive field of each of the ${surface.fields} neurons of the first hidden layer: its ` +
         `incoming weights laid out as the image, blue ${fmt(low)}, white 0, red ${fmt(high)}.`;
       return;
