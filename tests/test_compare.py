@@ -165,3 +165,24 @@ def test_a_connection_the_first_run_lacks_has_no_difference(tmp_path, capsys):
     new = [j for j, (s, t) in enumerate(data["edges"]) if "extra" in (names[s], names[t])]
     assert new and np.isnan(found[:, new]).all()
     assert np.isfinite(np.delete(found, new, axis=1)).all()
+
+
+def test_compare_html_draws_a_connection_the_first_run_lacks_grey_and_dashed(tmp_path, capsys, browser):
+    from simnet.experiments.compare import NO_COUNTERPART
+    a = run(tmp_path, "a")
+    b = run(tmp_path, "b", 'script=[{at = 6, action = "add_neuron", name = "extra", connect_from = ["x0"], '
+                           'connect_to = ["y0"]}]')
+    sn.compare([a, b], tmp_path / "cmp")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto((tmp_path / "cmp" / "compare.html").as_uri())
+    frame = page.frame_locator("iframe").nth(1)
+    frame.locator("#step-number").wait_for()
+    page.locator("#colouring").select_option("difference")
+    page.locator("#step").fill("15")
+    drawn = frame.locator("line.edge:not(.absent)").evaluate_all(
+        "lines => lines.map(l => [l.nextElementSibling.firstChild.textContent, l.getAttribute('stroke'), "
+        "l.getAttribute('stroke-dasharray')])")
+    lacking = {name for name, stroke, dashes in drawn if stroke == NO_COUNTERPART and dashes != "none"}
+    assert lacking == {"x0 → extra", "extra → y0"}
+    assert "no counterpart" in page.inner_text("#difference-legend")
+    page.close()
