@@ -20,11 +20,15 @@ from ..errors import InputError, SimnetError
 from ..files import written_whole
 from ..trace import open_trace
 
-__all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "NO_COUNTERPART", "compare", "compare_figure", "compare_page",
-           "differences", "flatten", "page_run_data", "run_directories", "write_compare_page", "write_compare_png"]
+__all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "NO_COUNTERPART", "PAGES_SHARE", "compare", "compare_figure",
+           "compare_page", "differences", "flatten", "page_run_data", "run_directories", "write_compare_page",
+           "write_compare_png"]
 
 MOST_DIFFERENT = 5
 MOST_PAGES = 4  # replay pages side by side in compare.html
+# of the replay page's budget, for the pages: each connection's difference (a quarter of what a page keeps of
+# it) takes the rest
+PAGES_SHARE = 0.8
 NO_COUNTERPART = "#8c8c8c"  # a connection run 0 does not have, drawn dashed
 _RUN_DATA = '<script type="application/json" id="run-data">'
 
@@ -363,7 +367,8 @@ function shownRow(p) {{
   const k = panel.steps.indexOf(frame.contentWindow.simnetReplay.step());
   return k < 0 ? null : panel.values.subarray(k * panel.edges, (k + 1) * panel.edges);
 }}
-const fmt = (x) => x === 0 ? "0" : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toPrecision(4)));
+const fmt = (x) => x === 0 ? "0"
+  : Math.abs(x) >= 1e5 || Math.abs(x) < 1e-3 ? x.toExponential(2) : String(Number(x.toPrecision(4)));
 // every panel's connections on one scale symmetric around 0: blue below, grey at 0, red above
 function recolour() {{
   if (colouring.value !== "difference") return;
@@ -397,7 +402,9 @@ colouring.addEventListener("change", () => {{
   document.getElementById("difference-legend").hidden = colouring.value !== "difference";
   if (colouring.value === "difference") recolour();
   // each page redraws in its own colours
-  else for (const frame of frames) if (ready(frame)) frame.contentDocument.getElementById("mode").dispatchEvent(new Event("change"));
+  else for (const frame of frames) {{
+    if (ready(frame)) frame.contentDocument.getElementById("mode").dispatchEvent(new Event("change"));
+  }}
 }});
 slider.addEventListener("input", () => show(Number(slider.value)));
 for (const frame of frames) frame.addEventListener("load", () => {{
@@ -420,7 +427,7 @@ def compare_page(traces, runs, differ):
     from ..viz.page import PAGE_BUDGET, pack, render_page
     cells, pages = [], []
     for i, (trace, run) in enumerate(zip(traces, runs)):
-        page = render_page(trace, budget=PAGE_BUDGET // len(traces))
+        page = render_page(trace, budget=int(PAGE_BUDGET * PAGES_SHARE) // len(traces))
         pages.append(page_run_data(page))
         settings = ", ".join(f"{key}={_shown(values[i])}" for key, values in differ.items()) or "the same settings"
         cells.append(f'<div class="run"><h2>[{i}] {html.escape(run["path"])}</h2><p>{html.escape(settings)}</p>'

@@ -25,8 +25,8 @@ from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIV
                      Film, as_number, class_colours, class_surface, positive_class, sample_greys)
 from ..scenario.runinfo import trace_image, training_data
 
-__all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "SAMPLE_SHARE", "STEP_FIELDS", "SWEEP_KINDS",
-           "SWEEP_SHARE", "SWEEP_VALUES", "pack", "page_data", "render_page", "write_page"]
+__all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "SAMPLE_SHARE", "STEP_FIELDS",
+           "SWEEP_KINDS", "SWEEP_SHARE", "SWEEP_VALUES", "pack", "page_data", "render_page", "write_page"]
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message
