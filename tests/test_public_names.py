@@ -13,7 +13,7 @@ README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 # the Python API of the contract: top-level names, and what the main objects answer to
 TOP_LEVEL = ["Network", "Neuron", "Connection", "Recorder", "open_trace", "Trace", "SimnetError",
              "TopologyError", "ScenarioError", "TraceError", "DivergenceError", "Activation", "SGD", "Momentum",
-             "Adam", "Event", "EventBus", "EventLog", "History", "__version__"]
+             "Adam", "Event", "EventBus", "EventLog", "History", "__version__", "sweep", "compare"]
 NETWORK = ["add_neuron", "connect", "disconnect", "remove_neuron", "neurons", "connections", "inputs", "outputs",
            "forward", "backward", "zero_grad", "train", "layered", "to_networkx", "from_networkx"]
 NEURON = ["name", "role", "activation", "bias", "bias_grad", "value"]
@@ -100,3 +100,27 @@ def test_the_public_api_is_annotated():
                     checked += 1
     assert checked > 50, f"only {checked} functions checked: the walk misses the API"
     assert not missing, "not annotated:\n" + "\n".join(missing)
+
+
+# the command line of the contract: each command and the options it takes
+COMMANDS = {
+    "run": ["--set", "-o", "--steps", "--seed", "--engine", "--no-gif", "-q"],
+    "sweep": ["--grid", "--seeds", "--workers", "--dask", "-o", "--gifs", "--force", "-q"],
+    "compare": ["-o", "--format"],
+    "serve": ["--port", "--host", "--no-browser"],
+    "play": ["--port", "--no-browser", "-o"],
+    "replay": ["--gif", "--step", "--html", "-o"],
+    "inspect": ["--step", "--neuron", "--kind", "--format", "--sample"],
+    "export": ["--format", "-o", "--step"],
+    "check": ["--engine", "-q"],
+    "list": [],
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_the_command_line_takes_the_contracts_options(command, capsys):
+    from simnet.cli import main
+    assert main([command, "--help"]) == 0
+    shown = capsys.readouterr().out
+    missing = [option for option in COMMANDS[command] if not re.search(rf"(^|[\s,\[]){re.escape(option)}\b", shown)]
+    assert not missing, f"simnet {command} lacks {missing}"
