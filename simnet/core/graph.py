@@ -226,6 +226,11 @@ class Network:
         from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
         return network_png(self, quick=quick)
 
+    def _repr_live_svg_(self, title=None):
+        # the live picture of train(show=True): SVG text written directly, a few milliseconds to draw
+        from ..viz.svg import network_svg
+        return network_svg(self, title=title)
+
     def parameters(self) -> int:
         """Number of trainable numbers: weights plus biases of non-input neurons."""
         return len(self.connections) + sum(n.role != "input" for n in self.neurons.values())
@@ -460,15 +465,25 @@ class Network:
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
                          before_step=before_step, progress=progress)
         from ..progress import live_view
-        # redrawn many times: encoded at once rather than small
-        with live_view(lambda: self._repr_png_(quick=True), steps) as view:
+        from .trainer import History
+        history = History()  # filled in as the run goes, for the picture's title
+
+        def picture():
+            title = f"step {self.step}"
+            if history.loss:
+                title += f" · batch loss {history.loss[-1]:.4g}"
+            if history.accuracy and history.accuracy[-1] is not None:
+                title += f" · accuracy {history.accuracy[-1]:.0%}"
+            return self._repr_live_svg_(title)
+
+        with live_view(picture, steps) as view:
             def both(step, L):
                 view(step, L)
                 if progress is not None:
                     progress(step, L)
             return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                         before_step=before_step, progress=both)
+                         before_step=before_step, progress=both, history=history)
 
     # ---- building and converting ------------------------------------------
 
