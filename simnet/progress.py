@@ -4,7 +4,8 @@ from contextlib import contextmanager
 
 from .errors import SimnetError
 
-__all__ = ["DRAWING_SHARE", "FASTEST_REDRAW", "LiveView", "bar", "frame_progress", "live_view", "loss_svg", "step_progress"]
+__all__ = ["DRAWING_SHARE", "FASTEST_REDRAW", "LiveView", "bar", "frame_progress", "live_view", "loss_svg", "step_progress",
+           "svg_data"]
 
 # the most of a run's time a live picture may take: it is redrawn only as often as this allows
 DRAWING_SHARE = 0.1
@@ -91,6 +92,15 @@ def loss_svg(steps, losses, width=520, height=110, most=400):
             f'steps {first} to {last}</text></svg>')
 
 
+def svg_data(svg):
+    """The display data of SVG text, to show as it is.
+
+    >>> svg_data("<svg/>")
+    {'image/svg+xml': '<svg/>'}
+    """
+    return {"image/svg+xml": svg}
+
+
 class LiveView:
     """One inline picture that `draw()` (SVG text) redraws while a run goes on, under a notebook progress bar,
     with the batch loss so far as a line under it.
@@ -103,17 +113,18 @@ class LiveView:
 
     def __init__(self, draw, total, description="training"):
         try:
-            from IPython.display import SVG, display
+            from IPython.display import display
             from tqdm.notebook import tqdm
             self.bar = tqdm(total=total, desc=description, unit="step", leave=True)
         except ImportError:  # tqdm's notebook bar says so when ipywidgets is missing
             raise SimnetError("show=True draws in a Jupyter notebook with widgets; install them with: "
                               "pip install 'simnet[notebook]'") from None
-        self.draw, self.svg_type = draw, SVG
+        self.draw = draw
         self.steps, self.losses = [], []
         start = time.perf_counter()
-        self.handle = display(SVG(draw()), display_id=True)
-        self.curve = display(SVG(loss_svg([], [])), display_id=True)
+        # raw: IPython's SVG object would parse every picture again with minidom, costing more than drawing it
+        self.handle = display(svg_data(draw()), raw=True, display_id=True)
+        self.curve = display(svg_data(loss_svg([], [])), raw=True, display_id=True)
         self.drawn_at = time.perf_counter()
         self.drawing, self.pending = self.drawn_at - start, False
 
@@ -129,8 +140,8 @@ class LiveView:
 
     def redraw(self):
         start = time.perf_counter()
-        self.handle.update(self.svg_type(self.draw()))
-        self.curve.update(self.svg_type(loss_svg(self.steps, self.losses)))
+        self.handle.update(svg_data(self.draw()), raw=True)
+        self.curve.update(svg_data(loss_svg(self.steps, self.losses)), raw=True)
         self.drawn_at = time.perf_counter()
         self.drawing, self.pending = self.drawn_at - start, False
 
