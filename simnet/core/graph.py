@@ -448,8 +448,9 @@ class Network:
         "actor", "fast" or an engine object; `l1`, `l2` weight penalties.
         `before_step(net, step)` runs before every step (scripted actions go there);
         `progress(step, loss)` after every step.  `show`: in a Jupyter notebook,
-        one picture of the network redrawn as it trains (as often as keeps
-        drawing to a tenth of the time) under a progress bar.  See
+        one SVG picture of the network redrawn as it trains (at most four times
+        a second, and as often as keeps drawing to a tenth of the time) under a
+        progress bar.  See
         :func:`simnet.core.trainer.train`.
 
         >>> import simnet as sn
