@@ -222,9 +222,9 @@ class Network:
         return (f"Network({len(self.inputs)} inputs, {len(self.neurons) - len(self.inputs) - len(self.outputs)}"
                 f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
 
-    def _repr_png_(self, quick=False):
+    def _repr_png_(self):
         from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
-        return network_png(self, quick=quick)
+        return network_png(self)
 
     def _repr_live_svg_(self, title=None):
         # the live picture of train(show=True): SVG text written directly, a few milliseconds to draw
