@@ -1,7 +1,8 @@
 """The package's imports go one way, layer by layer, and never in a circle.
 
 Every import counts, at the top of a module or inside a function, except in
-the display hooks Jupyter calls (``_repr_png_``, ``_repr_html_``), which may
+the display hooks Jupyter calls (``_repr_png_``, ``_repr_html_``) and the one
+``train(show=True)`` calls for its live picture (``_repr_live_svg_``), which may
 reach up to the renderer: the picture of a network is not part of the model.
 """
 import ast
@@ -24,7 +25,7 @@ LAYERS = [
     ("simnet.experiments", "simnet.serving"),
     ("simnet.cli", "simnet.__main__"),
 ]
-DISPLAY_HOOKS = {"_repr_png_", "_repr_html_"}
+DISPLAY_HOOKS = {"_repr_png_", "_repr_html_", "_repr_live_svg_"}
 
 
 def module_name(path):

@@ -222,9 +222,14 @@ class Network:
         return (f"Network({len(self.inputs)} inputs, {len(self.neurons) - len(self.inputs) - len(self.outputs)}"
                 f" hidden, {len(self.outputs)} outputs, {len(self.connections)} connections, step {self.step})")
 
-    def _repr_png_(self, quick=False):
+    def _repr_png_(self):
         from ..viz.render import network_png  # matplotlib loads only when a notebook asks for the picture
-        return network_png(self, quick=quick)
+        return network_png(self)
+
+    def _repr_live_svg_(self, title=None):
+        # the live picture of train(show=True): SVG text written directly, a few milliseconds to draw
+        from ..viz.svg import network_svg
+        return network_svg(self, title=title)
 
     def parameters(self) -> int:
         """Number of trainable numbers: weights plus biases of non-input neurons."""
@@ -443,8 +448,9 @@ class Network:
         "actor", "fast" or an engine object; `l1`, `l2` weight penalties.
         `before_step(net, step)` runs before every step (scripted actions go there);
         `progress(step, loss)` after every step.  `show`: in a Jupyter notebook,
-        one picture of the network redrawn as it trains (as often as keeps
-        drawing to a tenth of the time) under a progress bar.  See
+        one SVG picture of the network redrawn as it trains (at most four times
+        a second, and as often as keeps drawing to a tenth of the time) under a
+        progress bar.  See
         :func:`simnet.core.trainer.train`.
 
         >>> import simnet as sn
@@ -460,15 +466,25 @@ class Network:
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
                          before_step=before_step, progress=progress)
         from ..progress import live_view
-        # redrawn many times: encoded at once rather than small
-        with live_view(lambda: self._repr_png_(quick=True), steps) as view:
+        from .trainer import History
+        history = History()  # filled in as the run goes, for the picture's title
+
+        def picture():
+            title = f"step {self.step}"
+            if history.loss:
+                title += f" · batch loss {history.loss[-1]:.4g}"
+            if history.accuracy and history.accuracy[-1] is not None:
+                title += f" · accuracy {history.accuracy[-1]:.0%}"
+            return self._repr_live_svg_(title)
+
+        with live_view(picture, steps) as view:
             def both(step, L):
                 view(step, L)
                 if progress is not None:
                     progress(step, L)
             return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                         before_step=before_step, progress=both)
+                         before_step=before_step, progress=both, history=history)
 
     # ---- building and converting ------------------------------------------
 

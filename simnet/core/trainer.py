@@ -35,7 +35,7 @@ class History:
 
 
 def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None, recorder=None,
-          engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None):
+          engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None, history=None):
     """Train `net` on X (samples, n_inputs) and Y (samples, n_outputs) for `steps` updates.
 
     With cross_entropy over K outputs, Y may instead hold one class index
@@ -47,7 +47,8 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     A loss the output neurons cannot serve is a TopologyError, one that works
     oddly a SimnetWarning, and targets the loss cannot take a SimnetError; the
     inputs and outputs cannot change during the run (TopologyError).
-    Returns a History.
+    `history`: a History to fill in step by step (so that `progress` can read
+    the accuracy as the run goes), None for a new one.  Returns the History.
     """
     X = validate_inputs(net, X)
     Y = matrix(class_targets(loss, Y, len(net.outputs)), "Y", len(net.outputs), "outputs")
@@ -64,7 +65,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     batch_size = samples if batch_size is None else min(positive_int(batch_size, "batch_size"), samples)
     batches = batch_indices(samples, batch_size, np.random.default_rng([net.seed, net.step]))
     net.learning_rate = lr
-    history = History()
+    history = History() if history is None else history
     bus = net.bus
     if recorder is not None:
         # a recorder may listen to some kinds only (a trace without messages, say)

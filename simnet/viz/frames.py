@@ -31,6 +31,8 @@ from matplotlib.colors import FuncNorm, LinearSegmentedColormap, ListedColormap,
 from ..errors import SimnetError
 from .layout import Layout, column_sizes, geometry
 from .picture import Bar, Look, Picture, Surface
+from .svg import MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIVE, WIDE_EDGES, nice_scale
+from .svg import UNKNOWN as UNKNOWN_HEX
 
 __all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "CLASS_STRENGTH", "GRADIENTS", "HEAT_STRIDE", "HOLD", "KINDS",
            "LEVELS", "MAX_WIDTH", "MIN_WIDTH", "NEGATIVE", "POSITIVE", "PROBE_LIMIT", "SATURATE", "SURFACE_GRID",
@@ -41,8 +43,7 @@ __all__ = ["BLOW_UP", "CHANGES", "CHANGE_LEVELS", "CLASS_STRENGTH", "GRADIENTS",
 KINDS = ("activations", "weights")
 LEVELS = 15  # colours per map: odd, so that zero has a colour of its own
 CHANGE_LEVELS = 9  # fewer for weight changes: every connection's colour may move every frame
-POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
-UNKNOWN = to_rgba("#d9d9d9")  # a neuron with no value yet (the state before the first step)
+UNKNOWN = to_rgba(UNKNOWN_HEX)  # a neuron with no value yet (the state before the first step)
 # a few distinct levels read as well as a continuous map, and change far less often from frame to frame
 VALUES = colormaps["RdBu_r"].resampled(LEVELS)
 GRADIENTS = colormaps["PuOr"].resampled(LEVELS)
@@ -53,8 +54,6 @@ SURFACE_GRID = 64  # probe points per side for the decision surface
 CLASS_STRENGTH = 0.55  # how far from white a class's colour goes on the surface where the network is sure
 HEAT_STRIDE = 4  # every 4th probe point per side makes a node's 16x16 heatmap
 PROBE_LIMIT = 2000  # connections; beyond this the surface costs more than it shows
-MIN_WIDTH, MAX_WIDTH = 0.4, 4.0
-WIDE_EDGES = 400  # up to this many connections the thickest line is MAX_WIDTH
 SATURATE = 95  # percentile of the probed values that gets the darkest colour
 HOLD = 0.25  # of a level: how far beyond its level's bounds a value may go before the weights picture shows it moved
 # a frame whose values jump beyond this many times the largest of the frames before it has left training behind
@@ -591,17 +590,6 @@ def max_abs(a):
     a = np.abs(np.asarray(a, float))
     a = a[np.isfinite(a)]
     return float(a.max()) if a.size else 0.0
-
-
-def nice_scale(x):
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is at least x (1 for nothing to scale)."""
-    if not x > 0 or not math.isfinite(x):
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(x))
-    for m in (1, 2, 2.5, 5, 10):
-        if x <= m * power * (1 + 1e-12):
-            return m * power
-    return 10 * power
 
 
 def symmetric_norm(m):

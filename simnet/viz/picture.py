@@ -524,8 +524,7 @@ class Picture:
     def close(self):
         self.fig.clear()
 
-    def png(self, look, path_or_file, quick=False):
-        """Draw `look` and save it as a PNG (path or binary file object); `quick`: larger, but at once."""
+    def png(self, look, path_or_file):
+        """Draw `look` and save it as a PNG (path or binary file object)."""
         from PIL import Image
-        options = {"compress_level": 1} if quick else {"optimize": True}
-        Image.fromarray(self.draw(look)).save(path_or_file, format="PNG", **options)
+        Image.fromarray(self.draw(look)).save(path_or_file, format="PNG", optimize=True)

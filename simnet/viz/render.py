@@ -208,15 +208,15 @@ def _action_marks(actions, most=3, longest=LABEL_CHARS):
         yield step, text + extra
 
 
-def network_png(net, quick=False):
-    """PNG bytes of a Network as it is now: its topology, weights and biases (`quick`: see :meth:`Picture.png`)."""
+def network_png(net):
+    """PNG bytes of a Network as it is now: its topology, weights and biases."""
     from ..trace.snapshot import NetworkState, SnapshotBuilder, StepData
     state = NetworkState()
     for n in net.neurons.values():
         state.kind[n.name], state.bias[n.name] = (n.role, n.activation), n.bias
     for c in net.connections:
         state.weight[c.key], state.frozen[c.key] = c.weight, c.frozen
-    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)), quick=quick)
+    return snapshot_png(SnapshotBuilder.graph(net.step, state, StepData(net.learning_rate)))
 
 
 def trace_png(trace):
@@ -228,35 +228,14 @@ def trace_png(trace):
     return snapshot_png(trace.snapshot(steps[-1]), data=data, data_note=note, image=trace_image(trace))
 
 
-# the figure of the last quick picture, by what fixes it (see snapshot_png): one at most
-_REDRAWN = {}
-
-
-def snapshot_png(snapshot, data=None, data_note="", image=None, quick=False):
-    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note, image: see :class:`Film`).
-
-    quick: for a picture redrawn again and again (``train(show=True)``): encoded at
-    once rather than small, and drawn on the last quick picture's figure when the
-    network and the colour scales are the same, which saves building it anew.
-    """
+def snapshot_png(snapshot, data=None, data_note="", image=None):
+    """PNG bytes of one snapshot drawn as a frame of the activations GIF (data_note, image: see :class:`Film`)."""
     import io
     film = Film([snapshot], data=data, data_note=data_note, image=image)
     out = io.BytesIO()
-    if not quick:
-        picture = film.picture("activations")
-        picture.png(film.look(0, "activations", picture), out)
-        picture.close()
-        return out.getvalue()
-    norm = film.surface_norm
-    key = (tuple(film.nodes), tuple(film.edges), tuple(film.scales.items()), film.extent, film.classes,
-           None if norm is None else (norm.vmin, norm.vmax))
-    if key not in _REDRAWN:
-        for picture in _REDRAWN.values():
-            picture.close()
-        _REDRAWN.clear()
-        _REDRAWN[key] = film.picture("activations")
-    picture = _REDRAWN[key]
-    picture.png(film.look(0, "activations", picture), out, quick=True)
+    picture = film.picture("activations")
+    picture.png(film.look(0, "activations", picture), out)
+    picture.close()
     return out.getvalue()
 
 
