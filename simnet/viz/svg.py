@@ -89,7 +89,7 @@ def network_svg(net, title=None, width=WIDTH_PX, height=HEIGHT_PX):
             else thickest
         out.append(f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" '
                    f'stroke="{NEGATIVE if w < 0 else POSITIVE}" stroke-width="{line_width:.2f}"/>')
-    out.append(f'</g><g stroke="#444" stroke-width="0.6">')
+    out.append('</g><g stroke="#444" stroke-width="0.6">')
     for n, mean in zip(neurons, means):
         x, y = positions[n.name]
         name = escape(n.name)
