@@ -1,18 +1,23 @@
 """Files simnet writes: whole or not at all (written beside their name, then renamed), removed only
 when they are plain files, and the lock of a directory a run is being recorded into."""
+import json
 import os
 import secrets
 import stat
 import time
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
+
+from .errors import SimnetError
 
 try:
     import fcntl
 except ImportError:  # Windows: no locks, and a run in progress looks like one that stopped
     fcntl = None
 
-__all__ = ["directory_locked", "lock_directory", "partial_name", "remove_regular", "written_whole"]
+__all__ = ["directory_locked", "json_text", "lock_directory", "partial_name", "remove_regular", "timestamp",
+           "write_json", "written_whole"]
 
 
 @contextmanager
@@ -98,3 +103,32 @@ def partial_name(path: str | os.PathLike, what: str) -> Path:
     """
     path = Path(path)
     return path.parent / f".{path.stem}.{what}-{secrets.token_hex(4)}{path.suffix}"
+
+
+def json_text(value):
+    """`value` as the JSON text simnet writes: indented, strict (no NaN), ending with a newline.
+
+    >>> json_text({"steps": 3})
+    '{\\n  "steps": 3\\n}\\n'
+    """
+    return json.dumps(value, indent=2, allow_nan=False) + "\n"
+
+
+def write_json(path, value):
+    """Write `value` to `path` as :func:`json_text`, whole or not at all."""
+    with written_whole(path) as temp:
+        temp.write_text(json_text(value))
+
+
+def timestamp(error=SimnetError):
+    """The time to record, in UTC: now, or SOURCE_DATE_EPOCH's (seconds) when set, as in reproducible builds.
+
+    A SOURCE_DATE_EPOCH that is not a whole number of seconds raises `error`.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):
+        raise error(f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970, got {epoch!r}") from None

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, ScenarioError, SimnetError, TraceError
-from .files import directory_locked, remove_regular, written_whole
+from .files import directory_locked, json_text, remove_regular, write_json
 from .progress import bar, frame_progress, step_progress
 from .scenario import Outcome, Scenario, execute, load, loads
 from .scenario.runinfo import data_record, standardization_record
@@ -155,7 +155,7 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
             for name in os.listdir(target):
                 if _ours(name) and name not in TRACE_FILES:
                     remove_regular(target / name)  # the previous run's: the new one never mixes with it
-            _write_json(target / "summary.json", _summary(scenario, None, checked, elapsed(), settings=settings))
+            write_json(target / "summary.json", _summary(scenario, None, checked, elapsed(), settings=settings))
             phase = "training"
             with bar(show_progress, scenario.training.steps, scenario.name, "step") as training_bar:
                 outcome = execute(scenario, data=data, recorder=recorder, progress=step_progress(training_bar),
@@ -174,7 +174,7 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
         phase = "finishing"
         final = _summary(scenario, outcome, checked, elapsed(), settings=settings)
         with signals_held():
-            _write_json(target / "summary.json", final)
+            write_json(target / "summary.json", final)
     except BaseException as error:
         return _stopped(error, phase, scenario, outcome, target, checked, elapsed(), settings)
     return RunResult(scenario, target, outcome, checked, final["status"], final["end_reason"], None, False)
@@ -219,11 +219,11 @@ def _stopped(error, phase, scenario, outcome, target, checked, wall_time, settin
                      settings=settings)
     with signals_held():
         try:
-            _write_json(target / "summary.json", final)
+            write_json(target / "summary.json", final)
         except OSError:
             # a full disk has no room for a new file, but the running summary's blocks have room for this one
             with suppress(OSError), open(target / "summary.json", "r+") as f:
-                f.write(_json_text(final))
+                f.write(json_text(final))
                 f.truncate()
     if not interrupted and not isinstance(error, (SimnetError, OSError, MemoryError)):
         raise error
@@ -338,15 +338,6 @@ def _start_of(path, size):
             return f.read(size)
     except OSError:
         return b""
-
-
-def _write_json(path, value):
-    with written_whole(path) as temp:
-        temp.write_text(_json_text(value))
-
-
-def _json_text(value):
-    return json.dumps(value, indent=2, allow_nan=False) + "\n"
 
 
 @contextmanager

@@ -24,11 +24,10 @@ import sys
 import threading
 from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import lock_directory, remove_regular, written_whole
+from ..files import lock_directory, remove_regular, timestamp, write_json, written_whole
 from ..progress import bar
 from ..runner import RUN_FILES, check_run_directory
 from ..scenario.overrides import toml_value
@@ -169,12 +168,12 @@ def _finished(target, text):
 def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress, describe):
     scenario = the_plan.scenario
     keys = the_plan.keys
-    started = _now()
+    started = timestamp()
     definition = {"scenario": str(scenario.path), "name": scenario.name, "grid": {k: list(v) for k, v in the_plan.grid},
                   "seeds": list(the_plan.seeds), "runs": len(the_plan), "gifs": gifs, **describe}
     sweep_json = {"sweep": definition, "simnet": __version__, "started": started, "ended": None,
                   "status": "running", "counts": {}}
-    _write_json(directory / "sweep.json", sweep_json)
+    write_json(directory / "sweep.json", sweep_json)
     columns = ["run", *keys, *RUN_COLUMNS]
     groups = Groups()
     counts = dict.fromkeys(STATUSES, 0)
@@ -225,9 +224,9 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
         groups.write(directory / "configs.csv", keys)
         from .report import draw_sweep
         draw_sweep(directory, groups, keys, scenario)
-        sweep_json.update(ended=_now(), status="interrupted" if stopper.stopped else "complete",
+        sweep_json.update(ended=timestamp(), status="interrupted" if stopper.stopped else "complete",
                           counts={k: v for k, v in counts.items() if v})
-        _write_json(directory / "sweep.json", sweep_json)
+        write_json(directory / "sweep.json", sweep_json)
     return SweepResult(directory, counts={k: v for k, v in counts.items() if v}, interrupted=stopper.stopped,
                        resumed=len(skipped))
 
@@ -376,15 +375,3 @@ class _Stopper:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
         return False
-
-
-def _now():
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    moment = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch and epoch.isdigit() else \
-        datetime.now(timezone.utc)
-    return moment.isoformat(timespec="seconds")
-
-
-def _write_json(path, value):
-    with written_whole(path) as temp:
-        temp.write_text(json.dumps(value, indent=2) + "\n")

@@ -9,7 +9,6 @@ the same ``[[script]]`` entry would be (:func:`simnet.scenario.loader.script_act
 session stands and every action as a ``[[script]]`` entry at the step it took
 effect) run with ``simnet run`` repeats the session event for event.
 """
-import json
 import math
 import re
 import threading
@@ -23,6 +22,7 @@ from ..errors import ScenarioError, SimnetError
 from ..files import written_whole
 from ..runner import check_run_directory, prepare
 from ..scenario.loader import loads, script_action
+from ..scenario.overrides import toml_value
 from ..scenario.running import Timeline
 from ..scenario.runinfo import data_record
 from ..trace import Recorder
@@ -154,11 +154,11 @@ class PlaySession:
             raise ScenarioError(self.scenario.path, "training.steps", "no step trained yet; run the session first")
         text = _kept_tables(self.scenario.text, steps)
         text = _set_in_training(text, "steps", str(steps), self.scenario.path)
-        text = _set_in_training(text, "engine", json.dumps(self.scenario.training.engine), self.scenario.path)
+        text = _set_in_training(text, "engine", toml_value(self.scenario.training.engine), self.scenario.path)
         text = text.rstrip("\n") + "\n"
         for action, entry in actions:
             text += f"\n[[script]]\nat = {action.at}\n" + "".join(
-                f"{key} = {_toml_value(value)}\n" for key, value in entry.items())
+                f"{key} = {toml_value(value)}\n" for key, value in entry.items())
         saved = loads(text, self.scenario.path)
         dropped = [a for a in self.scenario.script if a.at > steps]
         if dropped and any(a.action == "perturb" for a, _ in actions):
@@ -332,15 +332,3 @@ def _kept_tables(text, steps):
             return ""
         return table.group(0)
     return _TABLE.sub(kept, text if text.endswith("\n") else text + "\n")
-
-
-def _toml_value(value):
-    """A JSON value of a script entry as TOML: numbers exactly (repr), strings and arrays as JSON writes them."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(value, ensure_ascii=False)
-

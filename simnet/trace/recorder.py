@@ -5,7 +5,6 @@ import json
 import os
 import sqlite3
 from collections.abc import Mapping
-from datetime import datetime, timezone
 from itertools import groupby, repeat
 from operator import itemgetter
 from pathlib import Path
@@ -15,7 +14,7 @@ import numpy as np
 
 from ..core.events import EventBatch
 from ..errors import TraceError, positive_int
-from ..files import lock_directory
+from ..files import lock_directory, timestamp
 from .snapshot import NetworkState, batch_means, mean_rows
 from .schema import (APPLICATION_ID, DETAILS, FILENAME, HELD_OUT_TABLE, KEYFRAME_EVERY, KindCodes, LAYOUT, SAMPLE_LIMIT,
                      SCHEMA, SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
@@ -96,7 +95,7 @@ class Recorder:
 
     def _create(self, scenario_text, metadata):
         self._writer = self._lock = self._failure = None
-        started = _now()  # before the file exists: a bad SOURCE_DATE_EPOCH leaves nothing behind
+        started = timestamp(TraceError)  # before the file exists: a bad SOURCE_DATE_EPOCH leaves nothing behind
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._lock = lock_directory(self.directory)
@@ -192,7 +191,7 @@ class Recorder:
         if reason is not None and self._runs and self._runs[-1][1] is None:
             # a step cut short has no ``steps`` row: readers see the run end after its last whole step
             self._runs[-1][1] = self._last_done
-            self._set_meta(end_reason=reason, last_step=self._last_done, end_time=_now(), runs=self._runs)
+            self._set_meta(end_reason=reason, last_step=self._last_done, end_time=timestamp(TraceError), runs=self._runs)
         if self._writer is not None or self._rows or self._batches or self._sql:
             self._commit()
             writer, self._writer = self._writer, None
@@ -407,7 +406,7 @@ class Recorder:
             self._sql.append((STEP_UPSERT, (e.step, self._first_seq.pop(e.step, e.seq), e.seq) + (None,) * 4 + (1,)))
         if self._runs:
             self._runs[-1][1] = e.data.get("steps")
-        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=_now(),
+        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=timestamp(TraceError),
                        runs=self._runs)
         self.close()
 
@@ -592,17 +591,6 @@ class Recorder:
             raise self._failure from None
         self._rows, self._batches, self._payloads, self._sql = [], [], [], []
         self._steps_waiting = self._bytes_waiting = 0
-
-
-def _now():
-    """The time to record, in UTC: now, or SOURCE_DATE_EPOCH's (seconds) when set, as in reproducible builds."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH")
-    if not epoch:
-        return datetime.now(timezone.utc).isoformat(timespec="seconds")
-    try:
-        return datetime.fromtimestamp(int(epoch), timezone.utc).isoformat(timespec="seconds")
-    except (ValueError, OverflowError, OSError):
-        raise TraceError(f"SOURCE_DATE_EPOCH must be a whole number of seconds since 1970, got {epoch!r}") from None
 
 
 def _version():
