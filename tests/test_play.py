@@ -15,16 +15,9 @@ from simnet.trace import open_trace
 
 
 def events_of(trace):
-    """Every event of the trace but the run's end, run_begin without the length of run it asked for (a session
-    asks for an open-ended one; the saved scenario for the steps it took)."""
-    out = []
-    for event in trace.events(steps=(0, trace.last_step)):
-        if event["kind"] == "run_end":
-            continue
-        if event["kind"] == "run_begin":
-            event = {**event, "steps": None}
-        out.append(event)
-    return out
+    """Every event of the trace, from the run's beginning to its end, with its step and every number."""
+    assert trace.end_reason == "complete"
+    return list(trace.events())
 
 
 def final_network(trace):
@@ -234,5 +227,24 @@ def test_random_sessions_are_repeated_bit_for_bit(tmp_path, seed):
         session.close()
     assert len(session.actions) >= 5
     with open_trace(tmp_path / "session") as recorded, open_trace(run_saved(text, tmp_path)) as rerun:
+        assert events_of(recorded) == events_of(rerun)
+        assert final_network(recorded) == final_network(rerun) == network_of(network)
+
+
+def test_actions_after_the_last_step_are_saved_to_act_on_the_network_the_run_ends_with(tmp_path):
+    session = PlaySession(ROOT / "scenarios" / "xor.toml", tmp_path / "session", engine="fast")
+    try:
+        session.run(6, wait=True)
+        session.act({"action": "add_neuron", "name": "late", "activation": "tanh", "connect_from": ["x0"],
+                     "connect_to": ["y0"], "weight": 0.5})
+        session.act({"action": "set_bias", "name": "y0", "bias": -0.25})
+        text = session.scenario_text()
+        network = session.network()
+    finally:
+        session.close()
+    assert "steps = 6" in text and text.count("at = 7") == 2
+    assert "late" in {n["name"] for n in network["neurons"]}
+    with open_trace(tmp_path / "session") as recorded, open_trace(run_saved(text, tmp_path)) as rerun:
+        assert recorded.last_step == rerun.last_step == 6
         assert events_of(recorded) == events_of(rerun)
         assert final_network(recorded) == final_network(rerun) == network_of(network)

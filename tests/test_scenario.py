@@ -416,3 +416,42 @@ def _dump(value, path=""):
     for header, table, prefix in tables:
         lines += ["", header, _dump(table, prefix)]
     return "\n".join(lines)
+
+
+def test_an_action_after_the_last_step_acts_on_the_network_the_run_ends_with():
+    sc = scenario('[[script]]\nat = 13\naction = "add_neuron"\nname = "late"\nconnect_from = ["x0"]\n'
+                  'connect_to = ["y0"]\nweight = 0.5\n'
+                  '[[script]]\nat = 13\naction = "set_weight"\nfrom = "h1_1"\nto = "y0"\nweight = -1.5\n'
+                  '[expect]\nloss_max = 100.0\n[[expect.at_step]]\nstep = 12\nloss_max = 100.0\n')
+    outcome, events = run_logged(sc)
+    kinds = [(e.step, e.kind) for e in events[-8:]]
+    assert kinds == [(12, "step_end"), (13, "action"), (13, "neuron_added"), (13, "connection_added"),
+                     (13, "connection_added"), (13, "action"), (13, "weight_set"), (12, "run_end")]
+    net = outcome.network
+    assert net.step == 12 and "late" in net and net.connection("h1_1", "y0").weight == -1.5
+    assert outcome.passed and len(outcome.results) == 2, outcome.results  # the check at step 12 made once
+    with pytest.raises(ScenarioError, match=r"script\[0\]\.at: step 14 is beyond the run, which ends at step 12 "
+                                            r"\(training.steps; at = 13 acts on the network it ends with\)"):
+        scenario('[[script]]\nat = 14\naction = "set_learning_rate"\nvalue = 0.1\n')
+
+
+def test_a_trace_ends_with_the_network_its_run_ends_with(tmp_path):
+    from simnet.trace import Recorder, open_trace
+    sc = scenario('[record]\nevery = 5\n[[script]]\nat = 13\naction = "add_neuron"\nname = "late"\n'
+                  'connect_from = ["x0"]\nconnect_to = ["y0"]\nweight = 0.5\n'
+                  '[[script]]\nat = 13\naction = "set_weight"\nfrom = "h1_1"\nto = "y0"\nweight = -1.5\n')
+    recorder = Recorder(tmp_path, every=5)
+    net = S.execute(sc, recorder=recorder).network
+    recorder.close()
+    expected = ({n.name: n.bias for n in net.neurons.values()}, {c.key: c.weight for c in net.connections})
+    with open_trace(tmp_path) as trace:
+        assert trace.last_step == 12 and trace.steps == [0, 5, 10, 12]
+        at_end = trace.network_at(12)
+        graphs = [trace.snapshot(12), dict(trace.snapshots())[12], dict(trace.snapshots([11, 12]))[12]]
+        before = trace.network_at(11)
+    assert ({n.name: n.bias for n in at_end.neurons.values()}, {c.key: c.weight for c in at_end.connections}) \
+        == expected
+    for G in graphs:
+        assert ({n: a["bias"] for n, a in G.nodes(data=True)}, {(s, t): a["weight"] for s, t, a in G.edges(data=True)}) \
+            == expected
+    assert "late" not in before

@@ -1,6 +1,7 @@
 """The live pages in a real browser (Debian's chromium through Playwright, as for the replay page): a
 run followed to its end, a killed run, and a play session driven through its buttons, saved and run again."""
 import os
+import re
 import shutil
 import signal
 
@@ -44,7 +45,7 @@ def test_the_page_of_a_running_run_follows_it_to_the_end(browser, tmp_path):  # 
                   "the run to start")
             page = open_live(browser, server.url + "runs/live/")
             counts = set()
-            while page.text_content("#banner") in ("", "running"):
+            while page.text_content("#banner") == "" or page.text_content("#banner").startswith("running"):
                 counts.add(page.text_content("#step-count"))
                 if len(counts) == 3:
                     screenshot(page, tmp_path, "serve_running_run.png")
@@ -70,9 +71,11 @@ def test_the_page_of_a_killed_run_says_its_process_died(browser, tmp_path):  # n
         with Server("serve", runs) as server:
             page = open_live(browser, server.url + "runs/doomed/live")
             page.wait_for_function("+document.getElementById('step-count').textContent > 0", timeout=60_000)
-            assert page.text_content("#banner") == "running"
+            assert re.fullmatch(r"running · heartbeat \d+\.\d s ago", page.text_content("#banner"))
             os.kill(training.pid, signal.SIGKILL)
             page.wait_for_function("document.getElementById('banner').textContent.includes('died')", timeout=60_000)
+            assert re.fullmatch(r"incomplete: the run's process died · last heartbeat \d+\.\d s ago",
+                                page.text_content("#banner"))
             index = open_live(browser, server.url)
             index.wait_for_selector("tr[data-name='doomed'] td.status.incomplete")
             assert page.errors == [] and index.errors == []

@@ -1,4 +1,5 @@
 """A trace is input like any other: a damaged or tampered file is a one-line TraceError, never a traceback."""
+import math
 import shutil
 import sqlite3
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 import simnet as sn
 from simnet.cli import main
 from simnet.trace.schema import LAYOUT
+from simnet.trace.writer import BEAT
 from test_trace import parameters
 
 CODE = {(phase, kind): code for code, (phase, kind, _, _) in enumerate(LAYOUT, start=1)}
@@ -19,6 +21,9 @@ FIRST_BATCH = "(SELECT min(seq) FROM batches)"
 
 # each a change no simnet run makes; applied with sqlite3 to a copy of a recorded trace
 MUTATIONS = {
+    "heartbeat of the wrong size": "UPDATE heartbeat SET beat = x'00'",
+    "heartbeat that is not a time": f"UPDATE heartbeat SET beat = x'{BEAT.pack(math.nan, b'host').hex()}'",
+    "two heartbeats": "INSERT INTO heartbeat SELECT beat FROM heartbeat",
     "every is not a number": "UPDATE meta SET value = '\"often\"' WHERE key = 'every'",
     "meta value is not JSON": "UPDATE meta SET value = '{\"loss\": ' WHERE key = 'config'",
     "meta value nested past the recursion limit": "UPDATE meta SET value = '{}' WHERE key = 'config';"

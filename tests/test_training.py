@@ -1,5 +1,7 @@
 """Training: learning real tasks, determinism, events, bad input."""
 import math
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -250,3 +252,51 @@ def test_a_loss_that_overflows_on_finite_outputs_is_named_as_the_loss():
     net.set_weight("x0", "y0", 1e200)
     with pytest.raises(sn.DivergenceError, match="step 1: value of the loss is not finite"):
         net.train(np.array([[1.0]]), np.array([[0.0]]), steps=1, lr=0.1)
+
+
+def recorded_events(log):
+    """Each event as plain values, its numbers to the bit (arrays as bytes)."""
+    def plain(value):
+        return (value.dtype.str, value.shape, value.tobytes()) if isinstance(value, np.ndarray) else repr(value)
+    return [(e.step, e.phase, e.kind, e.neuron, e.source, e.target, {k: plain(v) for k, v in e.data.items()})
+            for e in log.events]
+
+
+@pytest.mark.parametrize("engine", ["actor", "fast"])
+@pytest.mark.parametrize("stop_after", [0, 1, 9])
+def test_a_run_its_caller_stops_records_what_a_run_asked_for_those_steps_records(engine, stop_after):
+    from simnet.core.trainer import StopTraining
+
+    def stop(net, step):
+        if step > stop_after:
+            raise StopTraining
+
+    def record(**how):
+        net = sn.Network.layered([2, 3, 1], output="sigmoid", seed=4)
+        log = sn.EventLog()
+        history = net.train(XOR_X, XOR_Y, lr=0.3, loss="bce", batch_size=3, engine=engine, recorder=log, **how)
+        return recorded_events(log), history, [c.weight for c in net.connections]
+
+    stopped, history, weights = record(steps=None, before_step=stop)
+    assert len(history) == stop_after and not history.interrupted
+    assert stopped[-1][2] == "run_end" and stopped[-1][6] == {"steps": repr(stop_after), "reason": repr("complete")}
+    assert "steps" not in stopped[0][6]  # run_begin: how the run is set up, not how long it was asked to be
+    if stop_after:
+        assert (stopped, weights) == record(steps=stop_after)[::2]
+
+
+def test_after_last_step_changes_the_network_the_run_ends_with_before_its_end():
+    net = sn.Network.layered([2, 3, 1], output="sigmoid", seed=4)
+    log = sn.EventLog()
+    seen = []
+
+    def last(net, step):
+        seen.append(step)
+        net.set_weight("x0", "h1_0", 0.125)
+
+    net.train(XOR_X, XOR_Y, steps=3, lr=0.3, loss="bce", recorder=log, after_last_step=last)
+    assert seen == [4] and net.step == 3 and net.connection("x0", "h1_0").weight == 0.125
+    assert [(e.step, e.kind) for e in log.events[-3:]] == [(3, "step_end"), (4, "weight_set"), (3, "run_end")]
+    history = net.train(XOR_X, XOR_Y, steps=3, lr=0.3, loss="bce", after_last_step=last,
+                        before_step=lambda net, step: os.kill(os.getpid(), signal.SIGINT) if step == 5 else None)
+    assert history.interrupted and seen == [4], "an interrupted run has no step after its last"

@@ -14,9 +14,17 @@ import numpy as np
 import pytest
 
 import simnet as sn
-from simnet.trace.writer import WriterError, WriterProcess, serve
+from simnet.trace.writer import BEAT, NO_BEAT, WriterError, WriterProcess, serve
 from test_cli import XOR
 from test_snapshot import xor_data
+
+
+def database(path, table):
+    """A database at `path` with `table` (its columns as SQL) and the heartbeat row a trace has."""
+    with sqlite3.connect(path) as db:
+        db.execute(f"CREATE TABLE {table}")
+        db.execute("CREATE TABLE heartbeat (beat BLOB NOT NULL)")
+        db.execute("INSERT INTO heartbeat VALUES (?)", (NO_BEAT,))
 
 
 def count(path, table):
@@ -31,8 +39,7 @@ def committed_step(directory):
 
 def test_transactions_arrive_in_order_and_whole(tmp_path):
     path = tmp_path / "t.sqlite"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY, blob)")
+    database(path, "t (x INTEGER PRIMARY KEY, blob)")
     writer = WriterProcess(path)
     blob = np.arange(1000, dtype="<f8").tobytes()
     for first in range(0, 300, 100):
@@ -46,8 +53,7 @@ def test_transactions_arrive_in_order_and_whole(tmp_path):
 
 def test_an_sqlite_error_comes_back_in_one_line_and_the_failed_transaction_leaves_nothing(tmp_path):
     path = tmp_path / "t.sqlite"
-    with sqlite3.connect(path) as db:
-        db.execute("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+    database(path, "t (x INTEGER PRIMARY KEY)")
     writer = WriterProcess(path)
     writer.write([("INSERT INTO t VALUES (?)", [(1,)])])
     writer.write([("INSERT INTO t VALUES (?)", [(2,), (2,)])])
@@ -149,28 +155,97 @@ def test_a_message_cut_short_anywhere_ends_the_input_like_a_crash(tmp_path):
     cut = pickle.dumps([("INSERT INTO t VALUES (?)", [(b"x" * 100_000,), (3,)])], protocol=pickle.HIGHEST_PROTOCOL)
     for end in [*range(0, 40), *range(40, len(cut), 997), *range(len(cut) - 40, len(cut))]:
         path = tmp_path / f"t{end}.sqlite"
-        with sqlite3.connect(path) as db:
-            db.execute("CREATE TABLE t (x)")
+        database(path, "t (x)")
         report = io.StringIO()
         assert serve(str(path), io.BytesIO(whole + cut[:end]), report) == 0 and report.getvalue() == ""
         with sqlite3.connect(path) as db:
             assert db.execute("SELECT x FROM t").fetchall() == [(1,)], end
 
 
-def test_a_trace_is_running_while_its_writer_holds_the_directory_and_not_after(tmp_path):
+def beating(directory):
+    """The trace at `directory` once its writer has beaten, opened (the caller closes it)."""
+    deadline = time.monotonic() + 60
+    while True:
+        trace = sn.open_trace(directory)
+        if trace.heartbeat is not None or time.monotonic() > deadline:
+            return trace
+        trace.close()
+        time.sleep(0.05)
+
+
+def test_a_trace_is_running_while_its_writer_beats_and_not_after_it_closes(tmp_path):
     recorder = sn.Recorder(tmp_path)
-    with sn.open_trace(tmp_path) as trace:
+    with beating(tmp_path) as trace:
+        assert abs(time.time() - trace.heartbeat) < 30
         assert trace.running and trace.status == "running: no step recorded yet"
         with pytest.raises(sn.TraceError, match="a run is being recorded there"):
             sn.Recorder(tmp_path)
-        recorder.close()
-        assert not trace.running and trace.status == "incomplete: no steps recorded"
-    # the lock is the writer's: gone with it, however it ends
-    recorder = sn.Recorder(tmp_path)
-    recorder._writer.child.kill()
-    recorder._writer.child.wait()
-    with sn.open_trace(tmp_path) as trace:
-        assert not trace.running
+    first = trace.heartbeat
+    # no step comes, and still the writer beats: a slow run is not taken for a dead one
+    later = until_true(lambda: (lambda t: t.heartbeat if t.heartbeat > first else None)(reopened(tmp_path)))
+    assert later > first
+    recorder.close()
+    with sn.open_trace(tmp_path) as trace:  # closed without an end: as if its process had died
+        assert trace.heartbeat is None and not trace.running and trace.status == "incomplete: no steps recorded"
+
+
+def test_a_run_whose_writer_is_killed_is_dead_at_once_on_this_host_and_after_its_beats_stop_elsewhere(tmp_path):
+    X, Y = xor_data()
+    recorder = sn.Recorder(tmp_path / "run")
+    seen = []
+
+    def kill_the_writer(step, loss):
+        if step == 5:
+            recorder.flush()
+            with beating(tmp_path / "run") as trace:
+                seen.append((trace.last_step, trace.running))
+            recorder._writer.child.kill()  # its lock goes with it, and its last beat is still fresh
+            recorder._writer.child.wait()
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        sn.Network.layered([2, 3, 1], seed=1).train(X, Y, steps=10, lr=0.1, recorder=recorder,
+                                                     progress=kill_the_writer)
+    assert seen == [(5, True)]
+    with sn.open_trace(tmp_path / "run") as trace:
+        assert trace.heartbeat is not None and not trace.running
+        assert trace.status == f"incomplete: the recording process died after step {trace.last_step}"
+    # a copy on another host's disk: no lock to ask, the beats alone tell
+    for beat, running in [((time.time(), b"elsewhere"), True), ((time.time() - 60, b"elsewhere"), False)]:
+        copy = tmp_path / f"copy{running}" / "trace.sqlite"
+        copy.parent.mkdir()
+        copy.write_bytes((tmp_path / "run" / "trace.sqlite").read_bytes())
+        with sqlite3.connect(copy) as db:
+            db.execute("UPDATE heartbeat SET beat = ?", (BEAT.pack(*beat),))
+        with sn.open_trace(copy) as trace:
+            assert trace.running is running and trace.heartbeat == beat[0]
+
+
+def test_the_same_run_writes_the_same_file_however_often_its_writer_beat(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    X, Y = xor_data()
+
+    def record(directory, pause):
+        recorder = sn.Recorder(directory)
+        # a pause between steps lets the writer beat alone, with nothing else to write
+        sn.Network.layered([2, 3, 1], seed=1).train(X, Y, steps=40, lr=0.1, recorder=recorder,
+                                                     before_step=lambda net, step: time.sleep(pause))
+        return (directory / "trace.sqlite").read_bytes()
+
+    assert record(tmp_path / "slow", 0.08) == record(tmp_path / "fast", 0.0)
+
+
+def reopened(directory):
+    with sn.open_trace(directory) as trace:
+        return trace
+
+
+def until_true(condition, timeout=60):
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+    return value
 
 
 def test_a_run_stopped_by_an_exception_is_closed_with_the_reason_given(tmp_path):

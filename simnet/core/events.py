@@ -15,8 +15,8 @@ the numbers; vectors hold one value per sample of the batch.
 ======  =================  =====================  ===========================================
 phase   kind               subject                data
 ======  =================  =====================  ===========================================
-init    run_begin          -                      seed, loss, optimizer, lr, steps,
-                                                  batch_size, samples, engine, l1, l2
+init    run_begin          -                      seed, loss, optimizer, lr, batch_size,
+                                                  samples, engine, l1, l2
 init    neuron_added       neuron                 role, activation, bias
 init    connection_added   source, target         weight, frozen
 script  action             -                      action, label, params (a scripted action,

@@ -433,12 +433,14 @@ class Network:
         for n in self.neurons.values():
             n.bias_grad = 0.0
 
-    def train(self, X: ArrayLike, Y: ArrayLike, *, steps: int, lr: float, loss: str = "mse",
+    def train(self, X: ArrayLike, Y: ArrayLike, *, steps: int | None, lr: float, loss: str = "mse",
               optimizer: str | SGD = "sgd", batch_size: int | None = None,
               recorder: Callable[[Event], object] | None = None, engine: str | Engine = "actor",
               l1: float = 0.0, l2: float = 0.0, before_step: Callable[[Network, int], object] | None = None,
+              after_last_step: Callable[[Network, int], object] | None = None,
               progress: Callable[[int, float], object] | None = None, show: bool = False) -> History:
-        """Train for `steps` weight updates; returns a :class:`simnet.core.trainer.History`.
+        """Train for `steps` weight updates (None: until `before_step` raises
+        :class:`simnet.core.trainer.StopTraining`); returns a :class:`simnet.core.trainer.History`.
 
         `X` (samples, inputs) and `Y` (samples, outputs) follow the order of
         ``net.inputs`` and ``net.outputs``; `lr` is the learning rate; `loss` a
@@ -446,7 +448,9 @@ class Network:
         object (``sn.Adam(beta1=0.5)``); `batch_size` None for the full batch;
         `recorder` a subscriber such as :class:`simnet.Recorder`; `engine`
         "actor", "fast" or an engine object; `l1`, `l2` weight penalties.
-        `before_step(net, step)` runs before every step (scripted actions go there);
+        `before_step(net, step)` runs before every step (scripted actions go there),
+        `after_last_step(net, step)` once after the last (what it changes is the
+        network the run ends with);
         `progress(step, loss)` after every step.  `show`: in a Jupyter notebook,
         one SVG picture of the network redrawn as it trains (at most four times
         a second, and as often as keeps drawing to a tenth of the time) under a
@@ -464,7 +468,7 @@ class Network:
         if not show:
             return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                         before_step=before_step, progress=progress)
+                         before_step=before_step, after_last_step=after_last_step, progress=progress)
         from ..progress import live_view
         from .trainer import History
         history = History()  # filled in as the run goes, for the picture's title
@@ -484,7 +488,7 @@ class Network:
                     progress(step, L)
             return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
                          batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                         before_step=before_step, progress=both, history=history)
+                         before_step=before_step, after_last_step=after_last_step, progress=both, history=history)
 
     # ---- building and converting ------------------------------------------
 

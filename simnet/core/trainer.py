@@ -3,6 +3,7 @@
 The loop drives an engine and announces each step on the network's bus;
 whatever records the run (a trace, a progress bar) subscribes there.
 """
+import itertools
 import math
 import signal
 import threading
@@ -18,7 +19,7 @@ from .functions import (CLASSIFICATION, SimnetWarning, accuracy as accuracy_of, 
 from .validation import matrix, validate_inputs
 from .optim import optimizer as make_optimizer
 
-__all__ = ["History", "batch_indices", "train"]
+__all__ = ["History", "StopTraining", "batch_indices", "train"]
 
 
 @dataclass
@@ -34,15 +35,27 @@ class History:
         return len(self.steps)
 
 
+class StopTraining(Exception):
+    """Raised by a `before_step` hook to end the run there, before that step: the run is complete.
+
+    A run trained until its caller says so (``steps=None``) ends this way, as
+    a run asked for the steps it took would have ended.
+    """
+
+
 def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None, recorder=None,
-          engine="actor", l1=0.0, l2=0.0, before_step=None, progress=None, history=None):
-    """Train `net` on X (samples, n_inputs) and Y (samples, n_outputs) for `steps` updates.
+          engine="actor", l1=0.0, l2=0.0, before_step=None, after_last_step=None, progress=None, history=None):
+    """Train `net` on X (samples, n_inputs) and Y (samples, n_outputs) for `steps` updates (None: until
+    `before_step` raises StopTraining).
 
     With cross_entropy over K outputs, Y may instead hold one class index
     0..K-1 per sample.
     Steps continue the network's count (`net.step`).  `recorder` is subscribed to
     the network's bus for the run.  `before_step(net, step)` is called before each
-    step, `progress(step, loss)` after it.  Ctrl-C stops at the next step boundary;
+    step (raising StopTraining there ends the run, complete); once all `steps`
+    are done, `after_last_step(net, step)` with the step after the last, before
+    the run ends: what it changes is the network the run ends with.
+    `progress(step, loss)` is called after each step.  Ctrl-C stops at the next step boundary;
     NaN or inf raises DivergenceError (with `.history`) naming where it appeared.
     A loss the output neurons cannot serve is a TopologyError, one that works
     oddly a SimnetWarning, and targets the loss cannot take a SimnetError; the
@@ -54,7 +67,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
     Y = matrix(class_targets(loss, Y, len(net.outputs)), "Y", len(net.outputs), "outputs")
     if Y.shape[0] != X.shape[0]:
         raise SimnetError(f"X has {X.shape[0]} rows but Y has {Y.shape[0]}; expected one target row per sample")
-    steps = positive_int(steps, "steps")
+    steps = None if steps is None else positive_int(steps, "steps")
     lr = _positive_number(lr, "lr")
     l1, l2 = _non_negative(l1, "l1"), _non_negative(l2, "l2")
     loss_fn = loss_function(loss)
@@ -75,19 +88,24 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
         if bus:
             # a name is recorded as given; an object by its name and settings
             settings = {} if isinstance(optimizer, str) else {"optimizer_settings": opt.settings()}
-            _announce(net, lr=lr, loss=loss, optimizer=opt.name, **settings, steps=steps,
+            # not the steps asked for: run_end says how many it took, so that a run stopped by its
+            # caller and one asked for exactly those steps record the same events
+            _announce(net, lr=lr, loss=loss, optimizer=opt.name, **settings,
                       batch_size=batch_size, samples=samples, engine=runner.name, l1=l1, l2=l2)
         # overflow is how divergence starts; it is detected and reported per step instead.
         # An engine may keep its numbers to itself until someone looks at the network.
         with _stop_on_interrupt() as interrupted, np.errstate(over="ignore", invalid="ignore"), \
                 runner.deferred(net):
-            for _ in range(steps):
+            for _ in itertools.count() if steps is None else range(steps):
                 if interrupted():
                     history.interrupted = True
                     break
                 step = net.step + 1
                 if before_step is not None:
-                    before_step(net, step)
+                    try:
+                        before_step(net, step)
+                    except StopTraining:
+                        break
                 index = next(batches)
                 L, acc = _step(net, runner, opt, loss, loss_fn, X[index], Y[index], net.learning_rate,
                                l1, l2, step, history)
@@ -96,6 +114,9 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
                 history.accuracy.append(acc)
                 if progress is not None:
                     progress(step, L)
+            else:
+                if after_last_step is not None:
+                    after_last_step(net, net.step + 1)
         if bus:
             bus.emit(net.step, "end", "run_end",
                      data={"steps": net.step, "reason": "interrupted" if history.interrupted else "complete"})

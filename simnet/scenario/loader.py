@@ -215,8 +215,9 @@ def _parse_record(t):
 
 def _parse_action(t, index, steps):
     at = t.get("at", integer(1))
-    if at > steps:
-        raise t.error("at", f"step {at} is beyond the run, which ends at step {steps} (training.steps)")
+    if at > steps + 1:
+        raise t.error("at", f"step {at} is beyond the run, which ends at step {steps} (training.steps; "
+                      f"at = {steps + 1} acts on the network it ends with)")
     kind = t.get("action", choice(tuple(ACTIONS)))
     label = t.get("label", printable_text(), None)
     spec = ACTIONS[kind]
@@ -406,7 +407,8 @@ def _check_timeline(scenario):
     net = scenario.build_network()
     moments = [((a.at, 1, a.index), a) for a in scenario.script]
     moments += [((c.step + 1, 0, i), c) for i, c in enumerate(scenario.expect.at_step)]
-    moments.append(((scenario.training.steps + 1, 0, -1), scenario.expect.final))
+    # the final expectations look at the network the run ends with, after the actions past its last step
+    moments.append(((scenario.training.steps + 1, 2, -1), scenario.expect.final))
     for _, item in sorted(moments, key=lambda m: m[0]):
         if isinstance(item, Action):
             item.perform(net, scenario.seed, scenario.path)

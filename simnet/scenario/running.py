@@ -169,7 +169,8 @@ def _asymmetry(net, group):
 
 
 class Timeline:
-    """The `before_step` of a scenario's run: step checks first, then the script actions due at this step."""
+    """The `before_step` (and `after_last_step`) of a scenario's run: step checks first, then the script
+    actions due at this step."""
 
     def __init__(self, scenario, X, Y, test=None, on_evaluation=None):
         self.scenario, self.X, self.Y = scenario, X, Y
@@ -185,8 +186,12 @@ class Timeline:
         for checks in scenario.expect.at_step:
             self.checks.setdefault(checks.step, []).append(checks)
         self.results = []
+        self.checked = set()  # the steps whose state has been checked: once each
 
     def check_state_after(self, net, step):
+        if step in self.checked:
+            return
+        self.checked.add(step)
         test = self.evaluate_held_out(net, step)
         for checks in self.checks.get(step, ()):
             self.results += check(checks, net, self.X, self.Y, self.scenario.training.loss, test=test)
@@ -242,7 +247,7 @@ def execute(scenario, *, data=None, recorder=None, progress=None, test=None, on_
             history = net.train(X, Y, steps=training.steps, lr=training.learning_rate, loss=training.loss,
                                 optimizer=training.optimizer, batch_size=training.batch_size, recorder=recorder,
                                 engine=training.engine, l1=training.l1, l2=training.l2,
-                                before_step=timeline, progress=progress)
+                                before_step=timeline, after_last_step=timeline, progress=progress)
     except DivergenceError as e:
         diverged, history = e, e.history
     wall_time = time.perf_counter() - start

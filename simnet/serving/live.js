@@ -28,12 +28,14 @@ function show() {
   drawLoss(document.getElementById("loss-chart"), points, point ? step : undefined);
 }
 
-function setStatus(value) {
+function setStatus(value, heartbeat) {
   status = value;
   const banner = document.getElementById("banner");
   banner.className = "status " + value;
-  banner.textContent = value === "running" ? "running" : value === "incomplete" ?
-    "incomplete: the run's process died" : value;
+  // the heartbeat: how long ago the run's writer last said, in the trace, that it was alive
+  const ago = typeof heartbeat === "number" ? `${heartbeat.toFixed(1)} s ago` : "";
+  banner.textContent = value === "running" ? "running" + (ago && ` · heartbeat ${ago}`)
+    : value === "incomplete" ? "incomplete: the run's process died" + (ago && ` · last heartbeat ${ago}`) : value;
   const ended = value && value !== "running";
   if (ended && value !== "incomplete") {
     const link = document.getElementById("replay");
@@ -57,7 +59,7 @@ async function poll() {
       if (follow.checked) slider.value = points.length - 1;
       show();
     } else if (networks.size && !points.length) show();
-    setStatus(answer.status);
+    setStatus(answer.status, answer.heartbeat);
     if (answer.more) { poll(); return; }
   } catch (e) { /* the server is gone for a moment: try again */ }
   if (status === "running" || status === "") timer = setTimeout(poll, 500);

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import stat
+import time
 from pathlib import Path
 
 from ..errors import InputError, SimnetError
@@ -120,13 +121,14 @@ def _summary(path):
 
 
 def run_info(root, name, trace=None):
-    """{"name", "path", "status", "last_step", "loss", "accuracy", "scenario"} of the run `name` under `root`.
+    """{"name", "path", "status", "last_step", "loss", "accuracy", "scenario", "heartbeat"} of the run `name`
+    under `root`.
 
     status: the summary's when the run has ended; otherwise the trace's end, or
-    ``running`` while its recording process holds the directory's lock, or
-    ``incomplete`` once that process has died.  `trace`: the run's trace if
-    the caller has opened it already (after :func:`directory_locked` said
-    whether the run was going: see :func:`_opened`).
+    ``running`` while its recording process is alive (its writer beats in the
+    trace: see :attr:`Trace.running`), or ``incomplete`` once it has died;
+    heartbeat: seconds since its last beat, for a run without an end.
+    `trace`: the run's trace if the caller has opened it already (see :func:`_opened`).
     """
     path = Path(root) / name
     if trace is None:
@@ -134,7 +136,8 @@ def run_info(root, name, trace=None):
             return run_info(root, name, trace)
     summary = _summary(path)
     info = {"name": name, "path": str(path), "status": None, "last_step": None, "loss": None, "accuracy": None,
-            "scenario": summary.get("scenario") if isinstance(summary.get("scenario"), str) else None}
+            "scenario": summary.get("scenario") if isinstance(summary.get("scenario"), str) else None,
+            "heartbeat": None}
     end = None
     if trace.trace is not None:
         info["last_step"] = trace.last_step
@@ -143,6 +146,8 @@ def run_info(root, name, trace=None):
         if len(history["step"]):
             info["loss"], info["accuracy"] = _number(history["loss"][-1]), _number(history["accuracy"][-1])
         end = trace.end_reason
+        if trace.heartbeat is not None:
+            info["heartbeat"] = max(0.0, round(time.time() - trace.heartbeat, 1))
     if summary.get("status") in ENDED:
         info["status"] = summary["status"]
         if summary.get("loss") is not None:
@@ -151,21 +156,21 @@ def run_info(root, name, trace=None):
     elif end is not None:
         info["status"] = end if end in ENDED else "incomplete"
     else:
-        info["status"] = "running" if trace.locked else "incomplete"
+        info["status"] = "running" if trace.running else "incomplete"
     return info
 
 
 class _opened:
-    """A run's trace (``.trace``, None if it cannot be read yet) and ``.locked``: whether its recording process
-    held the lock just before the trace was read.  In that order, a run that ends meanwhile (its end written,
-    then its lock let go) is never taken for one whose process died."""
+    """A run's trace (``.trace``, None if it cannot be read yet) and ``.running``: whether its recording process
+    is at it (before its trace can be read: whether it holds the run directory's lock)."""
 
     def __init__(self, path):
-        self.locked = directory_locked(path)
         try:
             self.trace = open_trace(path)
+            self.running = self.trace.running
         except (SimnetError, OSError):
             self.trace = None
+            self.running = directory_locked(path)
 
     def __getattr__(self, name):
         return getattr(self.trace, name)
@@ -190,7 +195,7 @@ def _number(x):
 def steps_after(root, name, after):
     """The steps of run `name` after step `after`, with what a page draws of them.
 
-    Returns {"name", "status", "last_step", "steps": [{"step", "loss", "accuracy"}],
+    Returns {"name", "status", "heartbeat", "last_step", "steps": [{"step", "loss", "accuracy"}],
     "networks": {step: {"neurons": [[name, role, activation, bias]], "connections":
     [[source, target, weight, frozen]]}} for the recorded snapshot steps among them,
     "more"}: at most :data:`STEPS_PER_ANSWER` steps, "more" true when others follow.
@@ -201,8 +206,8 @@ def steps_after(root, name, after):
         raise InputError(name, "run", "no run there")
     with _opened(path) as trace:
         info = run_info(root, name, trace)
-        answer = {"name": name, "status": info["status"], "last_step": None, "steps": [], "networks": {},
-                  "more": False}
+        answer = {"name": name, "status": info["status"], "heartbeat": info["heartbeat"], "last_step": None,
+                  "steps": [], "networks": {}, "more": False}
         last = trace.last_step if trace.trace is not None else None
         answer["last_step"] = last
         if last is None:

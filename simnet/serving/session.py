@@ -7,7 +7,9 @@ the same ``[[script]]`` entry would be (:func:`simnet.scenario.loader.script_act
 :meth:`Timeline.apply`), numbered after the scenario's own entries, so that
 :meth:`PlaySession.scenario_text` (the scenario, its ``steps`` set to where the
 session stands and every action as a ``[[script]]`` entry at the step it took
-effect) run with ``simnet run`` repeats the session event for event.
+effect) run with ``simnet run`` repeats the session event for event: the
+session's run is asked for no number of steps and ends where the person stops
+it, complete, as the saved file's run of exactly those steps ends.
 """
 import math
 import re
@@ -18,6 +20,7 @@ from collections import deque
 from concurrent.futures import Future
 from pathlib import Path
 
+from ..core.trainer import StopTraining
 from ..errors import ScenarioError, SimnetError
 from ..files import written_whole
 from ..runner import check_run_directory, prepare
@@ -27,9 +30,8 @@ from ..scenario.running import Timeline
 from ..scenario.runinfo import data_record
 from ..trace import Recorder
 
-__all__ = ["MAX_STEPS", "PUBLISH_EVERY", "PlaySession", "SessionClosed", "network_dict"]
+__all__ = ["PUBLISH_EVERY", "PlaySession", "SessionClosed", "network_dict"]
 
-MAX_STEPS = 10**9  # the run a session asks for: it ends when the person stops, long before
 PUBLISH_EVERY = 0.05  # seconds between network snapshots for the page while training runs
 
 
@@ -64,11 +66,12 @@ class PlaySession:
         self.actions = []  # (Action, the entry as given) of each action taken, in order
         self.history = []  # (step, loss, accuracy) of each step trained
         self._lock = threading.Condition()
-        self._budget = 0  # steps still to train before pausing
+        self._budget = 0  # steps still to train before pausing (math.inf: until paused)
         self._speed = None  # steps per second at most, or None: as fast as it goes
         self._pending = deque()  # (entry, Future) of actions waiting for the next step boundary
         self._closing = False
         self._waiting = False  # the training thread is at a step boundary, paused
+        self._scripted = 0  # the last step whose boundary has had the scenario's own script entries applied
         self._ended = None  # why the session ended, once it has
         self._network = None  # the latest published network, as network_dict gives it
         self._published = 0.0
@@ -95,7 +98,7 @@ class PlaySession:
             raise SimnetError(f"speed must be a positive number of steps per second, got {speed!r}")
         with self._lock:
             self._check_open()
-            self._budget = MAX_STEPS if steps is None else steps
+            self._budget = math.inf if steps is None else steps
             self._speed = speed
             self._waiting = False  # running from now on, as the state says, until these steps are done
             target = self._step + self._budget
@@ -144,15 +147,17 @@ class PlaySession:
 
     def scenario_text(self):
         """The scenario as TOML: the file's text with ``steps`` set to the steps trained, its expectations
-        left out (a session steered by hand is its own record), so are its own script entries after that
-        step, and each action taken as a ``[[script]]`` entry at the step it took effect.  ScenarioError
-        if that text would not load as this session."""
+        left out (a session steered by hand is its own record), so are its own script entries it has not
+        come to, and each action taken as a ``[[script]]`` entry at the step it took effect (one taken after
+        the last step at ``steps + 1``, acting on the network the run ends with).  ScenarioError if that
+        text would not load as this session."""
         with self._lock:
             steps = self._step
-            actions = [(a, entry) for a, entry in self.actions if a.at <= steps]
+            reached = max(self._scripted, steps)  # steps + 1 once the person has acted after the last step
+            actions = list(self.actions)
         if steps < 1:
             raise ScenarioError(self.scenario.path, "training.steps", "no step trained yet; run the session first")
-        text = _kept_tables(self.scenario.text, steps)
+        text = _kept_tables(self.scenario.text, reached)
         text = _set_in_training(text, "steps", str(steps), self.scenario.path)
         text = _set_in_training(text, "engine", toml_value(self.scenario.training.engine), self.scenario.path)
         text = text.rstrip("\n") + "\n"
@@ -160,7 +165,7 @@ class PlaySession:
             text += f"\n[[script]]\nat = {action.at}\n" + "".join(
                 f"{key} = {toml_value(value)}\n" for key, value in entry.items())
         saved = loads(text, self.scenario.path)
-        dropped = [a for a in self.scenario.script if a.at > steps]
+        dropped = [a for a in self.scenario.script if a.at > reached]
         if dropped and any(a.action == "perturb" for a, _ in actions):
             # an action's noise is drawn from its position in the file: the positions would shift
             raise ScenarioError(self.scenario.path, dropped[0].where, "falls after the session's last step, and "
@@ -179,7 +184,7 @@ class PlaySession:
         return path
 
     def close(self):
-        """End the session at the next step boundary; its trace ends there, marked interrupted."""
+        """End the session at the next step boundary; its run ends there, complete (as the saved scenario's)."""
         with self._lock:
             self._closing = True
             self._budget = 0
@@ -209,13 +214,11 @@ class PlaySession:
         net.bus.subscribe(self._on_step_end, kinds=["step_end"])
         reason = "interrupted"
         try:
-            net.train(X, Y, steps=MAX_STEPS, lr=training.learning_rate, loss=training.loss,
+            net.train(X, Y, steps=None, lr=training.learning_rate, loss=training.loss,
                       optimizer=training.optimizer, batch_size=training.batch_size, recorder=self._recorder,
                       engine=training.engine, l1=training.l1, l2=training.l2, before_step=self._before_step,
                       progress=lambda step, loss: self._publish(net))
             reason = "complete"
-        except _Closing:
-            self._recorder.close("interrupted")
         except SimnetError as error:  # a divergence (its trace ends itself) or a script action of the file
             reason = " ".join(str(error).split())
             self._recorder.close("failed")
@@ -236,11 +239,12 @@ class PlaySession:
             self.history.append((event.step, event.data.get("loss"), event.data.get("accuracy")))
 
     def _before_step(self, net, step):
-        self._timeline(net, step)  # the scenario's own checks and actions come first, as in a run
         if self._speed is not None:
             time.sleep(1.0 / self._speed)
         with self._lock:
             while True:
+                if self._pending:
+                    self._script(net, step)
                 while self._pending:
                     entry, done = self._pending.popleft()
                     try:
@@ -248,8 +252,9 @@ class PlaySession:
                     except SimnetError as error:
                         done.set_exception(error)
                 if self._closing:
-                    raise _Closing
+                    raise StopTraining
                 if self._budget > 0:
+                    self._script(net, step)
                     self._budget -= 1
                     self._waiting = False
                     return
@@ -259,6 +264,13 @@ class PlaySession:
                     self._publish(net, now=True)
                     self._lock.notify_all()
                 self._lock.wait()
+
+    def _script(self, net, step):
+        """The scenario's own checks and actions at `step`, once: they come before the person's, as in the
+        saved file, and only if the session goes on to that step or acts at it, as the saved file would."""
+        if self._scripted < step:
+            self._scripted = step
+            self._timeline(net, step)
 
     def _apply(self, net, step, entry):
         """Check `entry` on a copy of `net`, then apply it to `net` before `step` as a script entry."""
@@ -278,10 +290,6 @@ class PlaySession:
             network = network_dict(net)
             with self._lock:
                 self._network = network
-
-
-class _Closing(BaseException):
-    """Raised in the training thread to end the session's run at a step boundary."""
 
 
 def network_dict(net):

@@ -9,7 +9,9 @@ import heapq
 import json
 import math
 import os
+import socket
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator
 from itertools import repeat
 from operator import itemgetter
@@ -25,8 +27,9 @@ from ..errors import SimnetError, TraceError, excerpt
 from ..files import directory_locked
 from .schema import APPLICATION_ID, DETAILS, FILENAME, LAYOUT, SCHEMA_VERSION, STATE_KINDS, KindCodes
 from .snapshot import SNAPSHOT_KINDS, NetworkState, SnapshotBuilder, StepData
+from .writer import BEAT, HEARTBEAT_EVERY, NO_BEAT
 
-__all__ = ["INLINE_PAGE_BUDGET", "META_CHECKS", "Trace", "open_trace"]
+__all__ = ["INLINE_PAGE_BUDGET", "META_CHECKS", "STALE_AFTER", "Trace", "open_trace"]
 
 
 def _trace_file(path):
@@ -126,6 +129,9 @@ META_CHECKS = {
 
 
 INLINE_PAGE_BUDGET = 3 * 2**20  # a notebook keeps its outputs in the file: the inline replay page stays small
+# seconds without a heartbeat after which a run without an end is taken for dead: many beats missed, so that
+# a writer kept waiting by a busy machine is not
+STALE_AFTER = 10 * HEARTBEAT_EVERY
 
 
 class Trace:
@@ -136,13 +142,20 @@ class Trace:
     step written whole), ``complete`` (the run ended and said so),
     ``end_reason`` (complete, interrupted, diverged, failed or None), ``steps``
     (the snapshot steps: the start, every ``every``-th, the ends of runs),
-    ``running`` (its run is still being recorded), ``status`` (all that in words).
+    ``heartbeat`` (when the writer of a run without an end last said it was
+    alive, seconds since the epoch, or None), ``running`` (its run is still
+    being recorded), ``status`` (all that in words), each as of the moment
+    the trace was opened.
     """
 
     def __init__(self, path: str | os.PathLike[str], db: sqlite3.Connection) -> None:
         self.path, self._db = Path(path), db
         self._closed = False
+        # before the file is read: a run that ends meanwhile (its end written, then its lock let go)
+        # is never taken for one whose process died
+        self._locked = self.path.name == FILENAME and directory_locked(self.path.parent)
         self._load()
+        self._opened_at = time.time()
 
     @_guard
     def _load(self):
@@ -172,6 +185,7 @@ class Trace:
         self.every = self.metadata.get("every", 1)
         self.end_reason = self.metadata.get("end_reason")
         self.complete = self.end_reason is not None
+        self.heartbeat, self._beat_host = self._read_heartbeat() if version >= 3 else (None, None)
         self._codes = self._read_kinds()
         self._neurons = self._read_neurons()
         self._connections = self._read_connections()
@@ -219,6 +233,17 @@ class Trace:
             if key in metadata and not check(metadata[key]):
                 raise self._damaged(f"meta {key!r}", f"must be {what}, got {excerpt(metadata[key])}")
         return metadata
+
+    def _read_heartbeat(self):
+        rows = self._db.execute("SELECT beat FROM heartbeat").fetchall()
+        if len(rows) != 1 or not isinstance(rows[0][0], bytes) or len(rows[0][0]) != BEAT.size:
+            raise self._damaged("heartbeat", f"must be one row of {BEAT.size} bytes, got {excerpt(rows)}")
+        if rows[0][0] == NO_BEAT:
+            return None, None
+        when, host = BEAT.unpack(rows[0][0])
+        if not math.isfinite(when) or when <= 0:
+            raise self._damaged("heartbeat", f"{excerpt(when)} is not a time")
+        return when, host.rstrip(b"\0").decode(errors="replace")
 
     def _read_kinds(self):
         rows = self._db.execute("SELECT code, phase, kind, subject, v1, v2, v3 FROM kinds").fetchall()
@@ -305,15 +330,27 @@ class Trace:
 
     @property
     def running(self):
-        """True while the process recording this trace is still at it (its run has not ended yet)."""
-        return self.end_reason is None and self.path.name == FILENAME and directory_locked(self.path.parent)
+        """True while the process recording this trace was still at it when the trace was opened.
+
+        A run without an end is running while its writer beats (within
+        :data:`STALE_AFTER` seconds) and, on this host, holds the lock of the
+        run's directory: a process that dies lets go of it at once.  Before
+        the first beat, the lock alone tells.
+        """
+        if self.end_reason is not None:
+            return False
+        if self.heartbeat is None:
+            return self._locked
+        if self._beat_host == socket.gethostname() and not self._locked:
+            return False
+        return self._opened_at - self.heartbeat <= STALE_AFTER
 
     @property
     def status(self):
         """In words: complete, interrupted, diverged, failed, running, or where an incomplete run stopped.
 
-        A run without an end is running while the process recording it holds
-        its directory's lock, and incomplete once that process is gone.
+        A run without an end is running while the process recording it is
+        alive (see :attr:`running`), and incomplete once it is gone.
         """
         if self.end_reason == "complete":
             return "complete"
@@ -718,14 +755,14 @@ class Trace:
                 if not run:
                     continue
             builder = SnapshotBuilder.resume(self._state_at(run[0] - 1), run)
-            given = set()
+            given, made = set(), {}
             for event in self._step_events(run[0], run[-1]):
+                if event.kind == "step_begin":  # what came before is final: a run's end may still redo its last
+                    yield from _new(made, given)
                 builder(event)
-                for step, graph in builder.snapshots.items():
-                    if step not in given:  # a run's start may be a step built already
-                        given.add(step)
-                        yield step, graph
+                made.update(builder.snapshots)
                 builder.snapshots.clear()
+            yield from _new(made, given)
 
     def _step_events(self, first, last):
         """Events that shape snapshots, as Event objects, for steps first..last, streamed."""
@@ -733,6 +770,16 @@ class Trace:
         codes = self._codes.of_kinds(SNAPSHOT_KINDS)
         rows = self._rows(self._seq_range(first, last), set(codes))
         return (self._event(row) for row in rows)
+
+
+def _new(made, given):
+    """(step, graph) of the snapshots in `made` not in `given` yet (a run's start may be a step built already),
+    in step order; `made` is emptied and `given` told."""
+    for step in sorted(made):
+        if step not in given:
+            given.add(step)
+            yield step, made[step]
+    made.clear()
 
 
 def _consecutive(steps):

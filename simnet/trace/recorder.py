@@ -18,7 +18,7 @@ from ..files import lock_directory, timestamp
 from .snapshot import NetworkState, batch_means, mean_rows
 from .schema import (APPLICATION_ID, DETAILS, FILENAME, HELD_OUT_TABLE, KEYFRAME_EVERY, KindCodes, LAYOUT, SAMPLE_LIMIT,
                      SCHEMA, SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
-from .writer import WriterError, WriterProcess
+from .writer import NO_BEAT, WriterError, WriterProcess
 
 __all__ = ["FLUSH_BYTES", "FLUSH_ROWS", "FLUSH_STEPS", "Recorder"]
 
@@ -121,6 +121,7 @@ class Recorder:
                     "detail": self.detail, "every": self.every, "keyframe_every": self.keyframe_every,
                     "scenario_text": scenario_text}
             db.executemany("INSERT INTO meta VALUES (?,?)", [(k, _json(v)) for k, v in meta.items()])
+            db.execute("INSERT INTO heartbeat VALUES (?)", (NO_BEAT,))
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("COMMIT")

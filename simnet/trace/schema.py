@@ -42,6 +42,12 @@ Schema (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`, ``application_id`` =
     only in a trace of a run with a held-out test set: its loss, accuracy and
     confusion matrix (JSON, rows = true class) after each evaluated step.
     Created with the first evaluation, so traces of other runs are as before.
+``heartbeat(beat)``
+    one row: while a run is recorded, the time (float64 seconds since the
+    epoch, little endian) and host name (64 bytes, NUL padded) its writer last
+    said it was alive, about every :data:`simnet.trace.writer.HEARTBEAT_EVERY`
+    seconds, however slow the run; zeros before the first beat and once the
+    trace is closed, so that a finished file does not depend on the clock.
 ``keyframes(step, seq, lr)``, ``keyframe_neurons(step, position, neuron, bias)``,
 ``keyframe_connections(step, position, connection, weight, frozen)``
     the full state after every ``keyframe_every``-th step and at the start
@@ -68,7 +74,7 @@ __all__ = ["APPLICATION_ID", "BATCH_EVENTS_VIEW", "DETAILS", "FILENAME", "HELD_O
            "SAMPLE_LIMIT", "SCHEMA", "SCHEMA_VERSION", "STATE_KINDS", "STEP_UPSERT", "UNUSED", "KindCodes",
            "kinds_for"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3  # 3: the heartbeat table
 APPLICATION_ID = 0x736E6574  # "snet"
 FILENAME = "trace.sqlite"
 DETAILS = ("updates", "messages")
@@ -173,6 +179,7 @@ CREATE TABLE subject_lists (id INTEGER PRIMARY KEY, subjects BLOB NOT NULL);
 CREATE TABLE payloads (seq INTEGER PRIMARY KEY, data TEXT, samples BLOB);
 CREATE TABLE steps (step INTEGER PRIMARY KEY, first_seq INTEGER, last_seq INTEGER, lr, batch_size,
                     loss, accuracy, done INTEGER);
+CREATE TABLE heartbeat (beat BLOB NOT NULL);
 CREATE TABLE keyframes (step INTEGER PRIMARY KEY, seq INTEGER NOT NULL, lr);
 CREATE TABLE keyframe_neurons (step INTEGER, position INTEGER, neuron INTEGER, bias,
                                PRIMARY KEY (step, position)) WITHOUT ROWID;

@@ -160,6 +160,8 @@ class SnapshotBuilder:
         self.state = NetworkState()
         self._announced = None  # the topology a run announces, until its first step
         self._stash = None      # (step, state, StepData) of the last step not kept yet
+        self._ended = None      # (step, StepData) of the last step ended
+        self._acted_since = False  # whether script actions came after it (before a run's end, they shape its last step)
         self._run_start = None
         self._begin_step()
 
@@ -183,6 +185,7 @@ class SnapshotBuilder:
             handler(self, event)
         else:
             self.state.apply(event)
+            self._acted_since = True
 
     def on_batch(self, batch):
         """Take an EventBatch whole: firings and updates column by column."""
@@ -227,6 +230,7 @@ class SnapshotBuilder:
         self._backward_names, self._dz = [], []
 
     def _on_step_begin(self, event):
+        self._acted_since = False
         self._begin_step(event.data.get("lr"))
 
     def _on_fire(self, event):
@@ -260,15 +264,21 @@ class SnapshotBuilder:
             self._stash = None
         else:
             self._stash = (step, self.state.copy(), data)
+        self._ended, self._acted_since = (step, data), False
         self._begin_step()
 
     def _on_run_end(self, event):
         if self._announced is not None:  # a run that ended before its first step
             self._start_run(event.step)
-        if self._stash is not None and self._stash[0] == event.data.get("steps"):
+        last = event.data.get("steps")
+        if self._acted_since and self._ended is not None and self._ended[0] == last:
+            # actions after the last step: the run ends with the network they made
+            if self.steps is None or last in self.steps:
+                self.snapshots[last] = self.graph(last, self.state, self._ended[1])
+        elif self._stash is not None and self._stash[0] == last:
             step, state, data = self._stash
             self.snapshots[step] = self.graph(step, state, data)
-        self._stash = None
+        self._stash = self._ended = None
         self._begin_step()
 
     _HANDLERS = {

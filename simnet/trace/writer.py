@@ -13,7 +13,10 @@ milliseconds, without numpy or simnet.  On its standard input come
 messages, pickled one after another: a list of ``(statement, rows)`` pairs
 is one transaction (each pair one ``executemany``); ``None`` asks it to
 leave the file complete on its own (one plain file when no reader holds it
-open) and stop.  An SQLite error is printed on its standard output, one
+open) and stop.  About every :data:`HEARTBEAT_EVERY` seconds, with a
+transaction or alone when none comes, it writes the time and its host into
+the trace's ``heartbeat`` row: readers see there that the run is alive, and
+that it is not once the beats stop.  Closing the file puts zeros back.  An SQLite error is printed on its standard output, one
 line, and it stops with status 1.  If its input
 ends without ``None`` (the run's process died) it stops at once and keeps
 only what it has committed, as a crashed writer would.  A descriptor it
@@ -24,7 +27,9 @@ import os
 import pickle
 import queue
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import sys
 import threading
@@ -36,8 +41,8 @@ try:
 except ImportError:  # Windows, whose pipes keep their size
     fcntl = None
 
-__all__ = ["CHECKPOINT_WAIT", "ENDED", "LEAVE_WAL_WAIT", "PIPE_SIZE", "QUEUED", "Writer", "WriterError",
-           "WriterProcess", "serve"]
+__all__ = ["BEAT", "CHECKPOINT_WAIT", "ENDED", "HEARTBEAT_EVERY", "LEAVE_WAL_WAIT", "NO_BEAT", "PIPE_SIZE",
+           "QUEUED", "Writer", "WriterError", "WriterProcess", "beat", "serve"]
 
 PIPE_SIZE = 1 << 20  # Linux's default limit for a pipe's buffer
 QUEUED = 8  # messages taken in but not yet written, at most: a writer behind the run slows it down
@@ -46,6 +51,15 @@ QUEUED = 8  # messages taken in but not yet written, at most: a writer behind th
 CHECKPOINT_WAIT = 10.0
 LEAVE_WAL_WAIT = 0.5
 ENDED = object()  # what the receiving thread passes on when the run's process is gone
+HEARTBEAT_EVERY = 1.0  # seconds between the writer's beats
+BEAT = struct.Struct("<d64s")  # a beat: seconds since the epoch, host name
+NO_BEAT = bytes(BEAT.size)  # before the first beat and after the last
+BEAT_STATEMENT = "UPDATE heartbeat SET beat = ?"
+
+
+def beat():
+    """The heartbeat row's value now: the time and this host's name."""
+    return BEAT.pack(time.time(), socket.gethostname().encode()[:64])
 
 
 class WriterError(Exception):
@@ -64,13 +78,15 @@ class Writer:
         self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = OFF")
 
-    def write(self, statements):
-        """Run the (statement, rows) pairs as one transaction."""
+    def write(self, statements, alive=False):
+        """Run the (statement, rows) pairs as one transaction; `alive`: with a heartbeat."""
         db = self.db
         db.execute("BEGIN")
         try:
             for statement, rows in statements:
                 db.executemany(statement, rows)
+            if alive:
+                db.execute(BEAT_STATEMENT, (beat(),))
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -87,6 +103,7 @@ class Writer:
         reader held its old snapshot through the whole wait, the WAL keeps the
         last pages and SQLite readers still see the whole run.
         """
+        self.write([(BEAT_STATEMENT, [(NO_BEAT,)])])  # the same file whenever it beat
         db = self.db
         db.execute(f"PRAGMA busy_timeout = {int(CHECKPOINT_WAIT * 1000)}")
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()  # busy after the wait: the WAL keeps the rest
@@ -110,14 +127,21 @@ def serve(path, source, report):
     threading.Thread(target=_receive, args=(source, arrived), daemon=True).start()
     try:
         writer = Writer(path)
+        next_beat = time.monotonic()
         while True:
-            message = arrived.get()
+            try:
+                message = arrived.get(timeout=max(0.0, next_beat - time.monotonic()))
+            except queue.Empty:
+                message = []  # nothing came: a beat alone
             if message is ENDED:
                 return 0  # the run's process is gone: what is committed stays, like after a crash
             if message is None:
                 writer.finish()
                 return 0
-            writer.write(message)
+            alive = time.monotonic() >= next_beat
+            writer.write(message, alive)
+            if alive:
+                next_beat = time.monotonic() + HEARTBEAT_EVERY
     except sqlite3.Error as error:
         report.write(" ".join(str(error).split()) + "\n")
         report.flush()
