@@ -4,9 +4,9 @@
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Mapping
-from itertools import groupby, repeat
-from operator import itemgetter
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +20,18 @@ from .schema import (APPLICATION_ID, DETAILS, FILENAME, HELD_OUT_TABLE, KEYFRAME
                      SCHEMA, SCHEMA_VERSION, STATE_KINDS, STEP_UPSERT, UNUSED, kinds_for)
 from .writer import NO_BEAT, WriterError, WriterProcess
 
-__all__ = ["FLUSH_BYTES", "FLUSH_ROWS", "FLUSH_STEPS", "Recorder"]
+__all__ = ["COMMIT_EVERY", "FLUSH_BYTES", "FLUSH_ROWS", "FLUSH_STEPS", "Recorder"]
 
-# commit at the end of a step once this many rows (or batches), steps or bytes of values wait: never by
-# the clock, since SQLite lays out its pages by transaction and the same run must give the same file.
-# The bytes bound what a large network holds: its updates take megabytes per step.
+# commit at the end of a step once this many rows (or batches), steps or bytes of values wait, or once
+# COMMIT_EVERY seconds have passed since the last commit, so that readers see a slow run's steps within
+# about a second.  Where the commits fall does not change the file: SQLite lays out its pages by the
+# order of the rows written, not by transaction, and the rows go out step by step in one order whatever
+# the transactions (see Recorder._end_segment).  The bytes bound what a large network holds: its
+# updates take megabytes per step.
 FLUSH_ROWS = 20_000
 FLUSH_STEPS = 100
 FLUSH_BYTES = 8 << 20
+COMMIT_EVERY = 0.5
 
 
 def _json(value):
@@ -54,7 +58,11 @@ class Recorder:
     An existing trace in `directory` is replaced, unless another process is
     still recording it.  While the recorder writes, the directory is locked
     (see :mod:`simnet.files`), which is how a reader tells a run in progress
-    from one whose process died.
+    from one whose process died.  Steps are committed at their ends, every
+    :data:`FLUSH_STEPS` (sooner when :data:`FLUSH_ROWS` rows or
+    :data:`FLUSH_BYTES` of values wait) and whenever :data:`COMMIT_EVERY`
+    seconds have passed since the last commit: a reader sees a step within
+    about a second.  Where the commits fall leaves the file as it is.
 
     >>> import tempfile, simnet as sn
     >>> run = tempfile.mkdtemp()
@@ -148,9 +156,12 @@ class Recorder:
         self._announced = None
         self._runs = []  # [first step, last step] of each run recorded
         self._reset_buffers()
+        # the next transaction: (statement, rows) pairs of the segments ended since the last commit
+        self._ready = []
+        self._steps_waiting = self._rows_waiting = self._bytes_waiting = 0
+        self._committed_at = time.monotonic()
         self._first_seq = {}   # step -> first seq seen for it
         self._open_step = None  # [step, first_seq, lr, batch_size, loss, accuracy] while a step runs
-        self._steps_waiting = self._bytes_waiting = 0
 
     def _open(self):
         if self._lock is None:  # a later run after close(): the directory is locked again
@@ -171,6 +182,7 @@ class Recorder:
             self._lock = None
 
     def _reset_buffers(self):
+        """The rows of the segment under way (see _end_segment)."""
         self._rows = []            # events rows, in seq order
         self._batches = []         # batches rows
         self._payloads = []        # (seq, data JSON, samples)
@@ -178,6 +190,7 @@ class Recorder:
         self._fire_rows, self._fire_columns = [], ([], [])
         self._message_rows, self._message_columns = [], ([],)
         self._sql = []             # (statement, parameters) for the topology and step tables
+        self._segment_bytes = 0    # of values in batches and payloads
 
     def close(self, reason: str | None = None) -> None:
         """Commit what is buffered and close the file (a run's end does this too).
@@ -193,7 +206,7 @@ class Recorder:
             # a step cut short has no ``steps`` row: readers see the run end after its last whole step
             self._runs[-1][1] = self._last_done
             self._set_meta(end_reason=reason, last_step=self._last_done, end_time=timestamp(TraceError), runs=self._runs)
-        if self._writer is not None or self._rows or self._batches or self._sql:
+        if self._writer is not None or self._ready or self._rows or self._batches or self._sql:
             self._commit()
             writer, self._writer = self._writer, None
             try:
@@ -215,12 +228,11 @@ class Recorder:
                           (evaluation.step, evaluation.loss, evaluation.accuracy, confusion)))
 
     def flush(self) -> None:
-        """Hand what is buffered to the writer now, between steps (a live session that pauses), which
-        commits it as one transaction: readers then see every whole step so far.  Within a step, or before
-        the run's first, it waits for the usual commit."""
-        if self._failure is None and self._open_step is None and self._announced is None and (
-                self._rows or self._batches or self._sql):
-            self._commit()
+        """Hand every step ended so far to the writer now (a live session that pauses), which commits them
+        as one transaction: readers then see every whole step so far.  What came after the last step's end
+        (script actions before the next step) waits for that step, whose rows it goes with."""
+        if self._failure is None and self._ready:
+            self._write()
 
     @property
     def state(self):
@@ -266,7 +278,7 @@ class Recorder:
 
     def _add_samples(self, seq, vectors):
         self._payloads.append((seq, None, vectors))
-        self._bytes_waiting += len(vectors)
+        self._segment_bytes += len(vectors)
 
     def _on_update(self, e):
         # engines send updates in batches (on_batch); single ones come from replayed or hand-made events
@@ -313,7 +325,7 @@ class Recorder:
                               *(m.tolist() for m in means), *[repeat(None)] * (3 - len(means))))
         vectors = np.concatenate(columns, axis=1)
         self._payloads.extend(zip(seqs, repeat(None), (v.tobytes() for v in vectors)))
-        self._bytes_waiting += vectors.nbytes
+        self._segment_bytes += vectors.nbytes
 
     def _subjects(self, batch):
         """A batch's subject keys (names or (source, target) pairs), their ids, and the subject_lists row of those.
@@ -349,7 +361,7 @@ class Recorder:
         """One ``batches`` row for the whole batch, its value columns as float64 blobs."""
         self._batches.append((batch.seq, batch.seq + n - 1, batch.step, code, listed,
                               *[np.asarray(v, dtype="<f8").tobytes() for v in values], *UNUSED[len(values)]))
-        self._bytes_waiting += 8 * n * len(values)
+        self._segment_bytes += 8 * n * len(values)
 
     def _on_step_begin(self, e):
         self._finish_announcement()
@@ -379,10 +391,11 @@ class Recorder:
         self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 1)))
         if step % self.keyframe_every == 0:
             self._keyframe(step, e.seq)
+        self._end_segment()
         self._steps_waiting += 1
-        if (len(self._rows) + len(self._batches) >= FLUSH_ROWS or self._steps_waiting >= FLUSH_STEPS
-                or self._bytes_waiting >= FLUSH_BYTES):
-            self._commit()
+        if (self._rows_waiting >= FLUSH_ROWS or self._steps_waiting >= FLUSH_STEPS
+                or self._bytes_waiting >= FLUSH_BYTES or time.monotonic() - self._committed_at >= COMMIT_EVERY):
+            self._write()
 
     def _on_run_begin(self, e):
         # a later run re-announces the whole topology; it replaces what was there
@@ -569,29 +582,57 @@ class Recorder:
     def _set_meta(self, **values):
         self._sql.append(("INSERT OR REPLACE INTO meta VALUES (?,?)", [(k, _json(v)) for k, v in values.items()]))
 
+    def _end_segment(self):
+        """Queue the rows since the last segment's end (a step's, or a run's announcement) for the next commit.
+
+        SQLite lays out its pages in the order rows are written, whatever the
+        transactions: so that the same run gives the same file however its
+        commits fall (by rows, bytes, the clock, a pause), a segment's rows
+        always go out in one order: its events rows, batches rows, payloads,
+        then its topology and step statements as they came.  Rows of one
+        statement that follow one another, within a segment or across, go in
+        one executemany, which writes them just the same.
+        """
+        self._fill_means()  # which empties the fire and message rows' lists: they are in self._rows too
+        self._rows_waiting += len(self._rows) + len(self._batches)
+        self._bytes_waiting += self._segment_bytes
+        self._segment_bytes = 0
+        ready = self._ready
+        for statement, rows in (("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows),
+                                ("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?)", self._batches),
+                                ("INSERT INTO payloads VALUES (?,?,?)", self._payloads), *self._sql):
+            if isinstance(rows, tuple):  # one row's parameters
+                rows = [rows]
+            if not rows:
+                continue
+            if ready and ready[-1][0] == statement:
+                ready[-1][1].extend(rows)
+            else:
+                ready.append((statement, rows))  # the list is the transaction's now: the segment's start anew
+        self._rows, self._batches, self._payloads, self._sql = [], [], [], []
+
     def _commit(self):
-        """Write everything buffered in one transaction."""
+        """Write everything buffered in one transaction, what came since the last segment's end as one more."""
+        self._end_segment()
+        self._write()
+
+    def _write(self):
+        """Hand the segments ended so far to the writer as one transaction."""
         if self._failure is not None:
             raise self._failure
         if self._writer is None:
             self._open()
-        self._fill_means()
-        statements = [("INSERT INTO events VALUES (?,?,?,?,?,?,?)", self._rows),
-                      ("INSERT INTO batches VALUES (?,?,?,?,?,?,?,?)", self._batches),
-                      ("INSERT INTO payloads VALUES (?,?,?)", self._payloads)]
-        # runs of one statement (a network's topology, say) go in one executemany
-        statements += [(statement, [row for _, rows in group for row in (rows if isinstance(rows, list) else (rows,))])
-                       for statement, group in groupby(self._sql, key=itemgetter(0))]
         try:
-            self._writer.write(statements)
+            self._writer.write(self._ready)
         except WriterError as error:
             # what the writer had not committed is lost: writing on after the gap would make a trace
             # whose steps do not follow from one another
             self._writer = None
             self._failure = TraceError(f"{self.path}: cannot write the trace: {error}")
             raise self._failure from None
-        self._rows, self._batches, self._payloads, self._sql = [], [], [], []
-        self._steps_waiting = self._bytes_waiting = 0
+        self._ready = []
+        self._steps_waiting = self._rows_waiting = self._bytes_waiting = 0
+        self._committed_at = time.monotonic()
 
 
 def _version():

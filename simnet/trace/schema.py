@@ -57,13 +57,17 @@ like the others (taken apart in SQL, which needs SQLite's ``pow``):
 ``event_log``, ``weight_updates``, ``bias_updates``, ``firings``,
 ``messages``; ``event_rows`` is ``events`` and the expanded ``batches`` as one.
 
-Writes stream: rows are buffered and committed with their steps, up to
-:data:`FLUSH_STEPS` steps per transaction (fewer when their values pass
-:data:`FLUSH_BYTES`), in WAL mode, by a writer process (:mod:`simnet.trace.writer`),
+Writes stream: rows are buffered and committed with their steps, at a
+step's end once :data:`FLUSH_STEPS` steps wait (fewer when their values
+pass :data:`FLUSH_BYTES`) or :data:`COMMIT_EVERY` seconds have passed since
+the last commit, so that a reader sees a step within about a second however
+slow the run; in WAL mode, by a writer process (:mod:`simnet.trace.writer`),
 so that SQLite works on another core while the run goes on; a run killed at
 any moment leaves every committed step readable.  The same run writes the
 same file, byte for byte, but for its start and end times (unless
-``SOURCE_DATE_EPOCH`` fixes them): nothing else depends on the clock.
+``SOURCE_DATE_EPOCH`` fixes them): each step's rows are written in one order
+whatever transaction they fall in, and SQLite's pages depend on that order
+only, so where the commits fall (by the clock, say) changes nothing.
 Values are stored in untyped columns so floats come back bit for bit (-0.0
 included).
 """
