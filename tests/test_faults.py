@@ -170,8 +170,10 @@ def test_a_killed_run_is_found_where_it_was_asked_for_and_says_it_is_incomplete(
     process.kill()
     process.wait()
     # its writer, at the end of its input, keeps what it committed and goes: then the run is not running
-    with sn.open_trace(out) as trace:
-        wait_until(lambda: not trace.running, "writer gone")
+    def writer_gone():  # a trace says what it found when it was opened
+        with sn.open_trace(out) as trace:
+            return not trace.running
+    wait_until(writer_gone, "writer gone")
     code, stdout, _ = cli(capsys, "inspect", out)
     _, last = recorded(out)
     assert code == 0 and f"status     incomplete: the recording process died after step {last}" in stdout
