@@ -182,7 +182,7 @@ def section(quick=False):
         if interval:
             page_median = median
     lines += [f"From a step committed by `simnet run scenarios/moons.toml --steps {steps}` (the recorder commits "
-              "every 100 steps) to that step in an answer of `GET /api/runs/moons/steps?after=N` from "
+              "every 100 steps, or half a second after its last commit) to that step in an answer of `GET /api/runs/moons/steps?after=N` from "
               "`simnet serve`:", "",
               "| client asks | median ms | 90th percentile ms | one answer, median ms |", "|---|---:|---:|---:|",
               *rows, "",
