@@ -16,12 +16,13 @@ leave the file complete on its own (one plain file when no reader holds it
 open) and stop.  About every :data:`HEARTBEAT_EVERY` seconds, with a
 transaction or alone when none comes, it writes the time and its host into
 the trace's ``heartbeat`` row: readers see there that the run is alive, and
-that it is not once the beats stop.  Closing the file puts zeros back.  An SQLite error is printed on its standard output, one
-line, and it stops with status 1.  If its input
-ends without ``None`` (the run's process died) it stops at once and keeps
-only what it has committed, as a crashed writer would.  A descriptor it
-inherits holding the lock of the trace's directory (see :mod:`simnet.files`)
-stays open until it ends: while it is there, the trace is being written.
+that it is not once the beats stop.  Closing the file puts zeros back.  An
+SQLite error is printed on its standard output, one line, and it stops with
+status 1.  If its input ends without ``None`` (the run's process died) it
+stops at once and keeps only what it has committed, as a crashed writer
+would.  A descriptor it inherits holding the lock of the trace's directory
+(see :mod:`simnet.files`) stays open until it ends: while it is there, the
+trace is being written.
 """
 import os
 import pickle
