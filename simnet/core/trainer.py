@@ -114,7 +114,7 @@ def train(net, X, Y, *, steps, lr, loss="mse", optimizer="sgd", batch_size=None,
                 history.accuracy.append(acc)
                 if progress is not None:
                     progress(step, L)
-            else:
+            else:  # all the steps asked for, neither stopped nor interrupted
                 if after_last_step is not None:
                     after_last_step(net, net.step + 1)
         if bus:
