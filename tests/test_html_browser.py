@@ -131,8 +131,9 @@ def test_scrub_click_and_play(browser, runs, tmp_path):
     page.keyboard.press("ArrowRight")
     assert float(page.get_attribute("#loss-now", "x1")) > now
 
-    # play runs through the steps, pause stops it
-    page.select_option("#speed", "8")
+    # play runs through the steps, pause stops it (at 1x, a quarter second a step: the pause comes long before
+    # the last step, where playing stops by itself and a click would start it again)
+    page.select_option("#speed", "1")
     page.click("#play")
     page.wait_for_function(f"Number(document.getElementById('step-number').textContent) > {steps[k + 2]}",
                            timeout=5000)
