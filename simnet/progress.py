@@ -126,6 +126,9 @@ class LiveView:
         start = time.perf_counter()
         # raw: IPython's SVG object would parse every picture again with minidom, costing more than drawing it
         self.handle = display(svg_data(draw()), raw=True, display_id=True)
+        if self.handle is None:  # outside IPython: nothing shows the picture, nor could redraw it
+            self.bar.close()
+            raise SimnetError("show=True draws in a Jupyter notebook, and this is not one; train without show")
         self.curve = display(svg_data(loss_svg([], [])), raw=True, display_id=True)
         self.drawn_at = time.perf_counter()
         self.drawing, self.pending = self.drawn_at - start, False

@@ -107,3 +107,14 @@ def test_the_live_picture_needs_no_matplotlib():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+def test_show_outside_a_notebook_is_a_one_line_error():
+    code = ("import simnet as sn\n"
+            "net = sn.Network.layered([2, 3, 1], seed=0)\n"
+            "try:\n    net.train([[0, 1], [1, 0]], [[1], [0]], steps=5, lr=0.1, show=True)\n"
+            "except sn.SimnetError as error:\n    print(error)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == ("show=True draws in a Jupyter notebook, and this is not one; "
+                                                   "train without show")
