@@ -101,11 +101,10 @@ def read_csv(path):
         return []
 
 
-def run_sweep(the_plan, output, backend, *, gifs=False, force=False, show_progress=False, describe=None):
+def run_sweep(the_plan, output, backend, *, gifs=False, force=False, show_progress=False):
     """Run `the_plan` (see :func:`.plan.plan`) on `backend` into `output`; returns a SweepResult without rows.
 
-    describe: what sweep.json says of the backend.  InputError before
-    anything starts for a directory that is not a sweep's or is in use.
+    InputError before anything starts for a directory that is not a sweep's or is in use.
     """
     scenario = the_plan.scenario
     directory = Path(output) if output is not None else Path("output") / scenario.name
@@ -123,8 +122,7 @@ def run_sweep(the_plan, output, backend, *, gifs=False, force=False, show_progre
     runs_dir.mkdir(parents=True, exist_ok=True)
     lock = lock_directory(directory)  # released when this process ends, however it ends
     try:
-        return _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress,
-                           describe or _describe(backend))
+        return _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress)
     finally:
         if lock is not None:
             os.close(lock)
@@ -165,12 +163,12 @@ def _finished(target, text):
     return isinstance(summary, dict) and summary.get("status") in FINISHED and summary.get("scenario_text") == text
 
 
-def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress, describe):
+def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress):
     scenario = the_plan.scenario
     keys = the_plan.keys
     started = timestamp()
     definition = {"scenario": str(scenario.path), "name": scenario.name, "grid": {k: list(v) for k, v in the_plan.grid},
-                  "seeds": list(the_plan.seeds), "runs": len(the_plan), "gifs": gifs, **describe}
+                  "seeds": list(the_plan.seeds), "runs": len(the_plan), "gifs": gifs, **_describe(backend)}
     sweep_json = {"sweep": definition, "simnet": __version__, "started": started, "ended": None,
                   "status": "running", "counts": {}}
     write_json(directory / "sweep.json", sweep_json)
