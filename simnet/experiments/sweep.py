@@ -222,11 +222,10 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
         groups.write(directory / "configs.csv", keys)
         from .report import draw_sweep
         draw_sweep(directory, groups, keys, scenario)
-        sweep_json.update(ended=timestamp(), status="interrupted" if stopper.stopped else "complete",
-                          counts={k: v for k, v in counts.items() if v})
+        counts = {k: v for k, v in counts.items() if v}
+        sweep_json.update(ended=timestamp(), status="interrupted" if stopper.stopped else "complete", counts=counts)
         write_json(directory / "sweep.json", sweep_json)
-    return SweepResult(directory, counts={k: v for k, v in counts.items() if v}, interrupted=stopper.stopped,
-                       resumed=len(skipped))
+    return SweepResult(directory, counts=counts, interrupted=stopper.stopped, resumed=len(skipped))
 
 
 def _keep_abandoned(work, runs_dir):
