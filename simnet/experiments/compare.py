@@ -118,9 +118,9 @@ def flatten(document, prefix=""):
     return out
 
 
-def _settings(run_dir, trace):
-    """(the run's own settings: its overrides and seed, every key path of its effective scenario)."""
-    summary = _summary(run_dir)
+def _settings(summary, trace):
+    """(the run's own settings: its overrides and seed, every key path of its effective scenario), from its
+    summary.json (a dict) and its trace (or None)."""
     text = summary.get("scenario_text") or (trace.metadata.get("scenario_text") if trace is not None else None)
     try:
         everything = flatten(tomllib.loads(text)) if text else {}
@@ -175,8 +175,8 @@ def compare(paths: list[str | os.PathLike], output: str | os.PathLike | None = N
             except SimnetError:
                 trace = None
             traces.append(trace)
-            own, settings = _settings(run_dir, trace)
             summary = _summary(run_dir)
+            own, settings = _settings(summary, trace)
             runs.append({"path": str(run_dir), "settings": own, "loss": summary.get("loss"),
                          "accuracy": summary.get("accuracy"),
                          "steps": summary.get("steps", trace.last_step if trace is not None else None)})
