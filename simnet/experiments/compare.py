@@ -10,7 +10,6 @@ import csv
 import json
 import os
 import tomllib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import numpy as np
 from ..errors import InputError, SimnetError
 from ..files import written_whole
 from ..trace import open_trace
+from .report import aligned, band
 
 __all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "NO_COUNTERPART", "PAGES_SHARE", "compare", "compare_figure",
            "compare_page", "differences", "flatten", "page_run_data", "run_directories", "write_compare_page",
@@ -265,16 +265,11 @@ def compare_figure(traces, runs):
     for i, (label, histories) in enumerate(groups.items()):
         colour = f"C{i % 10}"
         for ax, quantity in zip(axes, ("loss", "accuracy")):
-            steps = np.unique(np.concatenate([h["step"] for h in histories]))
-            values = np.full((len(histories), len(steps)), np.nan)
-            for row, h in zip(values, histories):
-                row[np.searchsorted(steps, h["step"])] = h[quantity]
+            steps, values = aligned(histories, quantity)
             if len(histories) == 1:
                 ax.plot(steps, values[0], color=colour, linewidth=1.3, label=label)
                 continue
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a step no seed reached
-                mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
+            mean, low, high = band(values)
             ax.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
             ax.plot(steps, mean, color=colour, linewidth=1.5,
                     label=f"{label}: mean of {len(histories)} seeds, band min-max")
