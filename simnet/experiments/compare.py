@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InputError, SimnetError
 from ..files import written_whole
+from ..runner import read_summary
 from ..trace import open_trace
 from .report import aligned, band
 
@@ -135,14 +136,6 @@ def _settings(summary, trace):
     return own, everything
 
 
-def _summary(run_dir):
-    try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-        return summary if isinstance(summary, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _state(graph):
     """{"weight a->b" or "bias n": value} of a snapshot graph."""
     values = {f"bias {n}": d["bias"] for n, d in graph.nodes(data=True) if d.get("role") != "input"}
@@ -175,7 +168,7 @@ def compare(paths: list[str | os.PathLike], output: str | os.PathLike | None = N
             except SimnetError:
                 trace = None
             traces.append(trace)
-            summary = _summary(run_dir)
+            summary = read_summary(run_dir)
             own, settings = _settings(summary, trace)
             runs.append({"path": str(run_dir), "settings": own, "loss": summary.get("loss"),
                          "accuracy": summary.get("accuracy"),

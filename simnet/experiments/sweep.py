@@ -14,7 +14,6 @@ handing out runs; the runs under way finish and are kept (Ctrl-C again
 abandons them).
 """
 import csv
-import json
 import os
 import secrets
 import shutil
@@ -29,7 +28,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..files import lock_directory, remove_regular, timestamp, write_json, written_whole
 from ..progress import bar
-from ..runner import RUN_FILES, check_run_directory
+from ..runner import RUN_FILES, check_run_directory, read_summary
 from ..scenario.overrides import toml_value
 from ..version import __version__
 from .backends import DaskWorkers, LocalWorkers, default_workers
@@ -156,11 +155,8 @@ def _check_sweep_directory(directory):
 
 def _finished(target, text):
     """True if `target` holds a run that ended on its own with the effective scenario `text`."""
-    try:
-        summary = json.loads((target / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and summary.get("status") in FINISHED and summary.get("scenario_text") == text
+    summary = read_summary(target)
+    return summary.get("status") in FINISHED and summary.get("scenario_text") == text
 
 
 def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress):
@@ -180,7 +176,7 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         for spec in skipped:
-            row = _row(spec, row_of(directory / "runs" / spec.run / "summary.json"))
+            row = _row(spec, row_of(directory / "runs" / spec.run))
             writer.writerow(row)
             groups.add(spec, row, directory / "runs" / spec.run)
             counts[row["status"]] += 1
@@ -205,8 +201,7 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
                 if "died" in result and task["scratch"] is not None:
                     result["directory"] = Path(task["scratch"]) / "run"  # what the run recorded before it died
                 placed = _place(directory / "runs", spec.run, result)
-                outcome = result.get("row") or row_of(None if placed is None else placed / "summary.json",
-                                                      result.get("died", "the run left nothing"))
+                outcome = result.get("row") or row_of(placed, result.get("died", "the run left nothing"))
                 row = _row(spec, outcome, placed is not None)
                 writer.writerow(row)
                 f.flush()
@@ -308,8 +303,8 @@ class Groups:
         if run_dir is not None:
             config["dirs"].append(Path(run_dir))
             try:
-                results = json.loads((Path(run_dir) / "summary.json").read_text())["expectations"]["results"]
-            except (OSError, ValueError, KeyError, TypeError):
+                results = read_summary(run_dir)["expectations"]["results"]
+            except (KeyError, TypeError):
                 results = []
             for r in results:
                 met = config["checks"].setdefault(r["where"], 0)
