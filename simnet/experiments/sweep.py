@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import lock_directory, remove_regular, timestamp, write_json, written_whole
+from ..files import directory_locked, lock_directory, remove_regular, timestamp, write_json, written_whole
 from ..progress import bar
 from ..runner import RUN_FILES, check_run_directory, read_summary
 from ..scenario.overrides import toml_value
@@ -144,13 +144,9 @@ def _check_sweep_directory(directory):
     if names and "sweep.json" not in names:
         raise InputError(directory, "-o", "exists and is not a simnet sweep's directory; refusing to write into it "
                          "(choose another directory or remove it)")
-    try:
-        fd = lock_directory(directory, tries=1)
-    except BlockingIOError:
+    if directory_locked(directory):
         raise InputError(directory, "-o", "another sweep is running in this directory; wait for it or choose "
-                         "another") from None
-    if fd is not None:
-        os.close(fd)
+                         "another")
 
 
 def _finished(target, text):
