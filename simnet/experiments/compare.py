@@ -6,7 +6,6 @@ sweep's directory stands for all its runs.  Each run is compared with the
 first one given.
 """
 import base64
-import csv
 import json
 import os
 import tomllib
@@ -20,6 +19,7 @@ from ..files import written_whole
 from ..runner import read_summary
 from ..trace import open_trace
 from .report import aligned, band
+from .sweep import read_csv
 
 __all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "NO_COUNTERPART", "PAGES_SHARE", "compare", "compare_figure",
            "compare_page", "differences", "flatten", "page_run_data", "run_directories", "write_compare_page",
@@ -91,8 +91,7 @@ def run_directories(paths):
     runs = []
     for path in map(Path, paths):
         if (path / "runs.csv").is_file() and (path / "runs").is_dir():
-            with open(path / "runs.csv", newline="") as f:
-                runs += [path / row["path"] for row in csv.DictReader(f) if row.get("path")]
+            runs += [path / row["path"] for row in read_csv(path / "runs.csv") if row.get("path")]
         elif (path / "trace.sqlite").is_file() or (path / "summary.json").is_file():
             runs.append(path)
         else:
