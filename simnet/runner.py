@@ -30,7 +30,7 @@ from .version import __version__
 from .viz.layout import geometry
 from .viz.render import plot_confusion, render_run
 
-__all__ = ["RUN_FILES", "RunResult", "check", "check_drawable", "check_run_directory", "prepare",
+__all__ = ["RUN_FILES", "RunResult", "check", "check_drawable", "check_run_directory", "prepare", "read_summary",
            "run", "signals_held"]
 
 # what simnet writes in a run directory: all a later run there replaces, and nothing else
@@ -280,6 +280,15 @@ def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None
 
 def _finite_or_none(x):
     return x if x is not None and math.isfinite(x) else None
+
+
+def read_summary(run_dir: str | os.PathLike) -> dict:
+    """The summary.json of the run in `run_dir` as a dict; {} when there is none, or it is not a JSON object."""
+    try:
+        summary = json.loads((Path(run_dir) / "summary.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 # ---- the run directory ---------------------------------------------------------

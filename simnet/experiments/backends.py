@@ -153,7 +153,7 @@ class DaskWorkers:
         tasks = iter(tasks)
         limit = 2 * max(1, len(self.client.scheduler_info().get("workers", {})))
         pending = as_completed()
-        held = {}
+        held = {}  # future's key -> (future, task) of the runs under way
         exhausted = False
 
         def submit():
@@ -165,17 +165,14 @@ class DaskWorkers:
                     return
                 # pure=False: the same task is a new run each time, never a cached result
                 future = self.client.submit(run_task, task, pure=False)
-                held[future.key] = task
-                futures[future.key] = future
+                held[future.key] = (future, task)
                 pending.add(future)
 
-        futures = {}
         try:
             submit()
             while held:
                 future = next(pending)
-                task = held.pop(future.key)
-                futures.pop(future.key, None)
+                _, task = held.pop(future.key)
                 try:
                     result = future.result()
                 except Exception as e:  # the worker died (KilledWorker) or the cluster went away
@@ -185,5 +182,5 @@ class DaskWorkers:
                 yield task, result
                 submit()
         finally:
-            for future in futures.values():  # abandoned: no result is wanted any more
+            for future, _ in held.values():  # abandoned: no result is wanted any more
                 future.cancel()

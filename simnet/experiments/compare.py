@@ -6,11 +6,9 @@ sweep's directory stands for all its runs.  Each run is compared with the
 first one given.
 """
 import base64
-import csv
 import json
 import os
 import tomllib
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +16,10 @@ import numpy as np
 
 from ..errors import InputError, SimnetError
 from ..files import written_whole
+from ..runner import read_summary
 from ..trace import open_trace
+from .report import aligned, band
+from .sweep import read_csv
 
 __all__ = ["Comparison", "MOST_DIFFERENT", "MOST_PAGES", "NO_COUNTERPART", "PAGES_SHARE", "compare", "compare_figure",
            "compare_page", "differences", "flatten", "page_run_data", "run_directories", "write_compare_page",
@@ -90,8 +91,7 @@ def run_directories(paths):
     runs = []
     for path in map(Path, paths):
         if (path / "runs.csv").is_file() and (path / "runs").is_dir():
-            with open(path / "runs.csv", newline="") as f:
-                runs += [path / row["path"] for row in csv.DictReader(f) if row.get("path")]
+            runs += [path / row["path"] for row in read_csv(path / "runs.csv") if row.get("path")]
         elif (path / "trace.sqlite").is_file() or (path / "summary.json").is_file():
             runs.append(path)
         else:
@@ -118,9 +118,9 @@ def flatten(document, prefix=""):
     return out
 
 
-def _settings(run_dir, trace):
-    """(the run's own settings: its overrides and seed, every key path of its effective scenario)."""
-    summary = _summary(run_dir)
+def _settings(summary, trace):
+    """(the run's own settings: its overrides and seed, every key path of its effective scenario), from its
+    summary.json (a dict) and its trace (or None)."""
     text = summary.get("scenario_text") or (trace.metadata.get("scenario_text") if trace is not None else None)
     try:
         everything = flatten(tomllib.loads(text)) if text else {}
@@ -133,14 +133,6 @@ def _settings(run_dir, trace):
     own = dict(summary.get("overrides") or {})
     own.setdefault("seed", summary.get("seed", everything.get("seed")))
     return own, everything
-
-
-def _summary(run_dir):
-    try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-        return summary if isinstance(summary, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _state(graph):
@@ -175,8 +167,8 @@ def compare(paths: list[str | os.PathLike], output: str | os.PathLike | None = N
             except SimnetError:
                 trace = None
             traces.append(trace)
-            own, settings = _settings(run_dir, trace)
-            summary = _summary(run_dir)
+            summary = read_summary(run_dir)
+            own, settings = _settings(summary, trace)
             runs.append({"path": str(run_dir), "settings": own, "loss": summary.get("loss"),
                          "accuracy": summary.get("accuracy"),
                          "steps": summary.get("steps", trace.last_step if trace is not None else None)})
@@ -265,16 +257,11 @@ def compare_figure(traces, runs):
     for i, (label, histories) in enumerate(groups.items()):
         colour = f"C{i % 10}"
         for ax, quantity in zip(axes, ("loss", "accuracy")):
-            steps = np.unique(np.concatenate([h["step"] for h in histories]))
-            values = np.full((len(histories), len(steps)), np.nan)
-            for row, h in zip(values, histories):
-                row[np.searchsorted(steps, h["step"])] = h[quantity]
+            steps, values = aligned(histories, quantity)
             if len(histories) == 1:
                 ax.plot(steps, values[0], color=colour, linewidth=1.3, label=label)
                 continue
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # a step no seed reached
-                mean, low, high = np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
+            mean, low, high = band(values)
             ax.fill_between(steps, low, high, color=colour, alpha=0.2, linewidth=0)
             ax.plot(steps, mean, color=colour, linewidth=1.5,
                     label=f"{label}: mean of {len(histories)} seeds, band min-max")

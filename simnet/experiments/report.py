@@ -9,7 +9,7 @@ from ..files import written_whole
 from ..trace import open_trace
 from .plan import value_text
 
-__all__ = ["MOST_CURVES", "draw_sweep", "loss_curves", "sweep_figure"]
+__all__ = ["MOST_CURVES", "aligned", "band", "draw_sweep", "loss_curves", "sweep_figure"]
 
 MOST_CURVES = 10  # configurations drawn as curves: more would be a tangle
 
@@ -24,11 +24,24 @@ def loss_curves(run_dirs):
                 histories.append(trace.history())
         except (SimnetError, OSError):
             continue
+    return aligned(histories, "loss")
+
+
+def aligned(histories, quantity):
+    """(steps, values): the steps any of `histories` (:meth:`Trace.history` dicts) recorded, and one row of
+    their `quantity` per history (NaN where it has no step)."""
     steps = np.unique(np.concatenate([h["step"] for h in histories])) if histories else np.zeros(0, int)
-    losses = np.full((len(histories), len(steps)), np.nan)
-    for row, h in zip(losses, histories):
-        row[np.searchsorted(steps, h["step"])] = h["loss"]
-    return steps, losses
+    values = np.full((len(histories), len(steps)), np.nan)
+    for row, h in zip(values, histories):
+        row[np.searchsorted(steps, h["step"])] = h[quantity]
+    return steps, values
+
+
+def band(values):
+    """(mean, min, max) over the rows of `values` at each column, ignoring NaN (NaN where a column has none)."""
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a step no run reached, or where every run had diverged
+        return np.nanmean(values, 0), np.nanmin(values, 0), np.nanmax(values, 0)
 
 
 def sweep_figure(groups, keys, title):
@@ -51,9 +64,7 @@ def sweep_figure(groups, keys, title):
         steps, losses = loss_curves(c["dirs"])
         if not len(losses):
             continue
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a step where every seed had diverged
-            mean, low, high = np.nanmean(losses, 0), np.nanmin(losses, 0), np.nanmax(losses, 0)
+        mean, low, high = band(losses)
         for row in losses:
             top.plot(steps, row, color=colour, alpha=0.35, linewidth=0.7)
         top.fill_between(steps, low, high, color=colour, alpha=0.15, linewidth=0)

@@ -14,7 +14,6 @@ handing out runs; the runs under way finish and are kept (Ctrl-C again
 abandons them).
 """
 import csv
-import json
 import os
 import secrets
 import shutil
@@ -27,9 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
-from ..files import lock_directory, remove_regular, timestamp, write_json, written_whole
+from ..files import directory_locked, lock_directory, remove_regular, timestamp, write_json, written_whole
 from ..progress import bar
-from ..runner import RUN_FILES, check_run_directory
+from ..runner import RUN_FILES, check_run_directory, read_summary
 from ..scenario.overrides import toml_value
 from ..version import __version__
 from .backends import DaskWorkers, LocalWorkers, default_workers
@@ -101,11 +100,10 @@ def read_csv(path):
         return []
 
 
-def run_sweep(the_plan, output, backend, *, gifs=False, force=False, show_progress=False, describe=None):
+def run_sweep(the_plan, output, backend, *, gifs=False, force=False, show_progress=False):
     """Run `the_plan` (see :func:`.plan.plan`) on `backend` into `output`; returns a SweepResult without rows.
 
-    describe: what sweep.json says of the backend.  InputError before
-    anything starts for a directory that is not a sweep's or is in use.
+    InputError before anything starts for a directory that is not a sweep's or is in use.
     """
     scenario = the_plan.scenario
     directory = Path(output) if output is not None else Path("output") / scenario.name
@@ -123,8 +121,7 @@ def run_sweep(the_plan, output, backend, *, gifs=False, force=False, show_progre
     runs_dir.mkdir(parents=True, exist_ok=True)
     lock = lock_directory(directory)  # released when this process ends, however it ends
     try:
-        return _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress,
-                           describe or _describe(backend))
+        return _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress)
     finally:
         if lock is not None:
             os.close(lock)
@@ -147,30 +144,23 @@ def _check_sweep_directory(directory):
     if names and "sweep.json" not in names:
         raise InputError(directory, "-o", "exists and is not a simnet sweep's directory; refusing to write into it "
                          "(choose another directory or remove it)")
-    try:
-        fd = lock_directory(directory, tries=1)
-    except BlockingIOError:
+    if directory_locked(directory):
         raise InputError(directory, "-o", "another sweep is running in this directory; wait for it or choose "
-                         "another") from None
-    if fd is not None:
-        os.close(fd)
+                         "another")
 
 
 def _finished(target, text):
     """True if `target` holds a run that ended on its own with the effective scenario `text`."""
-    try:
-        summary = json.loads((target / "summary.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(summary, dict) and summary.get("status") in FINISHED and summary.get("scenario_text") == text
+    summary = read_summary(target)
+    return summary.get("status") in FINISHED and summary.get("scenario_text") == text
 
 
-def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress, describe):
+def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progress):
     scenario = the_plan.scenario
     keys = the_plan.keys
     started = timestamp()
     definition = {"scenario": str(scenario.path), "name": scenario.name, "grid": {k: list(v) for k, v in the_plan.grid},
-                  "seeds": list(the_plan.seeds), "runs": len(the_plan), "gifs": gifs, **describe}
+                  "seeds": list(the_plan.seeds), "runs": len(the_plan), "gifs": gifs, **_describe(backend)}
     sweep_json = {"sweep": definition, "simnet": __version__, "started": started, "ended": None,
                   "status": "running", "counts": {}}
     write_json(directory / "sweep.json", sweep_json)
@@ -182,7 +172,7 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
         writer = csv.DictWriter(f, columns)
         writer.writeheader()
         for spec in skipped:
-            row = _row(spec, row_of(directory / "runs" / spec.run / "summary.json"))
+            row = _row(spec, row_of(directory / "runs" / spec.run))
             writer.writerow(row)
             groups.add(spec, row, directory / "runs" / spec.run)
             counts[row["status"]] += 1
@@ -207,8 +197,7 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
                 if "died" in result and task["scratch"] is not None:
                     result["directory"] = Path(task["scratch"]) / "run"  # what the run recorded before it died
                 placed = _place(directory / "runs", spec.run, result)
-                outcome = result.get("row") or row_of(None if placed is None else placed / "summary.json",
-                                                      result.get("died", "the run left nothing"))
+                outcome = result.get("row") or row_of(placed, result.get("died", "the run left nothing"))
                 row = _row(spec, outcome, placed is not None)
                 writer.writerow(row)
                 f.flush()
@@ -224,11 +213,10 @@ def _coordinate(the_plan, directory, backend, pending, skipped, gifs, show_progr
         groups.write(directory / "configs.csv", keys)
         from .report import draw_sweep
         draw_sweep(directory, groups, keys, scenario)
-        sweep_json.update(ended=timestamp(), status="interrupted" if stopper.stopped else "complete",
-                          counts={k: v for k, v in counts.items() if v})
+        counts = {k: v for k, v in counts.items() if v}
+        sweep_json.update(ended=timestamp(), status="interrupted" if stopper.stopped else "complete", counts=counts)
         write_json(directory / "sweep.json", sweep_json)
-    return SweepResult(directory, counts={k: v for k, v in counts.items() if v}, interrupted=stopper.stopped,
-                       resumed=len(skipped))
+    return SweepResult(directory, counts=counts, interrupted=stopper.stopped, resumed=len(skipped))
 
 
 def _keep_abandoned(work, runs_dir):
@@ -311,8 +299,8 @@ class Groups:
         if run_dir is not None:
             config["dirs"].append(Path(run_dir))
             try:
-                results = json.loads((Path(run_dir) / "summary.json").read_text())["expectations"]["results"]
-            except (OSError, ValueError, KeyError, TypeError):
+                results = read_summary(run_dir)["expectations"]["results"]
+            except (KeyError, TypeError):
                 results = []
             for r in results:
                 met = config["checks"].setdefault(r["where"], 0)

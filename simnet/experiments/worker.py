@@ -7,7 +7,6 @@ runs it there with :func:`simnet.runner.run` and sends back the run's
 directory (``files``: name -> bytes) or, when the coordinator shares its
 file system (``scratch`` given), leaves it for the coordinator to move.
 """
-import json
 import os
 import shutil
 import tempfile
@@ -15,7 +14,7 @@ import time
 from pathlib import Path
 
 from ..errors import SimnetError
-from ..runner import run
+from ..runner import read_summary, run
 
 __all__ = ["STATUSES", "row_of", "run_task"]
 
@@ -53,7 +52,7 @@ def run_task(task):
             error = " ".join(str(e).split()).replace(str(source) + os.sep, "")
         except Exception as e:  # a bug in a run must not sink the sweep; its summary says it failed
             error = f"{type(e).__name__}: {' '.join(str(e).split())}"
-        row = row_of(directory / "summary.json", error, time.perf_counter() - started)
+        row = row_of(directory, error, time.perf_counter() - started)
         result = {"run": task["run"], "row": row}
         if scratch is not None:
             result["directory"] = str(directory) if directory.is_dir() else None
@@ -68,18 +67,15 @@ def run_task(task):
             shutil.rmtree(place / "scenario", ignore_errors=True)
 
 
-def row_of(summary_path, error=None, wall_time=None):
-    """The numbers and status of a run from its summary.json: a dict with status, loss, accuracy, steps,
-    train_time, wall_time and error.
+def row_of(run_dir, error=None, wall_time=None):
+    """The numbers and status of the run in `run_dir` (None: a run that left no directory) from its
+    summary.json: a dict with status, loss, accuracy, steps, train_time, wall_time and error.
 
     status: ``error`` if the run failed or was stopped; ``diverged`` if it
     diverged and was not expected to; ``expectation_failed`` if an
     expectation did not hold; ``ok`` otherwise.
     """
-    try:
-        summary = json.loads(Path(summary_path).read_text()) if summary_path is not None else {}
-    except (OSError, ValueError):
-        summary = {}
+    summary = read_summary(run_dir) if run_dir is not None else {}
     expectations = summary.get("expectations") or {}
     status = summary.get("status")
     if error is None and status in ("failed", "interrupted", "running", None):
