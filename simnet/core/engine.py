@@ -14,7 +14,7 @@ import numpy as np
 
 from ..errors import SimnetError
 
-__all__ = ["Engine", "register_engine", "make_engine", "engine_names", "firing_order", "link_names", "probe"]
+__all__ = ["Engine", "register_engine", "make_engine", "firing_order", "link_names", "probe"]
 
 class Engine:
     """What the trainer asks of an engine besides forward, backward and update.
@@ -45,11 +45,6 @@ _ENGINES = {}  # name -> a callable making a fresh engine
 def register_engine(name, factory):
     """Make `factory()` the engine called `name` wherever an engine is named."""
     _ENGINES[name] = factory
-
-
-def engine_names():
-    """The names of the registered engines, in the order they were registered."""
-    return tuple(_ENGINES)
 
 
 def make_engine(engine):

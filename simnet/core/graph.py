@@ -13,6 +13,7 @@ import math
 import numbers
 import unicodedata
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Self
 
 import numpy as np
@@ -464,13 +465,14 @@ class Network:
         >>> len(history), history.loss[-1] < history.loss[0]
         (300, True)
         """
-        from .trainer import train
+        from .trainer import History, train
+        # a partial adds no Python frame: a warning from train() still points at the caller's line
+        run = partial(train, self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer, batch_size=batch_size,
+                      recorder=recorder, engine=engine, l1=l1, l2=l2, before_step=before_step,
+                      after_last_step=after_last_step)
         if not show:
-            return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
-                         batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                         before_step=before_step, after_last_step=after_last_step, progress=progress)
+            return run(progress=progress)
         from ..progress import live_view
-        from .trainer import History
         history = History()  # filled in as the run goes, for the picture's title
 
         def picture():
@@ -486,9 +488,7 @@ class Network:
                 view(step, L)
                 if progress is not None:
                     progress(step, L)
-            return train(self, X, Y, steps=steps, lr=lr, loss=loss, optimizer=optimizer,
-                         batch_size=batch_size, recorder=recorder, engine=engine, l1=l1, l2=l2,
-                         before_step=before_step, after_last_step=after_last_step, progress=both, history=history)
+            return run(progress=both, history=history)
 
     # ---- building and converting ------------------------------------------
 

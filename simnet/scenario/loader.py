@@ -140,7 +140,7 @@ def _parse_neuron(t):
 
 def _parse_data(t, scenario_path):
     kind = t.get("kind", choice(datasets.KINDS))
-    held_out = _parse_held_out(t, kind)
+    held_out = _parse_held_out(t)
     if kind == "csv":
         for key in ("samples", "noise", "classes"):
             if key in t.table:
@@ -184,7 +184,7 @@ def _parse_data(t, scenario_path):
     return DataSpec(kind, samples, noise, classes=classes, **held_out)
 
 
-def _parse_held_out(t, kind):
+def _parse_held_out(t):
     """test_fraction and standardize, which apply to every kind of data."""
     fraction = t.get("test_fraction", number(0, high=0.9), 0.0)
     return {"test_fraction": float(fraction), "standardize": t.get("standardize", boolean, False)}

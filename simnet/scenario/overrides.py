@@ -82,25 +82,25 @@ def apply(document, overrides, file):
     for key, value in overrides:
         parts = key_parts(key)
         here = document
-        for i, (part, following) in enumerate(zip(parts, parts[1:] + [None])):
-            shown = key if following is None else _shown(parts[:i + 1])
-            if following is None:
-                if isinstance(part, int):
-                    _check_index(here, part, shown, file)
-                elif not isinstance(here, dict):
-                    raise ScenarioError(file, shown, "is not in a table")
-                here[part] = _copy(value)
-                break
-            if isinstance(part, int):
-                _check_index(here, part, shown, file)
-            elif not isinstance(here, dict):
-                raise ScenarioError(file, shown, "is not in a table")
-            elif part not in here:
-                if isinstance(following, int):
+        for i, part in enumerate(parts[:-1]):
+            shown = _shown(parts[:i + 1])
+            _check_place(here, part, shown, file)
+            if not isinstance(part, int) and part not in here:
+                if isinstance(parts[i + 1], int):
                     raise ScenarioError(file, shown, f"the scenario has no array {shown} to index")
                 here[part] = {}
             here = here[part]
+        _check_place(here, parts[-1], key, file)
+        here[parts[-1]] = _copy(value)
     return document
+
+
+def _check_place(here, part, shown, file):
+    """ScenarioError unless `part` (a name or an index) can be looked up or set in `here`."""
+    if isinstance(part, int):
+        _check_index(here, part, shown, file)
+    elif not isinstance(here, dict):
+        raise ScenarioError(file, shown, "is not in a table")
 
 
 def _check_index(here, index, shown, file):

@@ -261,9 +261,7 @@ class Film:
         rows, cols = self.image
         names = [self.nodes[i] for i in self.fields[0]]
         x_in = positions[names[0]][0]
-        columns = column_sizes({n: xy for n, xy in positions.items() if n not in names}) if len(positions) > len(
-            names) else []
-        columns = [rows] + columns
+        columns = [rows] + column_sizes({n: xy for n, xy in positions.items() if n not in names})
         g = geometry(columns, surface=True)
         dx = g.row_px / g.column_px
         out = dict(positions)

@@ -310,7 +310,7 @@ def _surfaces(film, steps, data):
     Each is the film's surface through its fixed norm, as bytes 0..255 (an
     index into the page's copy of the colour map), top row first.
     """
-    if film.surface_norm is None and not (film.probing and film.classes) and film.fields is None:
+    if not film.probing and film.fields is None:
         return None
     chosen = range(len(steps)) if len(steps) <= MAX_SURFACES else \
         sorted(set(np.linspace(0, len(steps) - 1, MAX_SURFACES).round().astype(int).tolist()))

@@ -40,9 +40,7 @@ def render_run(trace, run_dir, *, gifs=("activations", "weights"), progress=None
     run_dir = Path(run_dir)
     written = [plot_loss(trace, run_dir / "loss.png")]
     if gifs:
-        data, note = (data, "") if data is not None else trace_data(trace)
-        film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace),
-                    image=trace_image(trace))
+        film = _trace_film(trace, data)
         counter = Counter(progress, len(film) * len(gifs))
         for kind in gifs:
             written.append(film_gif(film, kind, run_dir / f"{kind}.gif", counter))
@@ -64,10 +62,8 @@ def render_gif(trace, kind, path, *, step=None, progress=None, data=None, sample
         return sweep_gif(trace, step, path, progress=progress)
     if step is not None:
         raise SimnetError(f"a {kind} GIF covers the whole run; a step is only for the sweep GIF")
-    data, note = (data, "") if data is not None else trace_data(trace)
     shown = None if sample is None else (sample, trace_sample(trace, sample))
-    film = Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace), image=trace_image(trace),
-                sample=shown)
+    film = _trace_film(trace, data, shown)
     if shown is not None and film.fields is None:
         raise SimnetError("this network's inputs are not drawn as an image (too few of them, or not one per pixel)")
     return film_gif(film, kind, path, Counter(progress, len(film)))
@@ -237,6 +233,13 @@ def snapshot_png(snapshot, data=None, data_note="", image=None):
     picture.png(film.look(0, "activations", picture), out)
     picture.close()
     return out.getvalue()
+
+
+def _trace_film(trace, data, sample=None):
+    """The Film of every recorded step of `trace`, drawn over `data` (None: the data set the trace gives)."""
+    data, note = (data, "") if data is not None else trace_data(trace)
+    return Film(_snapshots(trace), data=data, data_note=note, penalty=loss_penalty(trace), image=trace_image(trace),
+                sample=sample)
 
 
 def _snapshots(trace):
