@@ -383,7 +383,6 @@ class Recorder:
             self._on_other(e)
             return
         self._store(e, None)
-        self._fill_means()
         step, first, lr, batch_size, loss, accuracy = self._open_step
         self._open_step = None
         self._first_seq.pop(step, None)
@@ -411,7 +410,6 @@ class Recorder:
     def _on_run_end(self, e):
         self._finish_announcement()
         self._on_other(e)
-        self._fill_means()
         if self._open_step is not None:  # a diverged step: kept for inspection, never replayed
             step, first, lr, batch_size, loss, accuracy = self._open_step
             self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 0)))
