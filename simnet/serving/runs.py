@@ -165,12 +165,19 @@ class _opened:
     is at it (before its trace can be read: whether it holds the run directory's lock)."""
 
     def __init__(self, path):
+        self._history = None
         try:
             self.trace = open_trace(path)
             self.running = self.trace.running
         except (SimnetError, OSError):
             self.trace = None
             self.running = directory_locked(path)
+
+    def history(self):
+        """The trace's history, read once: run_info and steps_after both want it."""
+        if self._history is None:
+            self._history = self.trace.history()
+        return self._history
 
     def __getattr__(self, name):
         return getattr(self.trace, name)
