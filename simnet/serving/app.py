@@ -98,7 +98,7 @@ def serve_app(root):
     pages = {}  # run directory -> (its trace files' sizes and times, its replay page): made once per trace
 
     def replay_page(path):
-        stamp = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("trace.sqlite*")))
+        stamp = tuple((s.st_size, s.st_mtime_ns) for s in (f.stat() for f in sorted(path.glob("trace.sqlite*"))))
         if pages.get(path, (None,))[0] != stamp:
             with open_trace(path) as trace:
                 page = render_page(trace)
