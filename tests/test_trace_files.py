@@ -14,6 +14,7 @@ import pytest
 import simnet as sn
 import simnet.trace.recorder
 import simnet.trace.schema
+from simnet.files import directory_locked
 from test_snapshot import xor_data
 from test_trace import parameters, recorded_run
 
@@ -54,6 +55,10 @@ def test_a_run_killed_mid_flight_leaves_a_trace_that_replays_to_its_last_committ
     finally:
         os.killpg(child.pid, signal.SIGKILL)  # both at once, the writer wherever it is in its work
         child.wait()
+    # the writer, not ours to wait for, lets go of the directory's lock once it is gone: a moment later
+    deadline = time.monotonic() + 30
+    while directory_locked(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.05)
     trace_file = tmp_path / "trace.sqlite"
     before = digest(trace_file)
     trace = sn.open_trace(tmp_path)

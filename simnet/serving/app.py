@@ -25,7 +25,8 @@ from starlette.routing import Route
 from ..errors import InputError, SimnetError
 from ..trace import open_trace
 from ..viz.page import render_page
-from .runs import ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, resolve_under, run_info, steps_after
+from .runs import (ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, finite_or_none, resolve_under, run_info,
+                   steps_after)
 from .session import SessionClosed
 
 __all__ = ["LOCAL_NAMES", "REPLAY_PAGES_KEPT", "listen", "page", "play_app", "serve_app", "start"]
@@ -97,7 +98,7 @@ def serve_app(root):
     pages = {}  # run directory -> (its trace files' sizes and times, its replay page): made once per trace
 
     def replay_page(path):
-        stamp = tuple((f.stat().st_size, f.stat().st_mtime_ns) for f in sorted(path.glob("trace.sqlite*")))
+        stamp = tuple((s.st_size, s.st_mtime_ns) for s in (f.stat() for f in sorted(path.glob("trace.sqlite*"))))
         if pages.get(path, (None,))[0] != stamp:
             with open_trace(path) as trace:
                 page = render_page(trace)
@@ -206,7 +207,7 @@ def play_app(session):
     # the answers that only read what the session has published are async: no thread hand-over per frame
     def steps_after(request):
         after = int(request.query_params.get("after", "0"))
-        return [[s, _json_number(loss), _json_number(acc)]
+        return [[s, finite_or_none(loss), finite_or_none(acc)]
                 for s, loss, acc in list(session.history) if s > after][:STEPS_PER_ANSWER]
 
     async def history(request):
@@ -247,10 +248,6 @@ def play_app(session):
         Route("/api/session/history", history), Route("/api/session/frame", frame), Route("/api/session/data", data),
         Route("/api/session/scenario", scenario), Route("/api/session/save", save, methods=["POST"]),
     ])
-
-
-def _json_number(x):
-    return x if x is not None and x == x and abs(x) != float("inf") else None
 
 
 def listen(host, port):

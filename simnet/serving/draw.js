@@ -40,6 +40,9 @@ function connectionLook(c, heaviest) {
           "stroke-width": 0.5 + 5 * Math.abs(w) / heaviest, "stroke-dasharray": c.frozen ? "4 3" : "none"};
 }
 
+function connectionTitle(c) { return `${c.source} → ${c.target}: ${c.weight}${c.frozen ? " (frozen)" : ""}`; }
+function neuronTitle(n) { return `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`; }
+
 // Draws `network` into `svg`; a network of the same neurons and connections as the one drawn last only
 // has its colours, widths and titles changed (the page redraws a few times a second while training runs).
 function drawNetwork(svg, network, handlers = {}) {
@@ -50,11 +53,11 @@ function drawNetwork(svg, network, handlers = {}) {
     const lines = svg.querySelectorAll("line.connection"), neurons = svg.querySelectorAll("g.neuron");
     network.connections.forEach((c, i) => {
       for (const [k, v] of Object.entries(connectionLook(c, heaviest))) lines[i].setAttribute(k, v);
-      lines[i].firstChild.textContent = `${c.source} → ${c.target}: ${c.weight}${c.frozen ? " (frozen)" : ""}`;
+      lines[i].firstChild.textContent = connectionTitle(c);
       lines[i].simnet = c;
     });
     network.neurons.forEach((n, i) => {
-      neurons[i].lastChild.textContent = `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`;
+      neurons[i].lastChild.textContent = neuronTitle(n);
       neurons[i].simnet = n;
     });
     return;
@@ -77,7 +80,7 @@ function drawNetwork(svg, network, handlers = {}) {
     const [x1, y1] = at.get(c.source), [x2, y2] = at.get(c.target);
     const line = element("line", {x1, y1, x2, y2, class: "connection", "stroke-opacity": 0.75,
       "data-source": c.source, "data-target": c.target, ...connectionLook(c, heaviest)}, svg);
-    element("title", {}, line).textContent = `${c.source} → ${c.target}: ${c.weight}${c.frozen ? " (frozen)" : ""}`;
+    element("title", {}, line).textContent = connectionTitle(c);
     line.simnet = c;
     if (handlers.connection) line.addEventListener("click", () => handlers.connection(line.simnet));
   });
@@ -92,7 +95,7 @@ function drawNetwork(svg, network, handlers = {}) {
     const label = element("text", beside ? {x: x + r + 2, y: y + 3, "text-anchor": "start", "font-size": 8}
                                          : {x, y: y - r - 3, "text-anchor": "middle"}, g);
     label.textContent = n.name;
-    element("title", {}, g).textContent = `${n.name} (${n.role}, ${n.activation}) bias ${n.bias}`;
+    element("title", {}, g).textContent = neuronTitle(n);
     g.simnet = n;
     if (handlers.neuron) g.addEventListener("click", () => handlers.neuron(g.simnet));
   });

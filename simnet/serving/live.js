@@ -8,7 +8,8 @@ let after = -1, status = "", timer = null;
 document.getElementById("name").textContent = config.name;
 const slider = document.getElementById("slider");
 const follow = document.getElementById("follow");
-const base = "/api/runs/" + config.name.split("/").map(encodeURIComponent).join("/");
+const runPath = config.name.split("/").map(encodeURIComponent).join("/");  // the run's name, as in a URL
+const base = "/api/runs/" + runPath;
 
 function networkAt(step) {
   let best = null;
@@ -39,7 +40,7 @@ function setStatus(value, heartbeat) {
   const ended = value && value !== "running";
   if (ended && value !== "incomplete") {
     const link = document.getElementById("replay");
-    link.href = "/runs/" + config.name.split("/").map(encodeURIComponent).join("/") + "/";
+    link.href = "/runs/" + runPath + "/";
     link.hidden = false;
   }
 }

@@ -18,7 +18,7 @@ from ..files import directory_locked
 from ..trace import FILENAME, open_trace
 
 __all__ = ["ENDED", "MAX_DEPTH", "SNAPSHOTS_PER_ANSWER", "STEPS_PER_ANSWER", "find_runs", "find_sweeps",
-           "resolve_under", "run_info", "steps_after"]
+           "finite_or_none", "resolve_under", "run_info", "steps_after"]
 
 MAX_DEPTH = 4  # directories below DIR searched for runs
 STEPS_PER_ANSWER = 2000  # steps in one answer of steps_after at most; the page asks again for the rest
@@ -144,7 +144,8 @@ def run_info(root, name, trace=None):
         info["scenario"] = info["scenario"] or trace.metadata.get("scenario")
         history = trace.history()
         if len(history["step"]):
-            info["loss"], info["accuracy"] = _number(history["loss"][-1]), _number(history["accuracy"][-1])
+            info["loss"] = finite_or_none(history["loss"][-1])
+            info["accuracy"] = finite_or_none(history["accuracy"][-1])
         end = trace.end_reason
         if trace.heartbeat is not None:
             info["heartbeat"] = max(0.0, round(time.time() - trace.heartbeat, 1))
@@ -165,12 +166,19 @@ class _opened:
     is at it (before its trace can be read: whether it holds the run directory's lock)."""
 
     def __init__(self, path):
+        self._history = None
         try:
             self.trace = open_trace(path)
             self.running = self.trace.running
         except (SimnetError, OSError):
             self.trace = None
             self.running = directory_locked(path)
+
+    def history(self):
+        """The trace's history, read once: run_info and steps_after both want it."""
+        if self._history is None:
+            self._history = self.trace.history()
+        return self._history
 
     def __getattr__(self, name):
         return getattr(self.trace, name)
@@ -188,7 +196,8 @@ def _in_order(item):
     return item[-1].get("order", 0)
 
 
-def _number(x):
+def finite_or_none(x):
+    """`x` as a float for JSON, which has no NaN or infinity: None where it is None or not finite."""
     return float(x) if x is not None and math.isfinite(x) else None
 
 
@@ -213,7 +222,7 @@ def steps_after(root, name, after):
         if last is None:
             return answer  # not begun yet: no steps
         history = trace.history()
-        chosen = [(int(s), _number(loss), _number(acc)) for s, loss, acc in
+        chosen = [(int(s), finite_or_none(loss), finite_or_none(acc)) for s, loss, acc in
                   zip(history["step"], history["loss"], history["accuracy"]) if after < s <= last]
         if len(chosen) > STEPS_PER_ANSWER:
             chosen, answer["more"] = chosen[:STEPS_PER_ANSWER], True
@@ -222,8 +231,8 @@ def steps_after(root, name, after):
         wanted = [s for s in trace.steps if after < s <= end] or ([last] if after < 0 else [])
         for step, graph in trace.snapshots(wanted[-SNAPSHOTS_PER_ANSWER:]):
             answer["networks"][str(step)] = {
-                "neurons": [[n, a.get("role"), a.get("fn"), _number(a.get("bias"))]
+                "neurons": [[n, a.get("role"), a.get("fn"), finite_or_none(a.get("bias"))]
                             for n, a in sorted(graph.nodes(data=True), key=_in_order)],
-                "connections": [[s, t, _number(a.get("weight")), bool(a.get("frozen"))]
+                "connections": [[s, t, finite_or_none(a.get("weight")), bool(a.get("frozen"))]
                                 for s, t, a in sorted(graph.edges(data=True), key=_in_order)]}
     return answer

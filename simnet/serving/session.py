@@ -29,6 +29,7 @@ from ..scenario.overrides import toml_value
 from ..scenario.running import Timeline
 from ..scenario.runinfo import data_record
 from ..trace import Recorder
+from .runs import finite_or_none
 
 __all__ = ["PUBLISH_EVERY", "PlaySession", "SessionClosed", "network_dict"]
 
@@ -136,7 +137,7 @@ class PlaySession:
         """{"step", "loss", "accuracy", "running", "ended"} as of the last step trained."""
         with self._lock:
             step, loss, accuracy = self.history[-1] if self.history else (0, None, None)
-            return {"step": step, "loss": _finite(loss), "accuracy": _finite(accuracy),
+            return {"step": step, "loss": finite_or_none(loss), "accuracy": finite_or_none(accuracy),
                     "running": not self._waiting and self._ended is None, "ended": self._ended,
                     "actions": len(self.actions)}
 
@@ -295,15 +296,11 @@ class PlaySession:
 def network_dict(net):
     """`net` as JSON-ready lists: neurons (name, role, activation, bias), connections (source, target,
     weight, frozen), with exact floats (None where not finite), and its step and learning rate."""
-    return {"step": net.step, "learning_rate": _finite(net.learning_rate),
-            "neurons": [{"name": n.name, "role": n.role, "activation": n.activation, "bias": _finite(n.bias)}
+    return {"step": net.step, "learning_rate": finite_or_none(net.learning_rate),
+            "neurons": [{"name": n.name, "role": n.role, "activation": n.activation, "bias": finite_or_none(n.bias)}
                         for n in net.neurons.values()],
-            "connections": [{"source": c.source.name, "target": c.target.name, "weight": _finite(c.weight),
+            "connections": [{"source": c.source.name, "target": c.target.name, "weight": finite_or_none(c.weight),
                              "frozen": bool(c.frozen)} for c in net.connections]}
-
-
-def _finite(x):
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 # the [training] table: its header and its lines up to the next header

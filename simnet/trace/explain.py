@@ -9,7 +9,8 @@ import numpy as np
 from ..errors import SimnetError, TraceError
 from .export import FIELDS, plain, write_csv, write_jsonl
 from ..core.functions import activation as lookup_activation
-from ..scenario.runinfo import trace_data, trace_image
+from ..scenario.runinfo import penalty, trace_data, trace_image, training_data
+from ..scenario.running import evaluate
 
 __all__ = ["DERIVATIVES", "EVENT_FORMATS", "INK", "explain", "explain_sample", "summary", "text_image", "write_events",
            "write_table"]
@@ -87,8 +88,6 @@ def _final_loss(trace, history, config, net):
     """Both final losses, named: the last step's batch loss as recorded (with any penalty) and, when the
     trace gives the data set, the loss over all of it after the last step without the penalty (what the
     run's closing line and summary.json report)."""
-    from ..scenario.runinfo import penalty, training_data
-    from ..scenario.running import evaluate
     last, accuracy = int(history["step"][-1]), history["accuracy"][-1]
     words = penalty(config)
     line = (f"final loss {_n(float(history['loss'][-1]))} on the batch of step {last}" + (f" ({words})" if words else "")

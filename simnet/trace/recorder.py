@@ -204,8 +204,7 @@ class Recorder:
             return
         if reason is not None and self._runs and self._runs[-1][1] is None:
             # a step cut short has no ``steps`` row: readers see the run end after its last whole step
-            self._runs[-1][1] = self._last_done
-            self._set_meta(end_reason=reason, last_step=self._last_done, end_time=timestamp(TraceError), runs=self._runs)
+            self._end_run(reason, self._last_done)
         if self._writer is not None or self._ready or self._rows or self._batches or self._sql:
             self._commit()
             writer, self._writer = self._writer, None
@@ -383,7 +382,6 @@ class Recorder:
             self._on_other(e)
             return
         self._store(e, None)
-        self._fill_means()
         step, first, lr, batch_size, loss, accuracy = self._open_step
         self._open_step = None
         self._first_seq.pop(step, None)
@@ -411,18 +409,20 @@ class Recorder:
     def _on_run_end(self, e):
         self._finish_announcement()
         self._on_other(e)
-        self._fill_means()
         if self._open_step is not None:  # a diverged step: kept for inspection, never replayed
             step, first, lr, batch_size, loss, accuracy = self._open_step
             self._sql.append((STEP_UPSERT, (step, first, e.seq, lr, batch_size, loss, accuracy, 0)))
             self._open_step = None
         else:
             self._sql.append((STEP_UPSERT, (e.step, self._first_seq.pop(e.step, e.seq), e.seq) + (None,) * 4 + (1,)))
-        if self._runs:
-            self._runs[-1][1] = e.data.get("steps")
-        self._set_meta(end_reason=e.data.get("reason"), last_step=e.data.get("steps"), end_time=timestamp(TraceError),
-                       runs=self._runs)
+        self._end_run(e.data.get("reason"), e.data.get("steps"))
         self.close()
+
+    def _end_run(self, reason, last_step):
+        """The metadata of the run's end: why, after which step, and when."""
+        if self._runs:
+            self._runs[-1][1] = last_step
+        self._set_meta(end_reason=reason, last_step=last_step, end_time=timestamp(TraceError), runs=self._runs)
 
     def _on_neuron_added(self, e):
         self._record_topology(e)
