@@ -31,7 +31,7 @@ from .viz.layout import geometry
 from .viz.render import plot_confusion, render_run
 
 __all__ = ["RUN_FILES", "RunResult", "check", "check_drawable", "check_run_directory", "prepare", "read_summary",
-           "run", "signals_held"]
+           "recorder_for", "run", "signals_held"]
 
 # what simnet writes in a run directory: all a later run there replaces, and nothing else
 RUN_FILES = ("trace.sqlite", "trace.sqlite-wal", "trace.sqlite-shm", "trace.sqlite-journal", "summary.json",
@@ -141,14 +141,9 @@ def run(scenario: str | os.PathLike | Scenario, directory: str | os.PathLike | N
         return time.perf_counter() - started
 
     # from here on the run is at `target`: whatever happens, its trace and summary stay there
-    recorder = Recorder(target, every=scenario.record.every, detail=scenario.record.detail,
-                        scenario_text=scenario.text,
-                        # the file's name only: the same run makes the same trace wherever the file lives
-                        metadata={"scenario": scenario.name, "description": scenario.description,
-                                  "scenario_path": Path(scenario.path).name, **data_record(scenario, data),
-                                  **standardization_record(parts),
-                                  "overrides": {"steps": steps, "seed": seed, "engine": engine,
-                                                **({"set": settings} if settings else {})}})
+    recorder = recorder_for(scenario, target, parts,
+                            overrides={"steps": steps, "seed": seed, "engine": engine,
+                                       **({"set": settings} if settings else {})})
     outcome, phase = None, "starting"
     try:
         try:
@@ -280,6 +275,17 @@ def _summary(scenario, outcome, checked, wall_time, status=None, end_reason=None
 
 def _finite_or_none(x):
     return x if x is not None and math.isfinite(x) else None
+
+
+def recorder_for(scenario: Scenario, directory: str | os.PathLike, parts, **metadata) -> Recorder:
+    """The Recorder of a run of `scenario` on its data `parts` (:meth:`Scenario.parts`) into `directory`:
+    its trace keeps the scenario, its data and its standardisation, and `metadata`."""
+    return Recorder(directory, every=scenario.record.every, detail=scenario.record.detail,
+                    scenario_text=scenario.text,
+                    # the file's name only: the same run makes the same trace wherever the file lives
+                    metadata={"scenario": scenario.name, "description": scenario.description,
+                              "scenario_path": Path(scenario.path).name, **data_record(scenario, parts.train),
+                              **standardization_record(parts), **metadata})
 
 
 def read_summary(run_dir: str | os.PathLike) -> dict:

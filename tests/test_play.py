@@ -248,3 +248,17 @@ def test_actions_after_the_last_step_are_saved_to_act_on_the_network_the_run_end
         assert recorded.last_step == rerun.last_step == 6
         assert events_of(recorded) == events_of(rerun)
         assert final_network(recorded) == final_network(rerun) == network_of(network)
+
+
+def test_a_session_records_what_a_run_of_its_scenario_records_of_its_data(tmp_path):
+    session = PlaySession(ROOT / "scenarios" / "iris.toml", tmp_path / "session")
+    try:
+        session.run(2, wait=True)
+    finally:
+        session.close()
+    from simnet.runner import run
+    run(ROOT / "scenarios" / "iris.toml", tmp_path / "run", steps=2, gifs=False)
+    with open_trace(tmp_path / "session") as recorded, open_trace(tmp_path / "run") as ran:
+        assert "standardize" in ran.metadata
+        for key in ("scenario", "description", "scenario_path", "standardize"):
+            assert recorded.metadata.get(key) == ran.metadata.get(key), key

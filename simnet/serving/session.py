@@ -23,12 +23,10 @@ from pathlib import Path
 from ..core.trainer import StopTraining
 from ..errors import ScenarioError, SimnetError
 from ..files import written_whole
-from ..runner import check_run_directory, prepare
+from ..runner import check_run_directory, prepare, recorder_for
 from ..scenario.loader import loads, script_action
 from ..scenario.overrides import toml_value
 from ..scenario.running import Timeline
-from ..scenario.runinfo import data_record
-from ..trace import Recorder
 from .runs import finite_or_none
 
 __all__ = ["PUBLISH_EVERY", "PlaySession", "SessionClosed", "network_dict"]
@@ -61,7 +59,8 @@ class PlaySession:
 
     def __init__(self, scenario, directory=None, *, engine=None):
         self.scenario = prepare(scenario, engine=engine, gifs=False)
-        self.data = self.scenario.dataset()
+        parts = self.scenario.parts()
+        self.data = parts.train
         self.directory = Path(directory) if directory is not None else Path("output") / f"{self.scenario.name}-play"
         check_run_directory(self.directory)
         self.actions = []  # (Action, the entry as given) of each action taken, in order
@@ -76,11 +75,7 @@ class PlaySession:
         self._ended = None  # why the session ended, once it has
         self._network = None  # the latest published network, as network_dict gives it
         self._published = 0.0
-        self._recorder = Recorder(self.directory, every=self.scenario.record.every,
-                                  detail=self.scenario.record.detail, scenario_text=self.scenario.text,
-                                  metadata={"scenario": self.scenario.name, "description": self.scenario.description,
-                                            "scenario_path": Path(self.scenario.path).name,
-                                            **data_record(self.scenario, self.data), "session": "play"})
+        self._recorder = recorder_for(self.scenario, self.directory, parts, session="play")
         self._thread = threading.Thread(target=self._train, name="simnet-play", daemon=True)
         self._thread.start()
         self._wait_for(lambda: self._waiting or self._ended is not None)
