@@ -8,8 +8,6 @@ HTML-escaped, or as text through the DOM.
 import errno
 import html
 import ipaddress
-import json
-import re
 import socket
 import sys
 import threading
@@ -24,7 +22,7 @@ from starlette.routing import Route
 
 from ..errors import InputError, SimnetError
 from ..trace import open_trace
-from ..viz.page import render_page
+from ..viz.page import fill_placeholders, render_page, script_json
 from .runs import (ENDED, STEPS_PER_ANSWER, find_runs, find_sweeps, finite_or_none, resolve_under, run_info,
                    steps_after)
 from .session import SessionClosed
@@ -43,11 +41,8 @@ def page(name, title, config, scripts=("draw",), **html_parts):
     parts = {"TITLE": html.escape(title), "STYLE": assets.joinpath("serving.css").read_text(encoding="utf-8"),
              "SCRIPT": "\n".join(assets.joinpath(f"{script}.js").read_text(encoding="utf-8")
                                    for script in (*scripts, name)),
-             # no "<" inside the script element: nothing in it can close it
-             "CONFIG": json.dumps(config).replace("<", "\\u003c")}
-    parts.update(html_parts)
-    # one pass, so nothing inserted is ever read as a placeholder
-    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], text)
+             "CONFIG": script_json(config)}
+    return fill_placeholders(text, {**parts, **html_parts})
 
 
 def _error(error, status=400):

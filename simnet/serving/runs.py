@@ -6,7 +6,6 @@ on the way).  Nothing here writes: a run is read through :func:`open_trace`
 (read-only) and its ``summary.json``.
 """
 import csv
-import json
 import math
 import os
 import stat
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from ..errors import InputError, SimnetError
 from ..files import directory_locked
+from ..runner import read_summary
 from ..trace import FILENAME, open_trace
 
 __all__ = ["ENDED", "MAX_DEPTH", "SNAPSHOTS_PER_ANSWER", "STEPS_PER_ANSWER", "find_runs", "find_sweeps",
@@ -111,15 +111,6 @@ def _run_named(root, sweep, cell):
     return None
 
 
-def _summary(path):
-    try:
-        with open(path / "summary.json", encoding="utf-8") as f:
-            summary = json.load(f)
-        return summary if isinstance(summary, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def run_info(root, name, trace=None):
     """{"name", "path", "status", "last_step", "loss", "accuracy", "scenario", "heartbeat"} of the run `name`
     under `root`.
@@ -134,7 +125,7 @@ def run_info(root, name, trace=None):
     if trace is None:
         with _opened(path) as trace:
             return run_info(root, name, trace)
-    summary = _summary(path)
+    summary = read_summary(path)
     info = {"name": name, "path": str(path), "status": None, "last_step": None, "loss": None, "accuracy": None,
             "scenario": summary.get("scenario") if isinstance(summary.get("scenario"), str) else None,
             "heartbeat": None}

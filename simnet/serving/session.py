@@ -149,7 +149,7 @@ class PlaySession:
         text would not load as this session."""
         with self._lock:
             steps = self._step
-            reached = max(self._scripted, steps)  # steps + 1 once the person has acted after the last step
+            reached = self._scripted  # steps + 1 once the person has acted after the last step
             actions = list(self.actions)
         if steps < 1:
             raise ScenarioError(self.scenario.path, "training.steps", "no step trained yet; run the session first")

@@ -26,7 +26,8 @@ from .frames import (CHANGES, GRADIENTS, MAX_WIDTH, MIN_WIDTH, NEGATIVE, POSITIV
 from ..scenario.runinfo import trace_image, training_data
 
 __all__ = ["B64", "EDGE_FIELDS", "MAX_SURFACES", "NODE_FIELDS", "PAGE_BUDGET", "SAMPLE_SHARE", "STEP_FIELDS",
-           "SWEEP_KINDS", "SWEEP_SHARE", "SWEEP_VALUES", "pack", "page_data", "render_page", "write_page"]
+           "SWEEP_KINDS", "SWEEP_SHARE", "SWEEP_VALUES", "fill_placeholders", "pack", "page_data", "render_page",
+           "script_json", "write_page"]
 
 PAGE_BUDGET = 4_500_000  # bytes; the promise is 5 MB, the rest is headroom
 SWEEP_SHARE = 0.2  # of the budget, for sweeps recorded message by message
@@ -361,14 +362,29 @@ def _interval(recorded):
 def _fill_template(data):
     """The page: template with style, data and script inlined."""
     assets = resources.files(__package__)
-    template = assets.joinpath("replay_page.html").read_text(encoding="utf-8")
-    # no "<" at all inside the script element ("</script>", "<!--" would confuse the HTML parser)
-    payload = json.dumps(data, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
-    parts = {
+    return fill_placeholders(assets.joinpath("replay_page.html").read_text(encoding="utf-8"), {
         "TITLE": html.escape(data["title"]),
         "STYLE": assets.joinpath("replay_page.css").read_text(encoding="utf-8"),
         "SCRIPT": assets.joinpath("replay_page.js").read_text(encoding="utf-8"),
-        "DATA": payload,
-    }
-    # one pass, so nothing inserted is ever read as a placeholder
-    return re.sub(r"\{\{(TITLE|STYLE|SCRIPT|DATA)\}\}", lambda m: parts[m.group(1)], template)
+        "DATA": script_json(data, separators=(",", ":"), allow_nan=False),
+    })
+
+
+def script_json(value, **options):
+    """`value` as JSON (`options` as json.dumps takes them) to inline in a ``<script>`` element: without any
+    "<", so that nothing in it ("</script>", "<!--") can confuse the HTML parser.
+
+    >>> script_json({"name": "</script>"})
+    '{"name": "\\\\u003c/script>"}'
+    """
+    return json.dumps(value, **options).replace("<", "\\u003c")
+
+
+def fill_placeholders(template, parts):
+    """`template` with each ``{{NAME}}`` placeholder replaced by ``parts[NAME]``, in one pass, so that nothing
+    inserted is ever read as a placeholder.
+
+    >>> fill_placeholders("<h1>{{TITLE}}</h1>", {"TITLE": "{{TITLE}}"})
+    '<h1>{{TITLE}}</h1>'
+    """
+    return re.sub(r"\{\{([A-Z]+)\}\}", lambda m: parts[m.group(1)], template)
