@@ -4,8 +4,8 @@ from contextlib import contextmanager
 
 from .errors import SimnetError
 
-__all__ = ["DRAWING_SHARE", "FASTEST_REDRAW", "LiveView", "bar", "frame_progress", "live_view", "loss_svg", "step_progress",
-           "svg_data"]
+__all__ = ["DRAWING_SHARE", "FASTEST_REDRAW", "LOG_SPAN", "LiveView", "bar", "frame_progress", "live_view", "log_scale",
+           "loss_svg", "step_progress", "svg_data"]
 
 # the most of a run's time a live picture may take: it is redrawn only as often as this allows
 DRAWING_SHARE = 0.1
@@ -58,6 +58,18 @@ def frame_progress(progress_bar):
     return progress
 
 
+LOG_SPAN = 100  # a curve whose positive values span more than this factor is drawn on a log scale
+
+
+def log_scale(low, high):
+    """Whether a curve of values from `low` to `high` is drawn on a log scale.
+
+    >>> log_scale(0.001, 1.0), log_scale(0.5, 2.0), log_scale(0.0, 1.0)
+    (True, False, False)
+    """
+    return low > 0 and high / low > LOG_SPAN
+
+
 def loss_svg(steps, losses, width=520, height=110, most=400):
     """A small SVG line of `losses` over `steps` (log scale when they span more than a factor of 100).
 
@@ -70,7 +82,8 @@ def loss_svg(steps, losses, width=520, height=110, most=400):
         points = points[::math.ceil(len(points) / most)] + points[-1:]
     if not points:
         return f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"></svg>'
-    logarithmic = min(v for _, v in points) > 0 and max(v for _, v in points) / min(v for _, v in points) > 100
+    smallest, largest = min(v for _, v in points), max(v for _, v in points)
+    logarithmic = log_scale(smallest, largest)
     scale = math.log10 if logarithmic else float
     ys = [scale(v) for _, v in points]
     low, high = min(ys), max(ys)
@@ -87,9 +100,9 @@ def loss_svg(steps, losses, width=520, height=110, most=400):
     label = 'font: 10px sans-serif; fill: #444'
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">'
             f'<polyline points="{line}" fill="none" stroke="#b2182b" stroke-width="1.2"/>'
-            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" style="{label}">{max(v for _, v in points):.4g}</text>'
+            f'<text x="{left - 4}" y="{top + 8}" text-anchor="end" style="{label}">{largest:.4g}</text>'
             f'<text x="{left - 4}" y="{height - bottom}" text-anchor="end" style="{label}">'
-            f'{min(v for _, v in points):.4g}</text>'
+            f'{smallest:.4g}</text>'
             f'<text x="{left}" y="{height - 6}" style="{label}">batch loss{" (log)" if logarithmic else ""}, '
             f'steps {first} to {last}</text></svg>')
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import InputError, SimnetError
 from ..files import written_whole
+from ..progress import log_scale
 from ..runner import read_summary
 from ..trace import open_trace
 from .report import aligned, band
@@ -267,7 +268,7 @@ def compare_figure(traces, runs):
                     label=f"{label}: mean of {len(histories)} seeds, band min-max")
     axes[0].set_ylabel("batch loss")
     finite = np.concatenate([h["loss"][np.isfinite(h["loss"])] for g in groups.values() for h in g] or [[]])
-    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+    if finite.size and log_scale(finite.min(), finite.max()):
         axes[0].set_yscale("log")
     if classification:
         axes[1].set_ylabel("accuracy")

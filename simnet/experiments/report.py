@@ -6,6 +6,7 @@ import numpy as np
 
 from ..errors import SimnetError
 from ..files import written_whole
+from ..progress import log_scale
 from ..trace import open_trace
 from .plan import value_text
 
@@ -71,7 +72,7 @@ def sweep_figure(groups, keys, title):
         top.plot(steps, mean, color=colour, linewidth=1.6, label=f"{name} ({len(losses)} seeds)")
         everything.append(losses[np.isfinite(losses)])
     finite = np.concatenate(everything) if everything else np.zeros(0)
-    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+    if finite.size and log_scale(finite.min(), finite.max()):
         top.set_yscale("log")
         top.set_ylim(top=min(top.get_ylim()[1], 1e250))
     top.set_xlabel("step")

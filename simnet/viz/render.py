@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import SimnetError, TraceError
 from ..files import written_whole
+from ..progress import log_scale
 from .frames import KINDS as FILM_KINDS, Film
 from ..scenario.runinfo import loss_penalty, trace_data, trace_image, trace_sample
 from .gif import Counter, write_looks
@@ -117,7 +118,7 @@ def loss_figure(history, actions, penalty="", held_out=None):
         ax.plot(held_out["step"], held_out["loss"], color="#b2182b", linestyle="--", marker="o", markersize=3,
                 linewidth=1.2, label="held-out loss")
     finite = loss[np.isfinite(loss)]
-    if finite.size and finite.min() > 0 and finite.max() / finite.min() > 100:
+    if finite.size and log_scale(finite.min(), finite.max()):
         ax.set_yscale("log")
         # matplotlib's log ticks overflow near 1e300; a diverging loss leaves the chart at the top instead
         ax.set_ylim(top=min(ax.get_ylim()[1], 1e250))
