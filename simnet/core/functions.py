@@ -14,7 +14,7 @@ from ..errors import SimnetError
 
 __all__ = ["ACTIVATIONS", "CLASSIFICATION", "EPS", "LEAKY_SLOPE", "LOSSES", "Activation", "SimnetWarning", "accuracy",
            "activation", "activation_names", "class_index_problem", "class_targets", "confusion", "hinge_sign",
-           "label_problem", "loss_fit", "loss_function", "one_hot"]
+           "label_problem", "loss_fit", "loss_function", "one_hot", "softmax"]
 
 LEAKY_SLOPE = 0.01
 
@@ -116,6 +116,17 @@ def _hinge(P, Y):
     margin = 1.0 - t * P
     active = margin > 0
     return np.where(active, margin, 0.0).sum() / P.size, np.where(active, -t, 0.0) / P.size
+
+
+def softmax(z, axis=-1):
+    """The softmax of `z` along `axis`: probabilities from outputs (NaN left out of the shift that keeps
+    exp from overflowing).
+
+    >>> softmax(np.array([0.0, np.log(3.0)])).round(3)
+    array([0.25, 0.75])
+    """
+    shifted = np.exp(z - np.nanmax(z, axis=axis, keepdims=True))
+    return shifted / shifted.sum(axis=axis, keepdims=True)
 
 
 def _cross_entropy(P, Y):

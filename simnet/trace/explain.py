@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import SimnetError, TraceError
 from .export import FIELDS, plain, write_csv, write_jsonl
-from ..core.functions import activation as lookup_activation
+from ..core.functions import activation as lookup_activation, softmax
 from ..scenario.runinfo import penalty, trace_data, trace_image, training_data
 from ..scenario.running import evaluate
 
@@ -164,8 +164,7 @@ def explain_sample(trace, step, index, most=5):
     else:
         lines += [f"  {n.name:<8} {_n(x)}" for n, x in zip(net.inputs, X[index])]
     several = len(outputs) > 1
-    shifted = P - P.max()
-    probability = np.exp(shifted) / np.exp(shifted).sum()
+    probability = softmax(P)
     lines += ["", "outputs:" + ("  z and softmax probability" if several else "")]
     lines += [f"  {name:<8} z {_n(z):>10}" + (f"   p {p:.3f}" if several else "")
               for name, z, p in zip(outputs, P, probability)]

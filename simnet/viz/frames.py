@@ -28,6 +28,7 @@ import numpy as np
 from matplotlib import colormaps
 from matplotlib.colors import FuncNorm, LinearSegmentedColormap, ListedColormap, Normalize, TwoSlopeNorm, to_rgba
 
+from ..core.functions import softmax
 from ..errors import SimnetError
 from .layout import Layout, column_sizes, geometry
 from .picture import Bar, Look, Picture, Surface
@@ -524,8 +525,7 @@ def class_surface(outputs):
     """
     classes = len(outputs)
     shades = class_shades(classes)
-    shifted = outputs - np.nanmax(outputs, axis=0)
-    p = np.exp(shifted) / np.exp(shifted).sum(axis=0)
+    p = softmax(outputs, axis=0)
     picked = np.nan_to_num(p, nan=0.0).argmax(axis=0)
     sure = np.nan_to_num(p.max(axis=0), nan=1.0 / classes)
     strength = np.clip((sure - 1.0 / classes) / (1.0 - 1.0 / classes), 0.0, 1.0)
